@@ -1,0 +1,92 @@
+# Dry needling patient-education assistant.
+#
+#   make run    set everything up (venv, packages, spaCy pipeline, training data,
+#               model) and start the bot on http://localhost:5005
+#   make test   the same set-up, then lint, type checks and every test
+#
+# Each step is a file target, so a second run only redoes what changed.
+
+SHELL := /bin/bash
+
+# Rasa 3.6 needs Python 3.10 (it will not install on 3.11). Take the first 3.10
+# interpreter we can find: $(PYTHON310), python3.10 on PATH, or pyenv's.
+PYTHON310 ?= $(firstword $(shell command -v python3.10 2>/dev/null) \
+                         $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
+                         $(wildcard /usr/local/bin/python3.10 /usr/bin/python3.10))
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+RASA    := $(VENV)/bin/rasa
+STAMP   := $(VENV)/.installed
+SPACY   := build/spacy/en_dry_needling
+MODEL   := models/dry-needling.tar.gz
+
+# Everything the trained model depends on. A change to any of these retrains;
+# nothing else does.
+KNOWLEDGE  := $(wildcard knowledge/*.yml knowledge/topics/*.yml)
+TRAIN_DATA := $(shell find data -name '*.yml' 2>/dev/null)
+NLU_CODE   := $(wildcard assistant/nlu/*.py)
+GENERATED  := data/nlu/faq.yml data/responses/faq.yml
+
+export RASA_TELEMETRY_ENABLED := false
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: run test shell setup data model lint typecheck pytest coverage lock clean
+
+run: setup model
+	$(PY) -m assistant.launcher
+
+test: setup model lint typecheck pytest
+
+shell: setup model
+	$(PY) -m assistant.launcher --shell
+
+setup: $(STAMP) $(SPACY)/meta.json $(GENERATED)
+
+model: $(MODEL)
+
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found. Install it (e.g. 'pyenv install 3.10') or pass PYTHON310=/path/to/python3.10"; exit 1; }
+	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==24.0"
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c requirements.lock
+	touch $@
+
+# Our own spaCy pipeline (blank English + entity ruler), built from code because
+# no model package can be downloaded here.
+$(SPACY)/meta.json: $(STAMP) knowledge/conditions.yml assistant/spacy_pipeline.py
+	$(PY) -m assistant.spacy_pipeline --out $(SPACY)
+
+# Training data generated from the knowledge base (committed; rebuilt when the
+# knowledge base changes; tests fail if they are stale).
+$(GENERATED) &: $(STAMP) $(KNOWLEDGE) assistant/knowledge.py assistant/build_data.py
+	$(PY) -m assistant.build_data
+
+data: $(GENERATED)
+
+$(MODEL): $(STAMP) $(SPACY)/meta.json config.yml domain.yml $(TRAIN_DATA) $(GENERATED) $(NLU_CODE)
+	$(RASA) train --fixed-model-name dry-needling --out models --quiet
+	touch $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: setup model
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Which sentences of a folder of articles the knowledge base covers.
+DOCS ?= ../shared/seeds
+coverage: setup
+	$(PY) -m assistant.coverage $(DOCS)
+
+# Re-resolve and lock the dependency set after editing requirements*.txt.
+lock: $(STAMP)
+	(echo "# Full resolved dependency set (pip freeze) for Python 3.10. Regenerate with 'make lock'."; \
+	 $(PY) -m pip freeze --exclude-editable) > requirements.lock
+
+clean:
+	rm -rf build models results .pytest_cache .mypy_cache .ruff_cache

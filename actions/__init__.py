@@ -1,0 +1,1 @@
+"""Custom actions, one module per job; the action server loads this package."""

@@ -1,0 +1,307 @@
+"""Load and validate the knowledge base in ``knowledge/``.
+
+The knowledge base is the single source of truth for what the bot says about
+dry needling. It is read by:
+
+* ``assistant.build_data``     -> Rasa training data and ``utter_faq/*`` responses
+* ``assistant.spacy_pipeline`` -> the entity ruler's condition/body-area patterns
+* ``actions.conditions``       -> condition-specific answers
+* ``assistant.coverage``       -> which article sentences the answers cover
+
+Every problem found is reported with the file and field that caused it, so a
+clinic editing the YAML gets told exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+MIN_QUESTIONS = 10
+MAX_BUTTON_TITLE = 40
+
+
+class KnowledgeError(ValueError):
+    """The knowledge base is invalid; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    title: str
+    publisher: str
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    theme: str
+    title: str
+    answer: str
+    sources: List[str]
+    related: List[str]
+    questions: List[str]
+
+    @property
+    def payload(self) -> str:
+        """The button payload that asks for this topic directly (see assistant.nlu)."""
+        return topic_payload(self.id)
+
+
+@dataclass(frozen=True)
+class Condition:
+    id: str
+    name: str
+    terms: List[str]
+    areas: List[str]
+    answer: Optional[str]
+    sources: List[str]
+    related: List[str]
+    see: List[str]
+
+    @property
+    def covered(self) -> bool:
+        """True when the articles say something about this condition."""
+        return self.answer is not None
+
+
+@dataclass
+class KnowledgeBase:
+    sources: Dict[str, Source]
+    topics: Dict[str, Topic]
+    conditions: Dict[str, Condition]
+    # normalised term or body area -> condition id
+    condition_index: Dict[str, str] = field(default_factory=dict)
+
+    def find_condition(self, text: str) -> Optional[Condition]:
+        """The condition a term names ("Migranes", "sore neck", "sciatica"), if any."""
+        key = normalise_term(text)
+        for candidate in (key, key[:-1] if key.endswith("s") else key):
+            condition_id = self.condition_index.get(candidate)
+            if condition_id:
+                return self.conditions[condition_id]
+        return None
+
+
+def topic_payload(topic_id: str) -> str:
+    """Payload of a button that asks for one FAQ topic, e.g. ``/faq/what_is``."""
+    return f"/faq/{topic_id}"
+
+
+def related_buttons(kb: "KnowledgeBase", topic_ids: List[str]) -> List[Dict[str, str]]:
+    """Follow-up buttons (title + /faq/<topic> payload) for a list of topic ids."""
+    return [{"title": kb.topics[t].title, "payload": kb.topics[t].payload} for t in topic_ids]
+
+
+def condition_payload(condition_id: str) -> str:
+    """Payload of a button that asks about one condition."""
+    return f'/ask_condition{{"condition":"{condition_id}"}}'
+
+
+def normalise_term(text: str) -> str:
+    """Lower-case, drop apostrophes and collapse spaces/hyphens: "Bell's-palsy" -> "bells palsy"."""
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+def term_variants(term: str) -> List[str]:
+    """The term plus its plural ("migraine" -> "migraines", "injury" -> "injuries")."""
+    base = normalise_term(term)
+    variants = [base]
+    if base.endswith("y") and not base.endswith(("ay", "ey", "oy", "uy")):
+        variants.append(base[:-1] + "ies")
+    elif not base.endswith("s"):
+        variants.append(base + "s")
+    return variants
+
+
+def count_sentences(text: str) -> int:
+    return len([s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s])
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> Dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise KnowledgeError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise KnowledgeError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _require(entry: Dict[str, Any], key: str, where: str, kind: type = str) -> Any:
+    value = entry.get(key)
+    if value is None or (isinstance(value, (str, list)) and not value):
+        raise KnowledgeError(f"{where}: missing '{key}'")
+    if not isinstance(value, kind):
+        raise KnowledgeError(f"{where}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def _string_list(entry: Dict[str, Any], key: str, where: str) -> List[str]:
+    value = entry.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise KnowledgeError(f"{where}: '{key}' must be a list of non-empty strings")
+    return [v.strip() for v in value]
+
+
+def _load_sources(directory: Path) -> Dict[str, Source]:
+    path = directory / "sources.yml"
+    raw = _require(_read_yaml(path), "sources", str(path), dict)
+    return {
+        sid: Source(sid, _require(entry, "title", f"{path}: source '{sid}'"),
+                    _require(entry, "publisher", f"{path}: source '{sid}'"))
+        for sid, entry in raw.items()
+    }
+
+
+def _load_topics(directory: Path) -> Dict[str, Topic]:
+    topics: Dict[str, Topic] = {}
+    files = sorted((directory / "topics").glob("*.yml"))
+    if not files:
+        raise KnowledgeError(f"{directory / 'topics'}: no topic files found")
+    for path in files:
+        data = _read_yaml(path)
+        theme = _require(data, "theme", str(path))
+        for index, entry in enumerate(_require(data, "topics", str(path), list)):
+            where = f"{path.name}: topic #{index + 1}"
+            topic_id = _require(entry, "id", where)
+            where = f"{path.name}: topic '{topic_id}'"
+            if topic_id in topics:
+                raise KnowledgeError(f"{where}: id is used twice")
+            topics[topic_id] = Topic(
+                id=topic_id,
+                theme=theme,
+                title=_require(entry, "title", where),
+                answer=" ".join(_require(entry, "answer", where).split()),
+                sources=_string_list(entry, "sources", where),
+                related=_string_list(entry, "related", where),
+                questions=_string_list(entry, "questions", where),
+            )
+    return topics
+
+
+def _load_conditions(directory: Path) -> Dict[str, Condition]:
+    path = directory / "conditions.yml"
+    conditions: Dict[str, Condition] = {}
+    for index, entry in enumerate(_require(_read_yaml(path), "conditions", str(path), list)):
+        condition_id = _require(entry, "id", f"{path.name}: condition #{index + 1}")
+        where = f"{path.name}: condition '{condition_id}'"
+        if condition_id in conditions:
+            raise KnowledgeError(f"{where}: id is used twice")
+        answer = entry.get("answer")
+        conditions[condition_id] = Condition(
+            id=condition_id,
+            name=_require(entry, "name", where),
+            terms=_string_list(entry, "terms", where),
+            areas=_string_list(entry, "areas", where),
+            answer=" ".join(answer.split()) if isinstance(answer, str) else None,
+            sources=_string_list(entry, "sources", where),
+            related=_string_list(entry, "related", where),
+            see=_string_list(entry, "see", where),
+        )
+    return conditions
+
+
+# --------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------
+
+
+def _validate_topic(topic: Topic, kb: KnowledgeBase, seen_questions: Dict[str, str]) -> None:
+    where = f"topic '{topic.id}'"
+    if not ID_PATTERN.match(topic.id):
+        raise KnowledgeError(f"{where}: id must be lower_snake_case")
+    if len(topic.title) > MAX_BUTTON_TITLE:
+        raise KnowledgeError(f"{where}: 'title' is a button label, keep it under {MAX_BUTTON_TITLE} characters")
+    if not 2 <= count_sentences(topic.answer) <= 4:
+        raise KnowledgeError(f"{where}: 'answer' should be 2-4 short sentences")
+    if len(topic.questions) < MIN_QUESTIONS:
+        raise KnowledgeError(f"{where}: 'questions' needs at least {MIN_QUESTIONS} examples")
+    if not 2 <= len(topic.related) <= 3:
+        raise KnowledgeError(f"{where}: 'related' should list 2-3 topics")
+    for related in topic.related:
+        if related not in kb.topics or related == topic.id:
+            raise KnowledgeError(f"{where}: 'related' names unknown topic '{related}'")
+    _validate_sources(topic.sources, kb, where)
+    for question in topic.questions:
+        key = normalise_term(question)
+        if key in seen_questions:
+            raise KnowledgeError(
+                f"{where}: question '{question}' is also listed under '{seen_questions[key]}'"
+            )
+        seen_questions[key] = topic.id
+
+
+def _validate_sources(source_ids: List[str], kb: KnowledgeBase, where: str) -> None:
+    if not source_ids:
+        raise KnowledgeError(f"{where}: 'sources' must name at least one article")
+    for source_id in source_ids:
+        if source_id not in kb.sources:
+            raise KnowledgeError(f"{where}: 'sources' names unknown article '{source_id}'")
+
+
+def _validate_condition(condition: Condition, kb: KnowledgeBase) -> None:
+    where = f"condition '{condition.id}'"
+    if not ID_PATTERN.match(condition.id):
+        raise KnowledgeError(f"{where}: id must be lower_snake_case")
+    if not condition.terms:
+        raise KnowledgeError(f"{where}: 'terms' must list at least one term")
+    if condition.covered:
+        _validate_sources(condition.sources, kb, where)
+        for related in condition.related:
+            if related not in kb.topics:
+                raise KnowledgeError(f"{where}: 'related' names unknown topic '{related}'")
+    for other in condition.see:
+        if other not in kb.conditions or not kb.conditions[other].covered:
+            raise KnowledgeError(f"{where}: 'see' must name a covered condition, not '{other}'")
+
+
+def _index_conditions(kb: KnowledgeBase) -> None:
+    """Map every term, plural and body area to its condition; a clash is an error."""
+    for condition in kb.conditions.values():
+        keys = [condition.id.replace("_", " ")]
+        for term in condition.terms + condition.areas:
+            keys.extend(term_variants(term))
+        for key in keys:
+            owner = kb.condition_index.setdefault(key, condition.id)
+            if owner != condition.id:
+                raise KnowledgeError(
+                    f"condition '{condition.id}': term '{key}' already belongs to '{owner}'"
+                )
+
+
+def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> KnowledgeBase:
+    """Read and validate the whole knowledge base (raises KnowledgeError)."""
+    kb = KnowledgeBase(
+        sources=_load_sources(directory),
+        topics=_load_topics(directory),
+        conditions=_load_conditions(directory),
+    )
+    seen_questions: Dict[str, str] = {}
+    for topic in kb.topics.values():
+        _validate_topic(topic, kb, seen_questions)
+    for condition in kb.conditions.values():
+        _validate_condition(condition, kb)
+    _index_conditions(kb)
+    return kb
+
+
+@lru_cache(maxsize=None)
+def cached_knowledge(directory: Path = KNOWLEDGE_DIR) -> KnowledgeBase:
+    """The knowledge base, read once per process (actions call this per turn)."""
+    return load_knowledge(directory)
