@@ -26,7 +26,7 @@ MODEL   := models/dry-needling.tar.gz
 KNOWLEDGE  := $(wildcard knowledge/*.yml knowledge/topics/*.yml)
 TRAIN_DATA := $(shell find data -name '*.yml' 2>/dev/null)
 NLU_CODE   := $(wildcard assistant/nlu/*.py)
-GENERATED  := data/nlu/faq.yml data/responses/faq.yml
+GENERATED  := data/nlu/faq.yml data/nlu/conditions_lookup.yml data/responses/faq.yml
 
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
@@ -55,7 +55,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 
 # Our own spaCy pipeline (blank English + entity ruler), built from code because
 # no model package can be downloaded here.
-$(SPACY)/meta.json: $(STAMP) knowledge/conditions.yml assistant/spacy_pipeline.py
+$(SPACY)/meta.json: $(STAMP) knowledge/conditions.yml assistant/spacy_pipeline.py assistant/knowledge.py
 	$(PY) -m assistant.spacy_pipeline --out $(SPACY)
 
 # Training data generated from the knowledge base (committed; rebuilt when the

@@ -9,7 +9,7 @@ invented claim.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -40,6 +40,9 @@ def conditions_in_message(kb: KnowledgeBase, entities: List[Dict[str, Any]]) -> 
 
 
 def answer_condition(dispatcher: CollectingDispatcher, kb: KnowledgeBase, condition: Condition) -> None:
+    if condition.topic is not None:
+        dispatcher.utter_message(response=f"utter_faq/{condition.topic}")
+        return
     if condition.answer is not None:
         dispatcher.utter_message(text=condition.answer, buttons=related_buttons(kb, condition.related))
         return
@@ -53,12 +56,12 @@ def answer_condition(dispatcher: CollectingDispatcher, kb: KnowledgeBase, condit
 
 
 class ActionAnswerCondition(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_answer_condition"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[Dict[str, Any]]:
         kb = cached_knowledge()
         conditions = conditions_in_message(kb, tracker.latest_message.get("entities", []))
         if not conditions:

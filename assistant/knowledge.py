@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -67,11 +67,12 @@ class Condition:
     sources: List[str]
     related: List[str]
     see: List[str]
+    topic: Optional[str] = None  # answered by this FAQ topic instead of `answer`
 
     @property
     def covered(self) -> bool:
         """True when the articles say something about this condition."""
-        return self.answer is not None
+        return self.answer is not None or self.topic is not None
 
 
 @dataclass
@@ -97,7 +98,7 @@ def topic_payload(topic_id: str) -> str:
     return f"/faq/{topic_id}"
 
 
-def related_buttons(kb: "KnowledgeBase", topic_ids: List[str]) -> List[Dict[str, str]]:
+def related_buttons(kb: KnowledgeBase, topic_ids: List[str]) -> List[Dict[str, str]]:
     """Follow-up buttons (title + /faq/<topic> payload) for a list of topic ids."""
     return [{"title": kb.topics[t].title, "payload": kb.topics[t].payload} for t in topic_ids]
 
@@ -110,7 +111,7 @@ def condition_payload(condition_id: str) -> str:
 def normalise_term(text: str) -> str:
     """Lower-case, drop apostrophes and collapse spaces/hyphens: "Bell's-palsy" -> "bells palsy"."""
     text = text.lower().replace("'", "").replace("\u2019", "")
-    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+    return " ".join(re.sub(r"[\W_]+", " ", text).split())
 
 
 def term_variants(term: str) -> List[str]:
@@ -213,6 +214,7 @@ def _load_conditions(directory: Path) -> Dict[str, Condition]:
             sources=_string_list(entry, "sources", where),
             related=_string_list(entry, "related", where),
             see=_string_list(entry, "see", where),
+            topic=entry.get("topic"),
         )
     return conditions
 
@@ -227,7 +229,9 @@ def _validate_topic(topic: Topic, kb: KnowledgeBase, seen_questions: Dict[str, s
     if not ID_PATTERN.match(topic.id):
         raise KnowledgeError(f"{where}: id must be lower_snake_case")
     if len(topic.title) > MAX_BUTTON_TITLE:
-        raise KnowledgeError(f"{where}: 'title' is a button label, keep it under {MAX_BUTTON_TITLE} characters")
+        raise KnowledgeError(
+            f"{where}: 'title' is a button label, keep it under {MAX_BUTTON_TITLE} characters"
+        )
     if not 2 <= count_sentences(topic.answer) <= 4:
         raise KnowledgeError(f"{where}: 'answer' should be 2-4 short sentences")
     if len(topic.questions) < MIN_QUESTIONS:
@@ -261,7 +265,9 @@ def _validate_condition(condition: Condition, kb: KnowledgeBase) -> None:
         raise KnowledgeError(f"{where}: id must be lower_snake_case")
     if not condition.terms:
         raise KnowledgeError(f"{where}: 'terms' must list at least one term")
-    if condition.covered:
+    if condition.topic is not None and condition.topic not in kb.topics:
+        raise KnowledgeError(f"{where}: 'topic' names unknown topic '{condition.topic}'")
+    if condition.answer is not None:
         _validate_sources(condition.sources, kb, where)
         for related in condition.related:
             if related not in kb.topics:
@@ -301,7 +307,7 @@ def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> KnowledgeBase:
     return kb
 
 
-@lru_cache(maxsize=None)
+@cache
 def cached_knowledge(directory: Path = KNOWLEDGE_DIR) -> KnowledgeBase:
     """The knowledge base, read once per process (actions call this per turn)."""
     return load_knowledge(directory)

@@ -28,13 +28,20 @@ BODY_AREA_LABEL = "body_area"
 PIPELINE_NAME = "en_dry_needling"
 
 
+def pattern_variants(term: str) -> List[str]:
+    """Spellings to match: as written ("long-term pain", "bell's palsy") and normalised, with plurals."""
+    written = term.lower().strip()
+    variants = dict.fromkeys(term_variants(term) + [written, written + "s"])
+    return list(variants)
+
+
 def ruler_patterns(kb: KnowledgeBase) -> List[Dict[str, str]]:
-    """Phrase patterns for every condition term and body area, with plurals."""
+    """Phrase patterns for every condition term and body area."""
     patterns: List[Dict[str, str]] = []
     for condition in kb.conditions.values():
         for label, terms in ((CONDITION_LABEL, condition.terms), (BODY_AREA_LABEL, condition.areas)):
             for term in terms:
-                for variant in term_variants(term):
+                for variant in pattern_variants(term):
                     patterns.append({"label": label, "pattern": variant, "id": condition.id})
     return patterns
 
@@ -55,10 +62,10 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the spaCy pipeline.")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    nlp = build_pipeline(load_knowledge())
+    kb = load_knowledge()
     args.out.mkdir(parents=True, exist_ok=True)
-    nlp.to_disk(args.out)
-    print(f"spaCy pipeline written to {args.out} ({len(nlp.get_pipe('entity_ruler'))} patterns)")
+    build_pipeline(kb).to_disk(args.out)
+    print(f"spaCy pipeline written to {args.out} ({len(ruler_patterns(kb))} patterns)")
     return 0
 
 

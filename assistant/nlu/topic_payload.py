@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -43,7 +43,7 @@ class TopicPayloadHandler(GraphComponent):
         self,
         model_storage: ModelStorage,
         resource: Resource,
-        responses: Optional[Dict[Text, List[Dict[Text, Any]]]] = None,
+        responses: Optional[Dict[str, List[Dict[str, Any]]]] = None,
     ) -> None:
         self._model_storage = model_storage
         self._resource = resource
@@ -54,22 +54,22 @@ class TopicPayloadHandler(GraphComponent):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "TopicPayloadHandler":
+    ) -> TopicPayloadHandler:
         return cls(model_storage, resource)
 
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "TopicPayloadHandler":
+    ) -> TopicPayloadHandler:
         try:
             with model_storage.read_from(resource) as directory:
                 responses = read_json_file(directory / cls.FILE)

@@ -1,0 +1,219 @@
+"""Start the action server and the Rasa server together, and stop them together.
+
+    python -m assistant.launcher            # what `make run` does
+    python -m assistant.launcher --shell    # talk to the bot in the terminal
+
+Ports and storage come from the environment, with the embedded defaults:
+
+    RASA_PORT=5005  ACTIONS_PORT=5055  TRACKER_DB=var/tracker.db
+
+The same ``Stack`` class is used by the end-to-end tests, so what they test is
+exactly what ``make run`` starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Dict, List, Optional
+
+from assistant.knowledge import PROJECT_ROOT
+
+VENV_BIN = Path(sys.executable).parent
+MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
+STOP_GRACE_SECONDS = 15
+
+
+@dataclass
+class Settings:
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    tracker_db: Path = PROJECT_ROOT / "var" / "tracker.db"
+    model: Path = MODEL
+    extra_env: Dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            rasa_port=int(os.environ.get("RASA_PORT", 5005)),
+            actions_port=int(os.environ.get("ACTIONS_PORT", 5055)),
+            tracker_db=Path(os.environ.get("TRACKER_DB", PROJECT_ROOT / "var" / "tracker.db")),
+        )
+
+    def environment(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RASA_PORT=str(self.rasa_port),
+            ACTIONS_PORT=str(self.actions_port),
+            TRACKER_DB=str(self.tracker_db),
+            RASA_TELEMETRY_ENABLED="false",
+            SQLALCHEMY_SILENCE_UBER_WARNING="1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+        )
+        env.update(self.extra_env)
+        return env
+
+
+def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Poll `url` until it answers; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+class Stack:
+    """The action server + the Rasa server, as child processes."""
+
+    def __init__(self, settings: Settings, log_dir: Optional[Path] = None) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.processes: List[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.rasa_port}"
+
+    def _spawn(self, name: str, command: List[str]) -> subprocess.Popen:
+        log: Optional[Path] = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = self.log_dir / f"{name}.log"
+        with open(log if log else os.devnull, "ab") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.settings.environment(),
+                # without a log dir the servers write to this terminal
+                stdout=output if log else None,
+                stderr=subprocess.STDOUT if log else None,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            )
+        self.processes.append(process)
+        return process
+
+    def start_actions(self, timeout: float = 60) -> None:
+        process = self._spawn(
+            "actions",
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
+             "--port", str(self.settings.actions_port)],
+        )
+        _wait_http(f"http://127.0.0.1:{self.settings.actions_port}/health", process, timeout)
+
+    def rasa_command(self, subcommand: str) -> List[str]:
+        return [
+            str(VENV_BIN / "rasa"), subcommand,
+            "--model", str(self.settings.model),
+            "--endpoints", "endpoints.yml",
+            "--credentials", "credentials.yml",
+        ]
+
+    def start_rasa(self, timeout: float = 120) -> None:
+        self.settings.tracker_db.parent.mkdir(parents=True, exist_ok=True)
+        command = self.rasa_command("run") + ["--port", str(self.settings.rasa_port)]
+        process = self._spawn("rasa", command)
+        _wait_http(self.url + "/", process, timeout)
+
+    def start(self) -> Stack:
+        try:
+            self.start_actions()
+            self.start_rasa()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def first_exited(self) -> Optional[subprocess.Popen]:
+        return next((p for p in self.processes if p.poll() is not None), None)
+
+
+def _banner(settings: Settings) -> str:
+    url = f"http://localhost:{settings.rasa_port}"
+    return (
+        "\n"
+        f"  The assistant is running.\n"
+        f"    REST webhook:  POST {url}/webhooks/rest/webhook\n"
+        f"    try:           curl -s {url}/webhooks/rest/webhook "
+        "-H 'Content-Type: application/json' -d '{\"sender\":\"me\",\"message\":\"does it hurt?\"}'\n"
+        f"    conversations: {settings.tracker_db}\n"
+        "  Press Ctrl-C to stop.\n"
+    )
+
+
+def run_forever(settings: Settings) -> int:
+    stack = Stack(settings)
+    stopping = False
+
+    def request_stop(signum: int, frame: Optional[FrameType]) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        stack.start()
+    except (RuntimeError, TimeoutError) as error:
+        print(f"Could not start the assistant: {error}", file=sys.stderr)
+        return 1
+    print(_banner(settings), flush=True)
+    exit_code = 0
+    while not stopping:
+        crashed = stack.first_exited()
+        if crashed is not None:
+            print(f"A server stopped unexpectedly (exit code {crashed.returncode}); shutting down.",
+                  file=sys.stderr)
+            exit_code = 1
+            break
+        time.sleep(0.5)
+    print("Stopping the assistant...", flush=True)
+    stack.stop()
+    return exit_code
+
+
+def run_shell(settings: Settings) -> int:
+    stack = Stack(settings)
+    stack.start_actions()
+    try:
+        return subprocess.call(stack.rasa_command("shell"), cwd=PROJECT_ROOT, env=settings.environment())
+    finally:
+        stack.stop()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the assistant.")
+    parser.add_argument("--shell", action="store_true", help="talk to it in this terminal")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    return run_shell(settings) if args.shell else run_forever(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Shared fixtures. Tests run against the model `make test` trained (once per run)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, load_knowledge
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+# Figures measured by tests (accuracy, trade-offs...), printed at the end of the
+# run so they are visible in every `make test` log.
+FIGURES: List[str] = []
+
+
+def report_figure(line: str) -> None:
+    FIGURES.append(line)
+    print(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return load_knowledge()
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run the tests with `make test`, which trains it")
+    return MODEL
+
+
+@pytest.fixture(scope="session")
+def agent(model_path: Path) -> Any:
+    """The trained model, loaded once for all NLU tests."""
+    from assistant.evaluation import load_agent
+
+    return load_agent(model_path)
+
+
+@pytest.fixture(scope="session")
+def parse(agent: Any) -> Any:
+    """parse("text") -> Rasa's parse data, using the trained model."""
+    loop = asyncio.new_event_loop()
+
+    def _parse(text: str) -> Dict[str, Any]:
+        return loop.run_until_complete(agent.parse_message(text))
+
+    yield _parse
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Any]:
+    """The real Rasa server + action server on free ports, with a fresh SQLite store."""
+    from assistant.launcher import Settings, Stack
+
+    workdir = tmp_path_factory.mktemp("stack")
+    settings = Settings(
+        rasa_port=free_port(),
+        actions_port=free_port(),
+        tracker_db=workdir / "tracker.db",
+        model=model_path,
+    )
+    running = Stack(settings, log_dir=workdir / "logs").start()
+    yield running
+    running.stop()

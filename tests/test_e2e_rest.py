@@ -1,0 +1,63 @@
+"""End to end: the real Rasa server + action server on free ports, over the REST webhook."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.request
+import uuid
+from typing import Any, Dict, List
+
+from assistant.knowledge import KnowledgeBase
+
+
+def say(stack: Any, sender: str, message: str) -> List[Dict[str, Any]]:
+    request = urllib.request.Request(
+        stack.url + "/webhooks/rest/webhook",
+        data=json.dumps({"sender": sender, "message": message}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def texts(replies: List[Dict[str, Any]]) -> List[str]:
+    return [r.get("text", "") for r in replies]
+
+
+def test_a_short_conversation(stack: Any, kb: KnowledgeBase) -> None:
+    sender = f"e2e-{uuid.uuid4().hex[:8]}"
+
+    greeting = say(stack, sender, "hello")
+    assert "not personal medical advice" in texts(greeting)[0]
+    assert {b["payload"] for b in greeting[0]["buttons"]} >= {"/faq/what_is"}
+
+    answer = say(stack, sender, "does dry needling hurt?")
+    assert texts(answer) == [kb.topics["does_it_hurt"].answer]
+    assert [b["payload"] for b in answer[0]["buttons"]] == [
+        kb.topics[t].payload for t in kb.topics["does_it_hurt"].related
+    ]
+
+    # clicking a related-topic button answers that topic
+    followed = say(stack, sender, answer[0]["buttons"][0]["payload"])
+    first_related = kb.topics["does_it_hurt"].related[0]
+    assert texts(followed) == [kb.topics[first_related].answer]
+
+    # a condition-specific answer comes from the action server
+    assert texts(say(stack, sender, "can it help my tennis elbow?")) == [
+        kb.conditions["tennis_elbow"].answer
+    ]
+    uncovered = texts(say(stack, sender, "would it help my asthma"))
+    assert "don't cover asthma" in uncovered[0]
+
+
+def test_the_conversation_is_stored_in_the_sqlite_tracker_store(stack: Any) -> None:
+    sender = f"store-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "how long is a session")
+    with sqlite3.connect(stack.settings.tracker_db) as db:
+        rows = db.execute(
+            "SELECT type_name FROM events WHERE sender_id = ?", (sender,)
+        ).fetchall()
+    kinds = [row[0] for row in rows]
+    assert "user" in kinds and "bot" in kinds
