@@ -26,7 +26,7 @@ MODEL   := models/dry-needling.tar.gz
 KNOWLEDGE  := $(wildcard knowledge/*.yml knowledge/topics/*.yml)
 TRAIN_DATA := $(shell find data -name '*.yml' 2>/dev/null)
 NLU_CODE   := $(wildcard assistant/nlu/*.py)
-GENERATED  := data/nlu/faq.yml data/nlu/conditions_lookup.yml data/responses/faq.yml
+DATA_STAMP := build/.training-data
 
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
@@ -42,7 +42,7 @@ test: setup model lint typecheck pytest
 shell: setup model
 	$(PY) -m assistant.launcher --shell
 
-setup: $(STAMP) $(SPACY)/meta.json $(GENERATED)
+setup: $(STAMP) $(SPACY)/meta.json $(DATA_STAMP)
 
 model: $(MODEL)
 
@@ -58,14 +58,17 @@ $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 $(SPACY)/meta.json: $(STAMP) knowledge/conditions.yml assistant/spacy_pipeline.py assistant/knowledge.py
 	$(PY) -m assistant.spacy_pipeline --out $(SPACY)
 
-# Training data generated from the knowledge base (committed; rebuilt when the
-# knowledge base changes; tests fail if they are stale).
-$(GENERATED) &: $(STAMP) $(KNOWLEDGE) assistant/knowledge.py assistant/build_data.py
+# Training data generated from the knowledge base (committed; tests fail if they
+# are stale). The builder rewrites a file only when its content changes, so an
+# edit that doesn't change the training data (an answer of a condition, say)
+# doesn't retrain the model.
+$(DATA_STAMP): $(STAMP) $(KNOWLEDGE) assistant/knowledge.py assistant/build_data.py
 	$(PY) -m assistant.build_data
+	@mkdir -p $(dir $@) && touch $@
 
-data: $(GENERATED)
+data: $(DATA_STAMP)
 
-$(MODEL): $(STAMP) $(SPACY)/meta.json config.yml domain.yml $(TRAIN_DATA) $(GENERATED) $(NLU_CODE)
+$(MODEL): $(STAMP) $(SPACY)/meta.json $(DATA_STAMP) config.yml domain.yml $(TRAIN_DATA) $(NLU_CODE)
 	$(RASA) train --fixed-model-name dry-needling --out models --quiet
 	touch $@
 

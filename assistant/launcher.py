@@ -58,6 +58,8 @@ class Settings:
             RASA_TELEMETRY_ENABLED="false",
             SQLALCHEMY_SILENCE_UBER_WARNING="1",
             TF_CPP_MIN_LOG_LEVEL="2",
+            # Rasa 3.6's dependencies print pages of DeprecationWarnings at start-up.
+            PYTHONWARNINGS="ignore::DeprecationWarning",
         )
         env.update(self.extra_env)
         return env

@@ -1,0 +1,117 @@
+"""Which sentences of a folder of articles does the knowledge base answer?
+
+    make coverage DOCS=path/to/articles        (plain-text files, *.txt)
+
+spaCy splits each article into sentences; each sentence is compared (TF-IDF
+cosine similarity over words and word pairs) with every topic and covered
+condition of the knowledge base. A sentence whose best match is below the
+threshold is reported as "not covered", so a clinic adding its own articles sees
+what the bot does not answer yet. Nothing is written; the articles stay where
+they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import spacy
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics.pairwise import cosine_similarity
+
+from assistant.knowledge import KnowledgeBase, load_knowledge
+
+DEFAULT_THRESHOLD = 0.15
+MIN_WORDS = 5  # headings and fragments are not facts to cover
+
+
+@dataclass
+class SentenceCoverage:
+    article: str
+    sentence: str
+    best: Optional[str]  # "topic:<id>" / "condition:<id>", or None when not covered
+    score: float
+
+
+def knowledge_documents(kb: KnowledgeBase) -> List[Tuple[str, str]]:
+    """(label, text) for every answer the bot can give."""
+    documents = [
+        (f"topic:{t.id}", " ".join([t.title, t.answer, *t.questions])) for t in kb.topics.values()
+    ]
+    documents += [
+        (f"condition:{c.id}", " ".join([c.name, c.answer or "", *c.terms]))
+        for c in kb.conditions.values()
+        if c.answer
+    ]
+    return documents
+
+
+def split_sentences(text: str) -> List[str]:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    sentences = []
+    for paragraph in text.splitlines():
+        for sentence in nlp(paragraph.strip()).sents:
+            words = sentence.text.split()
+            if len(words) >= MIN_WORDS:
+                sentences.append(" ".join(words))
+    return sentences
+
+
+def coverage(kb: KnowledgeBase, folder: Path, threshold: float = DEFAULT_THRESHOLD) -> List[SentenceCoverage]:
+    labels, texts = zip(*knowledge_documents(kb), strict=True)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), stop_words="english", sublinear_tf=True)
+    knowledge_matrix = vectorizer.fit_transform(texts)
+    results: List[SentenceCoverage] = []
+    for article in sorted(folder.glob("*.txt")):
+        sentences = split_sentences(article.read_text(encoding="utf-8", errors="ignore"))
+        if not sentences:
+            continue
+        scores = cosine_similarity(vectorizer.transform(sentences), knowledge_matrix)
+        for sentence, row in zip(sentences, scores, strict=True):
+            best = int(row.argmax())
+            score = float(row[best])
+            label = labels[best] if score >= threshold else None
+            results.append(SentenceCoverage(article.name, sentence, label, score))
+    return results
+
+
+def print_report(results: List[SentenceCoverage]) -> None:
+    article = None
+    for item in results:
+        if item.article != article:
+            article = item.article
+            print(f"\n== {article}")
+        where = item.best or "-- NOT COVERED --"
+        print(f"  [{where:<32} {item.score:.2f}] {item.sentence[:110]}")
+    covered = sum(1 for r in results if r.best)
+    share = covered / len(results) if results else 0.0
+    print(f"\n{covered} of {len(results)} sentences covered ({share:.0%}).")
+    missing = [r for r in results if not r.best]
+    if missing:
+        print("Not covered yet (add a topic or questions to knowledge/ if patients ask about these):")
+        for item in missing:
+            print(f"  - {item.article}: {item.sentence[:110]}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Knowledge-base coverage of a folder of articles.")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        print(f"{args.folder} is not a folder of .txt articles", file=sys.stderr)
+        return 2
+    results = coverage(load_knowledge(), args.folder, args.threshold)
+    if not results:
+        print(f"No sentences found in {args.folder}/*.txt", file=sys.stderr)
+        return 1
+    print_report(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""`make coverage`: which article sentences the knowledge base answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.coverage import coverage, main
+from assistant.knowledge import KnowledgeBase
+
+
+@pytest.fixture()
+def articles(tmp_path: Path) -> Path:
+    (tmp_path / "clinic_post.txt").write_text(
+        "Dry Needling FAQ\n"
+        "Most dry needling sessions last about thirty minutes, so a lunch break is enough.\n"
+        "Our car park is being resurfaced by the council during the first week of May.\n",
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+def test_each_sentence_is_matched_to_a_topic_or_reported_missing(
+    kb: KnowledgeBase, articles: Path
+) -> None:
+    results = coverage(kb, articles)
+    # the two-word heading is too short to count as a fact
+    assert [r.sentence[:20] for r in results] == ["Most dry needling se", "Our car park is bein"]
+    session, car_park = results
+    assert session.best == "topic:session_length"
+    assert car_park.best is None
+
+
+def test_cli_prints_a_summary(articles: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(articles)]) == 0
+    output = capsys.readouterr().out
+    assert "1 of 2 sentences covered (50%)" in output
+    assert "NOT COVERED" in output
+
+
+def test_cli_rejects_a_missing_folder(tmp_path: Path) -> None:
+    assert main([str(tmp_path / "nope")]) == 2
