@@ -8,11 +8,15 @@
 
 SHELL := /bin/bash
 
-# Rasa 3.6 needs Python 3.10 (it will not install on 3.11). Take the first 3.10
-# interpreter we can find: $(PYTHON310), python3.10 on PATH, or pyenv's.
-PYTHON310 ?= $(firstword $(shell command -v python3.10 2>/dev/null) \
-                         $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
-                         $(wildcard /usr/local/bin/python3.10 /usr/bin/python3.10))
+# Rasa 3.6 needs Python 3.10 (it will not install on 3.11). Take the first
+# candidate that really runs 3.10 (a pyenv shim on PATH may not), or pass
+# PYTHON310=/path/to/python3.10.
+ifndef PYTHON310
+PYTHON310 := $(shell for p in $(HOME)/.pyenv/versions/3.10*/bin/python3.10 \
+                  "$$(command -v python3.10)" /usr/local/bin/python3.10 /usr/bin/python3.10; do \
+                  [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
+                  2>/dev/null && { echo "$$p"; break; }; done)
+endif
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
