@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest coverage lock clean
+.PHONY: run test shell setup data model lint typecheck pytest coverage requests lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -89,6 +89,10 @@ pytest: setup model
 DOCS ?= ../shared/seeds
 coverage: setup
 	$(PY) -m assistant.coverage $(DOCS)
+
+# Staff: list / export / close call-back requests (see assistant/requests_cli.py).
+requests: $(STAMP)
+	@$(PY) -m assistant.requests_cli $(ARGS)
 
 # Re-resolve and lock the dependency set after editing requirements*.txt.
 lock: $(STAMP)

@@ -170,7 +170,22 @@ def _banner(settings: Settings) -> str:
     )
 
 
+def check_configuration() -> Optional[str]:
+    """Validate clinic.yml before starting anything; the error names the bad field."""
+    from assistant.clinic import ClinicConfigError, load_clinic
+
+    try:
+        load_clinic()
+    except ClinicConfigError as error:
+        return str(error)
+    return None
+
+
 def run_forever(settings: Settings) -> int:
+    problem = check_configuration()
+    if problem:
+        print(f"Cannot start: {problem}", file=sys.stderr)
+        return 2
     stack = Stack(settings)
     stopping = False
 

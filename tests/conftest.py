@@ -85,6 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterato
         actions_port=free_port(),
         tracker_db=workdir / "tracker.db",
         model=model_path,
+        extra_env={"REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}"},
     )
     running = Stack(settings, log_dir=workdir / "logs").start()
     yield running

@@ -1,0 +1,162 @@
+"""Validation of the call-back form: name, phone or email, time, note, consent.
+
+Phones are validated and normalised (E.164) with `phonenumbers` for the
+clinic's region; emails with `email-validator`. Three unusable contact answers
+in a row end the form with an offer to call the clinic instead. Nothing typed
+here is logged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Dict, Optional, Tuple
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from assistant.clinic import current_clinic
+
+MAX_NAME = 80
+MAX_TIME = 120
+MAX_REASON = 300
+MAX_BAD_CONTACTS = 3
+SKIP_WORDS = {"skip", "no", "nope", "none", "nothing", "no thanks", "nothing else", "n/a", "-"}
+NO_NOTE = "(none)"
+
+
+def clean_text(value: Any) -> str:
+    """Collapse whitespace and drop control characters."""
+    text = "".join(ch for ch in str(value or "") if unicodedata.category(ch)[0] != "C" or ch == " ")
+    return " ".join(text.split())
+
+
+def valid_name(value: Any) -> Optional[str]:
+    name = clean_text(value)
+    name = re.sub(r"^(my name is|i am|i'm|it's|its|this is|call me)\s+", "", name, flags=re.I)
+    if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
+        return None
+    if sum(ch.isdigit() for ch in name) > 0 or "@" in name:
+        return None  # a phone number or email typed in the wrong place
+    return name
+
+
+def parse_contact(value: Any, region: str) -> Optional[Tuple[str, str]]:
+    """(normalised contact, "phone" | "email"), or None if it is neither."""
+    text = clean_text(value)
+    if not text or len(text) > 320:
+        return None
+    if "@" in text:
+        candidate = text.split()[-1] if " " in text else text
+        try:
+            return validate_email(candidate, check_deliverability=False).normalized, "email"
+        except EmailNotValidError:
+            return None
+    for match in phonenumbers.PhoneNumberMatcher(text, region):
+        if phonenumbers.is_valid_number(match.number):
+            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164), "phone"
+    return None
+
+
+QUESTION_START = re.compile(
+    r"^(what|whats|what's|how|does|do|is|are|can|could|will|would|why|when|where|who|should)\b", re.I
+)
+
+
+def looks_like_question(text: str) -> bool:
+    return text.rstrip().endswith("?") or bool(QUESTION_START.match(text.strip()))
+
+
+def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker, value: Any) -> bool:
+    """If the visitor asked an FAQ instead of answering, answer it (the form asks again)."""
+    if not looks_like_question(clean_text(value)):
+        return False
+    message = tracker.latest_message or {}
+    if (message.get("intent") or {}).get("name") != "faq":
+        return False
+    selected = ((message.get("response_selector") or {}).get("faq") or {}).get("response") or {}
+    utter_action = selected.get("utter_action")
+    if not utter_action:
+        return False
+    dispatcher.utter_message(response=utter_action)
+    return True
+
+
+def example_phone(region: str) -> str:
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        return "your mobile number"
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+class ValidateCallbackForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_callback_form"
+
+    def validate_callback_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        if answer_digression(dispatcher, tracker, value):
+            return {"callback_name": None}
+        name = valid_name(value)
+        if name is None:
+            dispatcher.utter_message(response="utter_invalid_name", max_length=MAX_NAME)
+        return {"callback_name": name}
+
+    def validate_callback_contact(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        if answer_digression(dispatcher, tracker, value):
+            return {"callback_contact": None}
+        region = current_clinic().region
+        parsed = parse_contact(value, region)
+        if parsed is not None:
+            contact, kind = parsed
+            return {"callback_contact": contact, "callback_contact_type": kind, "callback_bad_contacts": 0}
+        failures = int(tracker.get_slot("callback_bad_contacts") or 0) + 1
+        if failures >= MAX_BAD_CONTACTS:
+            dispatcher.utter_message(response="utter_callback_call_instead")
+            # Ending the form early: action_finish_callback sees it wasn't confirmed.
+            return {"callback_contact": None, "callback_bad_contacts": failures, "requested_slot": None}
+        dispatcher.utter_message(response="utter_invalid_contact", example_phone=example_phone(region))
+        return {"callback_contact": None, "callback_bad_contacts": failures}
+
+    def validate_callback_time(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        if answer_digression(dispatcher, tracker, value):
+            return {"callback_time": None}
+        time = clean_text(value)
+        if not time or len(time) > MAX_TIME or not any(ch.isalnum() for ch in time):
+            dispatcher.utter_message(response="utter_invalid_time")
+            return {"callback_time": None}
+        return {"callback_time": time}
+
+    def validate_callback_reason(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        reason = clean_text(value)
+        if reason.lower().strip(".!") in SKIP_WORDS or not reason:
+            return {"callback_reason": NO_NOTE}
+        if len(reason) > MAX_REASON:
+            dispatcher.utter_message(response="utter_invalid_reason", max_length=MAX_REASON)
+            return {"callback_reason": None}
+        return {"callback_reason": reason}
+
+    def validate_callback_consent(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        if value is True:
+            return {"callback_consent": True}
+        dispatcher.utter_message(response="utter_callback_no_consent")
+        return {"callback_consent": False, "requested_slot": None}
+
+    def validate_callback_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        if value is True:
+            return {"callback_confirmed": True}
+        dispatcher.utter_message(response="utter_callback_cancelled")
+        return {"callback_confirmed": False, "requested_slot": None}

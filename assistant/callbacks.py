@@ -1,0 +1,258 @@
+"""Durable storage of call-back requests (SQLAlchemy), with an outbox for the webhook.
+
+A request is written, together with its outbox row, in one transaction *before*
+the bot tells the visitor it was received. Its ``request_key`` is unique, so a
+repeated confirmation (double click, client retry, action re-run) stores it once
+and returns the first copy.
+
+The database is SQLite by default (``var/requests.db``); ``REQUESTS_DB_URL``
+takes any SQLAlchemy URL, e.g. ``postgresql://user@host/clinic``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterator, List, Optional, Tuple
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, declarative_base, sessionmaker
+
+from assistant.knowledge import PROJECT_ROOT
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'requests.db'}"
+
+Base: Any = declarative_base()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CallbackRequest(Base):
+    __tablename__ = "callback_requests"
+
+    id = Column(Integer, primary_key=True)
+    request_key = Column(String(64), unique=True, nullable=False)
+    conversation_id = Column(String(255), index=True, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    status = Column(String(16), nullable=False, default="open")  # open | done
+    closed_at = Column(DateTime(timezone=True))
+    name = Column(String(100), nullable=False)
+    contact = Column(String(320), nullable=False)  # E.164 phone or normalised email
+    contact_type = Column(String(8), nullable=False)  # phone | email
+    preferred_time = Column(String(200), nullable=False)
+    reason = Column(String(500))
+    consent_at = Column(DateTime(timezone=True), nullable=False)
+
+
+class OutboxMessage(Base):
+    """One pending webhook notification per request (only when a webhook is configured)."""
+
+    __tablename__ = "callback_outbox"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("callback_requests.id", ondelete="CASCADE"),
+                        unique=True, nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    delivered_at = Column(DateTime(timezone=True))
+    last_error = Column(Text)
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached or written; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class CallbackDraft:
+    """What the form collected, ready to store."""
+
+    request_key: str
+    conversation_id: str
+    name: str
+    contact: str
+    contact_type: str
+    preferred_time: str
+    reason: Optional[str]
+
+
+def _aware(moment: Optional[datetime]) -> Optional[datetime]:
+    """SQLite returns naive datetimes; everything here is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+class CallbackStore:
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, future=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+        self._schema_ready = False
+
+    def _session(self) -> Session:
+        if not self._schema_ready:
+            try:
+                if self.url.startswith("sqlite:///"):
+                    Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+                Base.metadata.create_all(self.engine)
+            except (SQLAlchemyError, OSError) as error:
+                raise StoreUnavailable(str(error)) from error
+            self._schema_ready = True
+        return self._sessions()
+
+    # ---- requests ---------------------------------------------------------
+
+    def submit(self, draft: CallbackDraft, notify: bool) -> Tuple[CallbackRequest, bool]:
+        """Store a request (and its outbox row) once. Returns (request, newly_created)."""
+        request = CallbackRequest(
+            request_key=draft.request_key,
+            conversation_id=draft.conversation_id,
+            name=draft.name,
+            contact=draft.contact,
+            contact_type=draft.contact_type,
+            preferred_time=draft.preferred_time,
+            reason=draft.reason,
+            consent_at=utcnow(),
+            created_at=utcnow(),
+        )
+        try:
+            with self._session() as session, session.begin():
+                session.add(request)
+                session.flush()
+                if notify:
+                    session.add(OutboxMessage(request_id=request.id, next_attempt_at=utcnow()))
+            logger.info("call-back request %s stored", request.id)
+            return request, True
+        except IntegrityError:
+            existing = self.find_by_key(draft.request_key)
+            if existing is None:  # pragma: no cover - a constraint other than the key failed
+                raise StoreUnavailable("the request could not be stored") from None
+            logger.info("call-back request %s confirmed again; kept the first copy", existing.id)
+            return existing, False
+        except SQLAlchemyError as error:
+            logger.error("call-back request store unavailable: %s", type(error).__name__)
+            raise StoreUnavailable(str(error)) from error
+
+    def find_by_key(self, request_key: str) -> Optional[CallbackRequest]:
+        with self._session() as session:
+            return session.scalars(
+                select(CallbackRequest).where(CallbackRequest.request_key == request_key)
+            ).first()
+
+    def requests(self, status: Optional[str] = None) -> List[CallbackRequest]:
+        query = select(CallbackRequest).order_by(CallbackRequest.created_at, CallbackRequest.id)
+        if status:
+            query = query.where(CallbackRequest.status == status)
+        try:
+            with self._session() as session:
+                return list(session.scalars(query))
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error)) from error
+
+    def mark_done(self, request_id: int) -> bool:
+        with self._session() as session, session.begin():
+            request = session.get(CallbackRequest, request_id)
+            if request is None:
+                return False
+            request.status = "done"
+            request.closed_at = utcnow()
+            return True
+
+    def delete_conversation(self, conversation_id: str) -> int:
+        """Remove every request of one conversation ("forget me")."""
+        with self._session() as session, session.begin():
+            requests = list(session.scalars(
+                select(CallbackRequest).where(CallbackRequest.conversation_id == conversation_id)
+            ))
+            for request in requests:
+                self._delete(session, request)
+            return len(requests)
+
+    def delete_closed_before(self, cutoff: datetime) -> int:
+        """Retention: remove closed requests older than `cutoff`."""
+        with self._session() as session, session.begin():
+            requests = list(session.scalars(
+                select(CallbackRequest).where(
+                    CallbackRequest.status == "done", CallbackRequest.created_at < cutoff
+                )
+            ))
+            for request in requests:
+                self._delete(session, request)
+            return len(requests)
+
+    @staticmethod
+    def _delete(session: Session, request: CallbackRequest) -> None:
+        outbox = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.request_id == request.id)
+        ).first()
+        if outbox is not None:
+            session.delete(outbox)
+        session.delete(request)
+
+    # ---- outbox -----------------------------------------------------------
+
+    def due_notifications(self, now: datetime, limit: int = 20) -> Iterator[Tuple[int, CallbackRequest]]:
+        with self._session() as session:
+            rows = session.execute(
+                select(OutboxMessage.id, CallbackRequest)
+                .join(CallbackRequest, CallbackRequest.id == OutboxMessage.request_id)
+                .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+                .order_by(OutboxMessage.next_attempt_at)
+                .limit(limit)
+            ).all()
+        yield from ((outbox_id, request) for outbox_id, request in rows)
+
+    def mark_delivered(self, outbox_id: int) -> None:
+        with self._session() as session, session.begin():
+            message = session.get(OutboxMessage, outbox_id)
+            if message is not None:
+                message.attempts += 1
+                message.delivered_at = utcnow()
+                message.last_error = None
+
+    def mark_failed(self, outbox_id: int, error: str, retry_in: timedelta) -> None:
+        with self._session() as session, session.begin():
+            message = session.get(OutboxMessage, outbox_id)
+            if message is not None:
+                message.attempts += 1
+                message.last_error = error[:500]
+                message.next_attempt_at = utcnow() + retry_in
+
+    def outbox(self) -> List[OutboxMessage]:
+        with self._session() as session:
+            return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def store_url() -> str:
+    return os.environ.get("REQUESTS_DB_URL") or DEFAULT_URL
+
+
+@cache
+def store_for(url: str) -> CallbackStore:
+    """One store (engine + connection pool) per URL per process."""
+    return CallbackStore(url)
+
+
+def current_store() -> CallbackStore:
+    return store_for(store_url())
+
+

@@ -1,0 +1,203 @@
+"""The clinic's configuration (clinic.yml): loaded once, validated at start-up.
+
+Every reply that mentions the clinic takes its values from here: the custom
+``action_session_start`` copies them into slots that the responses interpolate
+(``{clinic_phone}``, ``{clinic_booking_url}``...), and actions read them
+directly. Nothing clinic-specific is written anywhere else.
+
+``CLINIC_CONFIG`` points at another file (tests use a second clinic).
+
+    python -m assistant.clinic            # check the file, print what the bot will say
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import yaml
+from email_validator import EmailNotValidError, validate_email
+
+from assistant.knowledge import PROJECT_ROOT
+
+DEFAULT_CONFIG = PROJECT_ROOT / "clinic.yml"
+REGIONS_FILE = Path(__file__).with_name("regions.yml")
+
+
+class ClinicConfigError(ValueError):
+    """clinic.yml is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Clinic:
+    name: str
+    phone: str  # as patients should see it
+    phone_e164: str  # dialable, E.164
+    booking_url: str
+    email: str
+    address: str
+    parking: str
+    opening_hours: List[str]
+    region: str
+    timezone: str
+    emergency_number: str
+    crisis_line: str
+    callback_webhook_url: Optional[str] = None
+
+    @property
+    def phone_link(self) -> str:
+        return f"tel:{self.phone_e164}"
+
+    @property
+    def hours_text(self) -> str:
+        return "; ".join(self.opening_hours)
+
+    def slots(self) -> Dict[str, str]:
+        """The values responses interpolate, as slot name -> value."""
+        return {
+            "clinic_name": self.name,
+            "clinic_phone": self.phone,
+            "clinic_phone_link": self.phone_link,
+            "clinic_booking_url": self.booking_url,
+            "clinic_email": self.email,
+            "clinic_address": self.address,
+            "clinic_parking": self.parking,
+            "clinic_hours": self.hours_text,
+            "emergency_number": self.emergency_number,
+            "crisis_line": self.crisis_line,
+        }
+
+
+def _text(raw: Dict[str, Any], key: str, required: bool = True) -> Optional[str]:
+    value = raw.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ClinicConfigError(f"clinic config: '{key}' is missing")
+        return None
+    if not isinstance(value, (str, int)):
+        raise ClinicConfigError(f"clinic config: '{key}' must be text")
+    return str(value).strip()
+
+
+def _regions() -> Dict[str, Dict[str, str]]:
+    return yaml.safe_load(REGIONS_FILE.read_text(encoding="utf-8"))
+
+
+def _check_url(key: str, url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme != "https" or not parsed.netloc or " " in url:
+        raise ClinicConfigError(f"clinic config: '{key}' must be a full https:// URL, not {url!r}")
+    return url
+
+
+def _check_phone(phone: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException as error:
+        raise ClinicConfigError(f"clinic config: 'phone' {phone!r} is not a phone number ({error})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ClinicConfigError(f"clinic config: 'phone' {phone!r} is not a valid number for {region}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _check_email(email: str) -> str:
+    try:
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise ClinicConfigError(f"clinic config: 'email' {email!r} is not valid ({error})") from None
+
+
+def _check_hours(raw: Dict[str, Any]) -> List[str]:
+    hours = raw.get("opening_hours")
+    if isinstance(hours, str):
+        hours = [hours]
+    if not hours or not all(isinstance(h, str) and h.strip() for h in hours):
+        raise ClinicConfigError("clinic config: 'opening_hours' must list at least one line of text")
+    return [h.strip() for h in hours]
+
+
+def parse_clinic(raw: Any) -> Clinic:
+    """Validate a parsed clinic.yml; raises ClinicConfigError naming the bad field."""
+    if not isinstance(raw, dict):
+        raise ClinicConfigError("clinic config: expected a mapping of fields")
+    region = (_text(raw, "region") or "").upper()
+    regions = _regions()
+    if region not in regions:
+        raise ClinicConfigError(
+            f"clinic config: 'region' {region!r} is unknown; use one of {', '.join(sorted(regions))} "
+            "(or add it to assistant/regions.yml)"
+        )
+    timezone = _text(raw, "timezone") or ""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ClinicConfigError(f"clinic config: 'timezone' {timezone!r} is not a known time zone") from None
+    phone = _text(raw, "phone") or ""
+    webhook = _text(raw, "callback_webhook_url", required=False)
+    if webhook is not None:
+        parsed = urlparse(webhook)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ClinicConfigError(f"clinic config: 'callback_webhook_url' {webhook!r} is not a URL")
+    return Clinic(
+        name=_text(raw, "name") or "",
+        phone=phone,
+        phone_e164=_check_phone(phone, region),
+        booking_url=_check_url("booking_url", _text(raw, "booking_url") or ""),
+        email=_check_email(_text(raw, "email") or ""),
+        address=_text(raw, "address") or "",
+        parking=_text(raw, "parking", required=False) or "Please ask the clinic about parking.",
+        opening_hours=_check_hours(raw),
+        region=region,
+        timezone=timezone,
+        emergency_number=_text(raw, "emergency_number", required=False)
+        or regions[region]["emergency_number"],
+        crisis_line=_text(raw, "crisis_line", required=False) or regions[region]["crisis_line"],
+        callback_webhook_url=webhook,
+    )
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("CLINIC_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_clinic(path: Optional[Path] = None) -> Clinic:
+    path = path or config_path()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ClinicConfigError(f"clinic config: {path} not found") from None
+    except yaml.YAMLError as error:
+        raise ClinicConfigError(f"clinic config: {path} is not valid YAML: {error}") from None
+    try:
+        return parse_clinic(raw)
+    except ClinicConfigError as error:
+        raise ClinicConfigError(f"{error} (in {path})") from None
+
+
+@lru_cache(maxsize=1)
+def current_clinic() -> Clinic:
+    """The clinic of this process, read once (actions call this every turn)."""
+    return load_clinic()
+
+
+def main() -> int:
+    try:
+        clinic = load_clinic()
+    except ClinicConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    width = max(len(k) for k in clinic.slots())
+    for key, value in clinic.slots().items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The call-back form's validators and the finish/cancel actions, offline."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import callback as callback_actions
+from actions.callback import ActionCancelCallback, ActionFinishCallback, request_key
+from actions.callback_form import ValidateCallbackForm, parse_contact, valid_name
+from assistant.callbacks import CallbackStore
+
+
+def tracker(slots: Optional[Dict[str, Any]] = None, events: Optional[List[Dict[str, Any]]] = None,
+            sender: str = "visitor-1") -> Tracker:
+    return Tracker.from_dict({
+        "sender_id": sender,
+        "slots": slots or {},
+        "latest_message": {"text": "", "intent": {}, "entities": []},
+        "events": events or [],
+        "paused": False,
+        "latest_event_time": None,
+        "followup_action": None,
+        "active_loop": {"name": "callback_form"},
+        "latest_action_name": None,
+    })
+
+
+def validate(slot: str, value: Any, slots: Optional[Dict[str, Any]] = None):
+    dispatcher = CollectingDispatcher()
+    method = getattr(ValidateCallbackForm(), f"validate_{slot}")
+    return method(value, dispatcher, tracker(slots), {}), dispatcher.messages
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0412 345 678", ("+61412345678", "phone")),
+        ("(02) 9876 5432", ("+61298765432", "phone")),
+        ("+61 412 345 678", ("+61412345678", "phone")),
+        ("my number is 0412345678 thanks", ("+61412345678", "phone")),
+        ("Jane.Doe@Example.COM", ("Jane.Doe@example.com", "email")),
+        ("you can email me at sam@mail.example", ("sam@mail.example", "email")),
+    ],
+)
+def test_good_phones_and_emails_are_normalised(text: str, expected: tuple) -> None:
+    assert parse_contact(text, "AU") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "12345", "0412", "call me maybe", "😀😀😀", "jane@", "a" * 5000, "000", "+1 202 555"],
+)
+def test_bad_contacts_are_rejected(text: str) -> None:
+    assert parse_contact(text, "AU") is None
+
+
+def test_a_bad_contact_asks_again_with_an_example() -> None:
+    result, [message] = validate("callback_contact", "12345")
+    assert result == {"callback_contact": None, "callback_bad_contacts": 1}
+    assert message["response"] == "utter_invalid_contact" and message["example_phone"]
+
+
+def test_the_third_bad_contact_in_a_row_offers_to_call_instead_and_ends_the_form() -> None:
+    result, [message] = validate("callback_contact", "nope", {"callback_bad_contacts": 2})
+    assert result["requested_slot"] is None and result["callback_contact"] is None
+    assert message["response"] == "utter_callback_call_instead"
+
+
+def test_a_good_contact_resets_the_failure_count() -> None:
+    result, messages = validate("callback_contact", "0412 345 678", {"callback_bad_contacts": 2})
+    assert result == {"callback_contact": "+61412345678", "callback_contact_type": "phone",
+                      "callback_bad_contacts": 0}
+    assert messages == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Sam", "Sam"), ("  my name is   Priya Patel ", "Priya Patel"), ("Zoë O'Neill", "Zoë O'Neill"),
+     ("", None), ("😀", None), ("x" * 5000, None), ("0412345678", None), ("me@x.com", None),
+     ("Sam\x00\x07", "Sam")],
+)
+def test_names(text: str, expected: Optional[str]) -> None:
+    assert valid_name(text) == expected
+    result, messages = validate("callback_name", text)
+    assert result == {"callback_name": expected}
+    assert bool(messages) == (expected is None)
+
+
+@pytest.mark.parametrize(("text", "stored"), [("skip", "(none)"), ("No.", "(none)"),
+                                              ("sore neck", "sore neck"), ("y" * 301, None)])
+def test_reason_is_optional_and_short(text: str, stored: Optional[str]) -> None:
+    result, _ = validate("callback_reason", text)
+    assert result == {"callback_reason": stored}
+
+
+def test_time_must_have_content() -> None:
+    assert validate("callback_time", "Weekday mornings")[0] == {"callback_time": "Weekday mornings"}
+    assert validate("callback_time", "   ")[0] == {"callback_time": None}
+    assert validate("callback_time", "t" * 500)[0] == {"callback_time": None}
+
+
+def test_no_consent_ends_the_form_without_keeping_anything() -> None:
+    result, [message] = validate("callback_consent", False)
+    assert result == {"callback_consent": False, "requested_slot": None}
+    assert message["response"] == "utter_callback_no_consent"
+
+
+FILLED = {
+    "callback_name": "Sam", "callback_contact": "+61412345678", "callback_contact_type": "phone",
+    "callback_time": "Evenings", "callback_reason": "(none)", "callback_consent": True,
+    "callback_confirmed": True,
+}
+FORM_STARTED = [{"event": "active_loop", "name": "callback_form", "timestamp": 1700000000.5}]
+
+
+@pytest.fixture()
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CallbackStore:
+    store = CallbackStore(f"sqlite:///{tmp_path / 'requests.db'}")
+    monkeypatch.setattr(callback_actions, "current_store", lambda: store)
+    return store
+
+
+def finish(slots: Dict[str, Any]) -> tuple:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionFinishCallback().run(dispatcher, tracker(slots, FORM_STARTED), {}))
+    return events, dispatcher.messages
+
+
+def test_a_confirmed_request_is_stored_before_it_is_acknowledged(store: CallbackStore) -> None:
+    events, [message] = finish(FILLED)
+    [request] = store.requests()
+    assert message == {**message, "response": "utter_callback_received", "reference": f"CB-{request.id}"}
+    assert (request.name, request.contact, request.preferred_time, request.reason) == (
+        "Sam", "+61412345678", "Evenings", None)
+    assert request.conversation_id == "visitor-1" and request.status == "open"
+    assert ("callback_name", None) in [(e.get("name"), e.get("value")) for e in events]
+
+
+def test_a_repeated_confirmation_stores_the_request_once(store: CallbackStore) -> None:
+    _, [first] = finish(FILLED)
+    _, [second] = finish(FILLED)
+    assert len(store.requests()) == 1
+    assert first["reference"] == second["reference"]
+
+
+def test_an_unconfirmed_form_stores_nothing(store: CallbackStore) -> None:
+    _, messages = finish({**FILLED, "callback_confirmed": False})
+    assert messages == [] and store.requests() == []
+
+
+def test_a_store_that_is_down_is_admitted_and_nothing_is_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the database folder should be")
+    down = CallbackStore(f"sqlite:///{blocked / 'requests.db'}")
+    monkeypatch.setattr(callback_actions, "current_store", lambda: down)
+    _, [message] = finish(FILLED)
+    assert message["response"] == "utter_callback_not_saved"
+
+
+def test_the_request_key_depends_on_the_conversation_and_the_form_start() -> None:
+    one = request_key(tracker(FILLED, FORM_STARTED))
+    assert one == request_key(tracker(FILLED, FORM_STARTED))
+    assert one != request_key(tracker(FILLED, FORM_STARTED, sender="visitor-2"))
+    later = [{"event": "active_loop", "name": "callback_form", "timestamp": 1700000999.0}]
+    assert one != request_key(tracker(FILLED, later))
+
+
+def test_cancel_deactivates_the_form_and_forgets_the_answers() -> None:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionCancelCallback().run(dispatcher, tracker(FILLED), {}))
+    assert dispatcher.messages[0]["response"] == "utter_callback_cancelled"
+    assert {"event": "active_loop", "name": None} in [
+        {k: e.get(k) for k in ("event", "name")} for e in events
+    ]
+    assert all(e["value"] in (None, 0) for e in events if e["event"] == "slot")

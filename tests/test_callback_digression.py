@@ -1,0 +1,42 @@
+"""A question typed instead of a form answer is recognised by its shape, not the classifier."""
+
+from __future__ import annotations
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.callback_form import answer_digression, looks_like_question
+
+
+@pytest.mark.parametrize("text", ["does it hurt?", "how long is a session", "What are the needles like"])
+def test_questions_are_recognised(text: str) -> None:
+    assert looks_like_question(text)
+
+
+@pytest.mark.parametrize("text", ["Robin Example", "0412 345 678", "Weekday mornings", "Sam"])
+def test_answers_are_not_questions(text: str) -> None:
+    assert not looks_like_question(text)
+
+
+def faq_tracker(text: str) -> Tracker:
+    return Tracker.from_dict({
+        "sender_id": "x", "slots": {}, "events": [], "paused": False, "latest_event_time": None,
+        "followup_action": None, "active_loop": {"name": "callback_form"}, "latest_action_name": None,
+        "latest_message": {
+            "text": text, "entities": [], "intent": {"name": "faq", "confidence": 0.9},
+            "response_selector": {"faq": {"response": {"utter_action": "utter_faq/does_it_hurt"}}},
+        },
+    })
+
+
+def test_a_question_gets_its_faq_answer() -> None:
+    dispatcher = CollectingDispatcher()
+    assert answer_digression(dispatcher, faq_tracker("does it hurt?"), "does it hurt?")
+    assert dispatcher.messages[0]["response"] == "utter_faq/does_it_hurt"
+
+
+def test_a_name_classified_as_faq_is_still_a_name() -> None:
+    dispatcher = CollectingDispatcher()
+    assert not answer_digression(dispatcher, faq_tracker("Robin Example"), "Robin Example")
+    assert dispatcher.messages == []

@@ -1,0 +1,63 @@
+"""End to end: hand-off and a complete call-back request through the REST webhook."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from assistant import requests_cli
+from assistant.clinic import load_clinic
+from assistant.knowledge import PROJECT_ROOT
+from tests.test_e2e_rest import say, texts
+
+CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
+
+
+def test_wanting_to_start_offers_call_book_and_call_back(stack: Any) -> None:
+    [reply] = say(stack, f"handoff-{uuid.uuid4().hex[:6]}", "how do i get started?")
+    assert CLINIC.phone in reply["text"] and CLINIC.booking_url in reply["text"]
+    assert [b["payload"] for b in reply["buttons"]] == [
+        CLINIC.phone_link, CLINIC.booking_url, "/request_callback"
+    ]
+
+
+@pytest.mark.parametrize("question", ["how much does it cost", "is it covered by my health fund"])
+def test_price_and_insurance_are_not_invented(stack: Any, question: str) -> None:
+    [reply] = say(stack, f"price-{uuid.uuid4().hex[:6]}", question)
+    assert "don't" in reply["text"] and CLINIC.phone in reply["text"]
+    assert "$" not in reply["text"]
+
+
+def test_a_call_back_request_is_completed_stored_and_listed(
+    stack: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sender = f"callback-{uuid.uuid4().hex[:6]}"
+    assert "What name" in texts(say(stack, sender, "/request_callback"))[0]
+    assert "phone number" in texts(say(stack, sender, "Robin Example"))[0]
+    # a question in the middle is answered, then the form carries on
+    digression = texts(say(stack, sender, "does it hurt?"))
+    assert "mildly uncomfortable" in digression[0] and "phone number" in digression[-1]
+    assert "invalid" not in " ".join(texts(say(stack, sender, "0412 345 678"))).lower()
+    say(stack, sender, "Weekday mornings")
+    assert "agree" in texts(say(stack, sender, "skip"))[0]
+    summary = texts(say(stack, sender, "/affirm"))[0]
+    assert "+61412345678" in summary and "Robin Example" in summary
+    done = texts(say(stack, sender, "/affirm"))[0]
+    assert "saved (reference CB-" in done
+
+    monkeypatch.setenv("REQUESTS_DB_URL", stack.settings.extra_env["REQUESTS_DB_URL"])
+    assert requests_cli.main([]) == 0
+    listing = capsys.readouterr().out
+    assert "Robin Example" in listing and "+61412345678" in listing
+    assert listing.count("Robin Example") == 1
+
+
+def test_cancel_in_the_middle_of_the_form(stack: Any) -> None:
+    sender = f"cancel-{uuid.uuid4().hex[:6]}"
+    say(stack, sender, "can someone call me back")
+    say(stack, sender, "Kim")
+    assert "cancelled" in texts(say(stack, sender, "cancel"))[0]
+    # after cancelling, the bot answers questions normally again
+    assert "30 minutes" in texts(say(stack, sender, "how long is a session"))[0]
