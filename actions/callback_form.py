@@ -148,15 +148,17 @@ class ValidateCallbackForm(FormValidationAction):
     def validate_callback_consent(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Dict[str, Any]:
-        if value is True:
-            return {"callback_consent": True}
-        dispatcher.utter_message(response="utter_callback_no_consent")
-        return {"callback_consent": False, "requested_slot": None}
+        return yes_or_end_form("callback_consent", value, dispatcher, "utter_callback_no_consent")
 
     def validate_callback_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Dict[str, Any]:
-        if value is True:
-            return {"callback_confirmed": True}
-        dispatcher.utter_message(response="utter_callback_cancelled")
-        return {"callback_confirmed": False, "requested_slot": None}
+        return yes_or_end_form("callback_confirmed", value, dispatcher, "utter_callback_cancelled")
+
+
+def yes_or_end_form(slot: str, value: Any, dispatcher: CollectingDispatcher, response: str) -> Dict[str, Any]:
+    """A yes keeps the form going; a no says why and ends it (nothing is stored)."""
+    if value is True:
+        return {slot: True}
+    dispatcher.utter_message(response=response)
+    return {slot: False, "requested_slot": None}

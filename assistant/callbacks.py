@@ -94,13 +94,6 @@ class CallbackDraft:
     reason: Optional[str]
 
 
-def _aware(moment: Optional[datetime]) -> Optional[datetime]:
-    """SQLite returns naive datetimes; everything here is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
-
-
 class CallbackStore:
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
