@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from sqlalchemy import (
     Column,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -112,6 +114,23 @@ class CallbackStore:
             self._schema_ready = True
         return self._sessions()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A session in one transaction; any database failure becomes StoreUnavailable."""
+        try:
+            with self._session() as session, session.begin():
+                yield session
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        try:
+            with self._session() as session:
+                yield session
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
     # ---- requests ---------------------------------------------------------
 
     def submit(self, draft: CallbackDraft, notify: bool) -> Tuple[CallbackRequest, bool]:
@@ -146,7 +165,7 @@ class CallbackStore:
             raise StoreUnavailable(str(error)) from error
 
     def find_by_key(self, request_key: str) -> Optional[CallbackRequest]:
-        with self._session() as session:
+        with self._reading() as session:
             return session.scalars(
                 select(CallbackRequest).where(CallbackRequest.request_key == request_key)
             ).first()
@@ -155,14 +174,11 @@ class CallbackStore:
         query = select(CallbackRequest).order_by(CallbackRequest.created_at, CallbackRequest.id)
         if status:
             query = query.where(CallbackRequest.status == status)
-        try:
-            with self._session() as session:
-                return list(session.scalars(query))
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error)) from error
+        with self._reading() as session:
+            return list(session.scalars(query))
 
     def mark_done(self, request_id: int) -> bool:
-        with self._session() as session, session.begin():
+        with self._transaction() as session:
             request = session.get(CallbackRequest, request_id)
             if request is None:
                 return False
@@ -172,7 +188,7 @@ class CallbackStore:
 
     def delete_conversation(self, conversation_id: str) -> int:
         """Remove every request of one conversation ("forget me")."""
-        with self._session() as session, session.begin():
+        with self._transaction() as session:
             requests = list(session.scalars(
                 select(CallbackRequest).where(CallbackRequest.conversation_id == conversation_id)
             ))
@@ -182,7 +198,7 @@ class CallbackStore:
 
     def delete_closed_before(self, cutoff: datetime) -> int:
         """Retention: remove closed requests older than `cutoff`."""
-        with self._session() as session, session.begin():
+        with self._transaction() as session:
             requests = list(session.scalars(
                 select(CallbackRequest).where(
                     CallbackRequest.status == "done", CallbackRequest.created_at < cutoff
@@ -203,8 +219,8 @@ class CallbackStore:
 
     # ---- outbox -----------------------------------------------------------
 
-    def due_notifications(self, now: datetime, limit: int = 20) -> Iterator[Tuple[int, CallbackRequest]]:
-        with self._session() as session:
+    def due_notifications(self, now: datetime, limit: int = 20) -> List[Tuple[int, CallbackRequest]]:
+        with self._reading() as session:
             rows = session.execute(
                 select(OutboxMessage.id, CallbackRequest)
                 .join(CallbackRequest, CallbackRequest.id == OutboxMessage.request_id)
@@ -212,26 +228,58 @@ class CallbackStore:
                 .order_by(OutboxMessage.next_attempt_at)
                 .limit(limit)
             ).all()
-        yield from ((outbox_id, request) for outbox_id, request in rows)
+        return [(outbox_id, request) for outbox_id, request in rows]
 
-    def mark_delivered(self, outbox_id: int) -> None:
-        with self._session() as session, session.begin():
+    def claim(self, outbox_id: int, now: datetime, lease: timedelta) -> bool:
+        """Take a due message for one delivery attempt; False if another worker has it.
+
+        The conditional UPDATE is atomic in SQLite and PostgreSQL alike, so with
+        several notifier processes each attempt is made by exactly one of them.
+        If the worker dies mid-attempt the lease runs out and the message is due again.
+        """
+        with self._transaction() as session:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id, OutboxMessage.delivered_at.is_(None),
+                       OutboxMessage.next_attempt_at <= now)
+                .values(next_attempt_at=now + lease)
+            )
+            return bool(result.rowcount == 1)
+
+    def mark_delivered(self, outbox_id: int, now: datetime) -> None:
+        with self._transaction() as session:
             message = session.get(OutboxMessage, outbox_id)
             if message is not None:
                 message.attempts += 1
-                message.delivered_at = utcnow()
+                message.delivered_at = now
                 message.last_error = None
 
-    def mark_failed(self, outbox_id: int, error: str, retry_in: timedelta) -> None:
-        with self._session() as session, session.begin():
+    def mark_failed(self, outbox_id: int, error: str, now: datetime,
+                    delay_after: Callable[[int], timedelta]) -> int:
+        """Record a failed attempt and schedule the next; returns the attempts so far.
+
+        `delay_after(attempts)` is applied inside the transaction, so the back-off
+        keeps growing even when different workers made the attempts.
+        """
+        with self._transaction() as session:
             message = session.get(OutboxMessage, outbox_id)
-            if message is not None:
-                message.attempts += 1
-                message.last_error = error[:500]
-                message.next_attempt_at = utcnow() + retry_in
+            if message is None:
+                return 0
+            message.attempts += 1
+            message.last_error = error[:500]
+            message.next_attempt_at = now + delay_after(message.attempts)
+            return int(message.attempts)
+
+    def pending_deliveries(self) -> List[OutboxMessage]:
+        """Notifications not yet accepted by the clinic's webhook (for staff)."""
+        with self._reading() as session:
+            return list(session.scalars(
+                select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
+                .order_by(OutboxMessage.id)
+            ))
 
     def outbox(self) -> List[OutboxMessage]:
-        with self._session() as session:
+        with self._reading() as session:
             return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 

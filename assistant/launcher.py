@@ -131,10 +131,20 @@ class Stack:
         process = self._spawn("rasa", command)
         _wait_http(self.url + "/", process, timeout)
 
+    def start_notifier(self) -> None:
+        """The webhook outbox worker; only when the clinic configured a webhook."""
+        from assistant.clinic import load_clinic
+
+        clinic_config = self.settings.environment().get("CLINIC_CONFIG")
+        clinic = load_clinic(Path(clinic_config) if clinic_config else None)
+        if clinic.callback_webhook_url:
+            self._spawn("notifier", [sys.executable, "-m", "assistant.notifier"])
+
     def start(self) -> Stack:
         try:
             self.start_actions()
             self.start_rasa()
+            self.start_notifier()
         except BaseException:
             self.stop()
             raise

@@ -45,6 +45,15 @@ def print_table(requests: List[CallbackRequest]) -> None:
         print("  ".join(v[:40].ljust(w) for v, w in zip(values, widths, strict=True)).rstrip())
 
 
+def print_pending_deliveries(store: CallbackStore) -> None:
+    """Warn staff when the clinic's webhook has not accepted some requests yet."""
+    pending = [m for m in store.pending_deliveries() if m.attempts > 0]
+    if pending:
+        last = pending[-1]
+        print(f"\n{len(pending)} request(s) not yet accepted by the clinic's webhook; retrying "
+              f"(last error: {last.last_error}, {last.attempts} attempt(s)).")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="List, export and close call-back requests.")
     parser.add_argument("--all", action="store_true", help="include requests marked done")
@@ -71,6 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"CB-{reference} marked done.")
         else:
             print_table(store.requests(None if args.all else "open"))
+            print_pending_deliveries(store)
     except StoreUnavailable as error:
         print(f"The request database is unavailable: {error}", file=sys.stderr)
         return 2

@@ -75,17 +75,34 @@ def parse(agent: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Any]:
-    """The real Rasa server + action server on free ports, with a fresh SQLite store."""
+def webhook() -> Iterator[Any]:
+    """The clinic's system, as far as the running stack knows: a real HTTP receiver."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: Any) -> Iterator[Any]:
+    """The real Rasa server, action server and webhook notifier on free ports, with
+    fresh SQLite stores and the shipped clinic.yml plus a webhook to `webhook`."""
     from assistant.launcher import Settings, Stack
 
     workdir = tmp_path_factory.mktemp("stack")
+    clinic = workdir / "clinic.yml"
+    clinic.write_text((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8")
+                      + f"\ncallback_webhook_url: {webhook.url}\n", encoding="utf-8")
     settings = Settings(
         rasa_port=free_port(),
         actions_port=free_port(),
         tracker_db=workdir / "tracker.db",
         model=model_path,
-        extra_env={"REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}"},
+        extra_env={
+            "REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}",
+            "CLINIC_CONFIG": str(clinic),
+            "NOTIFIER_POLL_SECONDS": "0.5",
+        },
     )
     running = Stack(settings, log_dir=workdir / "logs").start()
     yield running

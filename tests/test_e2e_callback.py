@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -13,6 +14,14 @@ from assistant.knowledge import PROJECT_ROOT
 from tests.test_e2e_rest import say, texts
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
 
 
 def test_wanting_to_start_offers_call_book_and_call_back(stack: Any) -> None:
@@ -30,9 +39,10 @@ def test_price_and_insurance_are_not_invented(stack: Any, question: str) -> None
     assert "$" not in reply["text"]
 
 
-def test_a_call_back_request_is_completed_stored_and_listed(
-    stack: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_call_back_request_is_completed_stored_listed_and_delivered(
+    stack: Any, webhook: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    webhook.status = 503  # the clinic's system is down while the visitor confirms
     sender = f"callback-{uuid.uuid4().hex[:6]}"
     assert "What name" in texts(say(stack, sender, "/request_callback"))[0]
     assert "phone number" in texts(say(stack, sender, "Robin Example"))[0]
@@ -44,8 +54,24 @@ def test_a_call_back_request_is_completed_stored_and_listed(
     assert "agree" in texts(say(stack, sender, "skip"))[0]
     summary = texts(say(stack, sender, "/affirm"))[0]
     assert "+61412345678" in summary and "Robin Example" in summary
+    started = time.monotonic()
     done = texts(say(stack, sender, "/affirm"))[0]
     assert "saved (reference CB-" in done
+    reference = done.split("reference ")[1].split(")")[0]
+    # ...and the conversation is not held up by it
+    assert time.monotonic() - started < 5
+
+    def sent(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        return [a for a in attempts if a["body"]["reference"] == reference]
+
+    wait_for(lambda: sent(webhook.attempts()), "a first delivery attempt")
+    webhook.status = 200
+    wait_for(lambda: sent(webhook.accepted()), "delivery after the webhook came back", timeout=30)
+    time.sleep(1.5)  # a few more notifier passes: nothing is sent twice
+    [delivered] = sent(webhook.accepted())
+    assert delivered["body"]["name"] == "Robin Example" and delivered["key"]
+    assert len(sent(webhook.attempts())) >= 2  # it was really retried...
+    assert {a["key"] for a in sent(webhook.attempts())} == {delivered["key"]}  # ...as the same request
 
     monkeypatch.setenv("REQUESTS_DB_URL", stack.settings.extra_env["REQUESTS_DB_URL"])
     assert requests_cli.main([]) == 0
