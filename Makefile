@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest coverage requests lock clean
+.PHONY: run test shell setup data model lint typecheck pytest coverage requests retention tune lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -93,6 +93,16 @@ coverage: setup
 # Staff: list / export / close call-back requests (see assistant/requests_cli.py).
 requests: $(STAMP)
 	@$(PY) -m assistant.requests_cli $(ARGS)
+
+# Privacy: delete conversations and closed call-back requests older than
+# retention_days (clinic.yml) or ARGS="--days N". Run it daily (cron).
+retention: $(STAMP)
+	@$(PY) -m assistant.retention $(ARGS)
+
+# Fallback thresholds: in-scope accuracy vs out-of-scope rejection on the
+# held-out sets, for the thresholds in config.yml and the best candidates.
+tune: setup model
+	$(PY) -m assistant.evaluation --sweep
 
 # Re-resolve and lock the dependency set after editing requirements*.txt.
 lock: $(STAMP)

@@ -30,6 +30,10 @@ def reset_form_slots() -> List[EventType]:
     return [SlotSet(slot, None) for slot in FORM_SLOTS] + [SlotSet("callback_bad_contacts", 0)]
 
 
+def close_form_events() -> List[EventType]:
+    return [ActiveLoop(None), SlotSet("requested_slot", None), *reset_form_slots()]
+
+
 def request_key(tracker: Tracker) -> str:
     """Stable for one filling of the form: conversation + when the form started."""
     started: Optional[float] = None
@@ -87,4 +91,17 @@ class ActionCancelCallback(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         dispatcher.utter_message(response="utter_callback_cancelled")
-        return [ActiveLoop(None), SlotSet("requested_slot", None), *reset_form_slots()]
+        return close_form_events()
+
+
+class ActionCloseCallbackForm(Action):
+    """End the form without a word: an emergency or crisis reply was just sent
+    and nothing should compete with it."""
+
+    def name(self) -> str:
+        return "action_close_callback_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        return close_form_events()

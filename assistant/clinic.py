@@ -13,6 +13,7 @@ directly. Nothing clinic-specific is written anywhere else.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +29,7 @@ from email_validator import EmailNotValidError, validate_email
 from assistant.knowledge import PROJECT_ROOT
 
 DEFAULT_CONFIG = PROJECT_ROOT / "clinic.yml"
+DEFAULT_RETENTION_DAYS = 90  # conversations and closed call-back requests
 REGIONS_FILE = Path(__file__).with_name("regions.yml")
 
 
@@ -50,10 +52,17 @@ class Clinic:
     emergency_number: str
     crisis_line: str
     callback_webhook_url: Optional[str] = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def phone_link(self) -> str:
         return f"tel:{self.phone_e164}"
+
+    @property
+    def emergency_link(self) -> str:
+        """tel: link to the first number of e.g. "112 or 999"."""
+        match = re.search(r"\d+", self.emergency_number)
+        return f"tel:{match.group()}" if match else ""
 
     @property
     def hours_text(self) -> str:
@@ -71,6 +80,7 @@ class Clinic:
             "clinic_parking": self.parking,
             "clinic_hours": self.hours_text,
             "emergency_number": self.emergency_number,
+            "emergency_link": self.emergency_link,
             "crisis_line": self.crisis_line,
         }
 
@@ -123,6 +133,14 @@ def _check_hours(raw: Dict[str, Any]) -> List[str]:
     return [h.strip() for h in hours]
 
 
+def _check_retention(raw: Dict[str, Any]) -> int:
+    days = raw.get("retention_days", DEFAULT_RETENTION_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ClinicConfigError(
+            f"clinic config: 'retention_days' {days!r} must be a whole number of days >= 1")
+    return days
+
+
 def parse_clinic(raw: Any) -> Clinic:
     """Validate a parsed clinic.yml; raises ClinicConfigError naming the bad field."""
     if not isinstance(raw, dict):
@@ -160,6 +178,7 @@ def parse_clinic(raw: Any) -> Clinic:
         or regions[region]["emergency_number"],
         crisis_line=_text(raw, "crisis_line", required=False) or regions[region]["crisis_line"],
         callback_webhook_url=webhook,
+        retention_days=_check_retention(raw),
     )
 
 

@@ -6,12 +6,19 @@ so "accuracy" means the same thing everywhere: the predicted *full* label --
 name otherwise -- must equal the expected one.
 
     python -m assistant.evaluation [tests/nlu/holdout.yml] [--model models/x.tar.gz]
+    python -m assistant.evaluation --sweep     # fallback thresholds: in-scope vs out-of-scope
+
+For the fallback thresholds, each held-out message is parsed once and the
+fallback decision is replayed for every candidate setting (assistant/uncertainty.py):
+in-scope accuracy counts answers with the right label; out-of-scope rejection
+counts messages that got the out-of-scope reply or a clarification.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +27,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from rasa.shared.nlu.training_data.loading import load_data
 
 from assistant.knowledge import PROJECT_ROOT
+from assistant.uncertainty import Thresholds, decide
 
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 HOLDOUT_FILE = PROJECT_ROOT / "tests" / "nlu" / "holdout.yml"
+OUT_OF_SCOPE_FILE = PROJECT_ROOT / "tests" / "nlu" / "holdout_out_of_scope.yml"
+# Labels that mean "not answered as if understood": the out-of-scope reply, or a
+# clarification (nlu_fallback; `inform` outside the form also gets one).
+REJECTED = {"out_of_scope", "nlu_fallback", "inform"}
 
 
 @dataclass
@@ -92,6 +104,41 @@ async def evaluate_agent(agent: Any, examples: List[Tuple[str, str]]) -> Report:
     return report
 
 
+@dataclass(frozen=True)
+class TradeOff:
+    thresholds: Thresholds
+    in_scope_accuracy: float
+    out_of_scope_rejection: float
+
+    def row(self) -> str:
+        t = self.thresholds
+        return (f"intent {t.intent:.2f}/{t.intent_ambiguity:.2f}  "
+                f"answer {t.answer:.2f}/{t.answer_ambiguity:.2f}"
+                f"  in-scope accuracy {self.in_scope_accuracy:.3f}"
+                f"  out-of-scope rejection {self.out_of_scope_rejection:.3f}")
+
+
+async def parse_all(agent: Any, examples: List[Tuple[str, str]]) -> List[Tuple[str, Dict[str, Any]]]:
+    return [(expected, await agent.parse_message(text)) for text, expected in examples]
+
+
+def trade_off(in_scope: List[Tuple[str, Dict[str, Any]]], out_of_scope: List[Tuple[str, Dict[str, Any]]],
+              thresholds: Thresholds) -> TradeOff:
+    correct = sum(decide(parse, thresholds) == expected for expected, parse in in_scope)
+    rejected = sum(decide(parse, thresholds) in REJECTED for _, parse in out_of_scope)
+    return TradeOff(thresholds, correct / len(in_scope), rejected / len(out_of_scope))
+
+
+def sweep(in_scope: List[Tuple[str, Dict[str, Any]]],
+          out_of_scope: List[Tuple[str, Dict[str, Any]]]) -> List[TradeOff]:
+    """Every candidate setting, best balanced (highest of the two minima) first."""
+    grid = itertools.product([0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], [0.0, 0.1, 0.2],
+                             [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 0.05, 0.1])
+    results = [trade_off(in_scope, out_of_scope, Thresholds(*values)) for values in grid]
+    return sorted(results, key=lambda r: (min(r.in_scope_accuracy, r.out_of_scope_rejection),
+                                          r.in_scope_accuracy), reverse=True)
+
+
 def load_agent(model: Path = DEFAULT_MODEL) -> Any:
     from rasa.core.agent import Agent
 
@@ -102,8 +149,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Held-out accuracy of a trained model.")
     parser.add_argument("file", nargs="?", type=Path, default=HOLDOUT_FILE)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--sweep", action="store_true", help="tune the fallback thresholds")
     args = parser.parse_args(argv)
-    report = asyncio.run(evaluate_agent(load_agent(args.model), load_examples(args.file)))
+    agent = load_agent(args.model)
+    if args.sweep:
+        in_scope = asyncio.run(parse_all(agent, load_examples(args.file)))
+        out_of_scope = asyncio.run(parse_all(agent, load_examples(OUT_OF_SCOPE_FILE)))
+        print("configured:", trade_off(in_scope, out_of_scope, Thresholds.from_config()).row())
+        print("best candidates:")
+        for result in sweep(in_scope, out_of_scope)[:10]:
+            print("  " + result.row())
+        return 0
+    report = asyncio.run(evaluate_agent(agent, load_examples(args.file)))
     print(report.summary())
     return 0
 

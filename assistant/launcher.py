@@ -31,6 +31,7 @@ from assistant.knowledge import PROJECT_ROOT
 VENV_BIN = Path(sys.executable).parent
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 STOP_GRACE_SECONDS = 15
+PUBLIC_MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Settings:
             TF_CPP_MIN_LOG_LEVEL="2",
             # Rasa 3.6's dependencies print pages of DeprecationWarnings at start-up.
             PYTHONWARNINGS="ignore::DeprecationWarning",
+            # errors Sanic raises itself (e.g. 413) are JSON, like ours
+            SANIC_FALLBACK_ERROR_FORMAT="json",
         )
         env.update(self.extra_env)
         return env
@@ -91,7 +94,8 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.rasa_port}"
 
-    def _spawn(self, name: str, command: List[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, command: List[str],
+               env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         log: Optional[Path] = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +104,7 @@ class Stack:
             process = subprocess.Popen(
                 command,
                 cwd=PROJECT_ROOT,
-                env=self.settings.environment(),
+                env={**self.settings.environment(), **(env or {})},
                 # without a log dir the servers write to this terminal
                 stdout=output if log else None,
                 stderr=subprocess.STDOUT if log else None,
@@ -128,7 +132,10 @@ class Stack:
     def start_rasa(self, timeout: float = 120) -> None:
         self.settings.tracker_db.parent.mkdir(parents=True, exist_ok=True)
         command = self.rasa_command("run") + ["--port", str(self.settings.rasa_port)]
-        process = self._spawn("rasa", command)
+        # The public server refuses request bodies over 64 KB with 413 before
+        # reading them (Sanic's default is 100 MB). Not the action server: the
+        # trackers Rasa sends it are bigger than that.
+        process = self._spawn("rasa", command, env={"SANIC_REQUEST_MAX_SIZE": str(PUBLIC_MAX_BODY_BYTES)})
         _wait_http(self.url + "/", process, timeout)
 
     def start_notifier(self) -> None:

@@ -46,6 +46,8 @@ def test_a_second_clinic_changes_every_value() -> None:
         ({"timezone": "Mars/Olympus"}, "'timezone'"),
         ({"opening_hours": []}, "'opening_hours'"),
         ({"name": ""}, "'name' is missing"),
+        ({"retention_days": 0}, "'retention_days' 0 must be a whole number"),
+        ({"retention_days": "forever"}, "'retention_days'"),
     ],
 )
 def test_a_bad_field_is_named_in_the_error(change: Dict[str, Any], field: str) -> None:

@@ -32,6 +32,23 @@ def test_wanting_to_start_offers_call_book_and_call_back(stack: Any) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["what's your phone number", "can i speak to a person", "any appointments free this week",
+     "when are you open", "where are you located", "how much does it cost",
+     "is it covered by my health fund", "do i need a referral", "i want to book"],
+)
+def test_every_hand_off_reply_carries_the_configured_phone_and_booking_link(
+    stack: Any, question: str
+) -> None:
+    replies = say(stack, f"handoffs-{uuid.uuid4().hex[:6]}", question)
+    payloads = [b["payload"] for r in replies for b in r.get("buttons", [])]
+    assert payloads == [CLINIC.phone_link, CLINIC.booking_url, "/request_callback"], replies
+    # the text carries them too, for channels without buttons
+    text = " ".join(texts(replies))
+    assert CLINIC.phone in text and CLINIC.booking_url in text
+
+
 @pytest.mark.parametrize("question", ["how much does it cost", "is it covered by my health fund"])
 def test_price_and_insurance_are_not_invented(stack: Any, question: str) -> None:
     [reply] = say(stack, f"price-{uuid.uuid4().hex[:6]}", question)

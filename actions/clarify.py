@@ -1,0 +1,103 @@
+"""Ask "Did you mean...?" instead of guessing, and don't loop.
+
+Runs on ``nlu_fallback`` (the model was unsure: assistant/uncertainty.py). It
+offers the 2-3 most likely topics as buttons, plus "Something else". If the
+visitor's previous message also needed a clarification, it stops asking and
+offers the clinic's phone and booking link instead.
+
+One exception: a message that names a known condition ("would it help my
+asthma") is most likely asking about that condition, so it gets the
+condition's answer (which is honest about conditions the articles don't cover).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.conditions import answer_condition, conditions_in_message
+from assistant.knowledge import cached_knowledge, related_buttons
+from assistant.uncertainty import RETRIEVAL_INTENT, raw_intent_ranking, top_answers
+
+MAX_CHOICES = 3
+MIN_CONFIDENCE = 0.05  # below this a "choice" is noise
+SOMETHING_ELSE = {"title": "Something else", "payload": "/something_else"}
+
+# Intents worth offering as a choice, with the button text patients see.
+INTENT_CHOICES = {
+    "ask_condition": "Can it help my problem?",
+    "ask_personal_medical": "Is it safe for me?",
+    "book": "Booking an appointment",
+    "request_callback": "Request a call-back",
+    "ask_contact": "Contact details",
+    "ask_hours": "Opening hours",
+    "ask_location": "Location and parking",
+    "ask_availability": "Free appointments",
+    "ask_price": "Prices",
+    "ask_insurance": "Health funds and insurance",
+    "ask_referral": "Referrals",
+    "human_handoff": "Talk to a person",
+    "help": "What can you help with?",
+}
+
+
+def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
+    """Buttons for the most likely meanings, best first."""
+    kb = cached_knowledge()
+    buttons: List[Dict[str, str]] = []
+    for intent in raw_intent_ranking(parse):
+        if float(intent.get("confidence", 0.0)) < MIN_CONFIDENCE:
+            break
+        name = intent.get("name")
+        if name == RETRIEVAL_INTENT:
+            for key in top_answers(parse, limit=MAX_CHOICES, floor=MIN_CONFIDENCE):
+                topic = key.split("/", 1)[1]
+                if topic in kb.topics:
+                    buttons.extend(related_buttons(kb, [topic]))
+        elif name in INTENT_CHOICES:
+            buttons.append({"title": INTENT_CHOICES[name], "payload": f"/{name}"})
+        if len(buttons) >= MAX_CHOICES:
+            break
+    return buttons[:MAX_CHOICES]
+
+
+def previous_bot_action(tracker: Tracker) -> Optional[str]:
+    """The last action before the visitor's latest message (ignoring listens)."""
+    seen_latest_message = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_latest_message:
+                return None
+            seen_latest_message = True
+        elif (seen_latest_message and event.get("event") == "action"
+              and event.get("name") not in ("action_listen", None)):
+            return str(event["name"])
+    return None
+
+
+class ActionClarify(Action):
+    def name(self) -> str:
+        return "action_clarify"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        kb = cached_knowledge()
+        named = [e for e in tracker.latest_message.get("entities", []) if e.get("entity") == "condition"]
+        conditions = conditions_in_message(kb, named)
+        if conditions:
+            for condition in conditions:
+                answer_condition(dispatcher, kb, condition)
+            return []
+        if previous_bot_action(tracker) == self.name():
+            dispatcher.utter_message(response="utter_clarify_handoff")  # second miss in a row
+            return []
+        buttons = choices(tracker.latest_message)
+        if buttons:
+            dispatcher.utter_message(response="utter_clarify", buttons=[*buttons, SOMETHING_ELSE])
+        else:
+            dispatcher.utter_message(response="utter_default")
+        return []

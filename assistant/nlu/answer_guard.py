@@ -1,0 +1,58 @@
+"""Don't send an FAQ answer as if certain when the ResponseSelector is not.
+
+Rasa's FallbackClassifier only looks at the *intent*. A question can be
+confidently "faq" while the ResponseSelector hesitates between two answers
+("does it hurt" vs "will I be sore"). Placed after the FallbackClassifier, this
+component turns such messages into ``nlu_fallback`` (keeping the rankings), so
+the bot asks "Did you mean..." with the likely topics instead of guessing.
+The test itself is ``assistant.uncertainty.unsure``, shared with the tuning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
+from rasa.shared.nlu.training_data.message import Message
+
+from assistant.uncertainty import FALLBACK, RETRIEVAL_INTENT, unsure
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class FaqAnswerGuard(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        return {"threshold": 0.5, "ambiguity_threshold": 0.1}
+
+    def __init__(self, config: Dict[str, Any]) -> None:
+        self.threshold = float(config["threshold"])
+        self.ambiguity = float(config["ambiguity_threshold"])
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> FaqAnswerGuard:
+        return cls({**cls.get_default_config(), **config})
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            intent = message.get(INTENT) or {}
+            if intent.get("name") != RETRIEVAL_INTENT:
+                continue
+            selector = (message.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
+            ranking = selector.get("ranking") or []
+            if unsure(ranking, self.threshold, self.ambiguity):
+                confidence = float(ranking[0]["confidence"]) if ranking else 0.0
+                fallback = {"name": FALLBACK, "confidence": confidence}
+                message.set(INTENT, fallback, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [fallback, *(message.get(INTENT_RANKING_KEY) or [])],
+                            add_to_output=True)
+        return messages

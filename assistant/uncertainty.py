@@ -1,0 +1,97 @@
+"""When is the assistant too unsure to answer? One definition, used everywhere.
+
+Two checks, both configured in ``config.yml``:
+
+* the intent (Rasa's ``FallbackClassifier``): top confidence below
+  ``threshold``, or the top two closer than ``ambiguity_threshold``;
+* for FAQ questions, the chosen answer (our ``FaqAnswerGuard``): the
+  ResponseSelector's top confidence below its ``threshold``, or its top two
+  answers closer than its ``ambiguity_threshold``.
+
+Either makes the message ``nlu_fallback``, and the bot asks "Did you mean..."
+instead of guessing. ``decide`` replays both checks on a stored parse result so
+the thresholds can be tuned on the held-out sets without retraining
+(``tests/test_uncertainty.py`` prints the trade-off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from assistant.knowledge import PROJECT_ROOT
+
+FALLBACK = "nlu_fallback"
+RETRIEVAL_INTENT = "faq"
+CONFIG = PROJECT_ROOT / "config.yml"
+GUARD = "assistant.nlu.answer_guard.FaqAnswerGuard"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    intent: float
+    intent_ambiguity: float
+    answer: float
+    answer_ambiguity: float
+
+    @classmethod
+    def from_config(cls, path: Path = CONFIG) -> Thresholds:
+        pipeline = {c["name"]: c for c in yaml.safe_load(path.read_text())["pipeline"]}
+        fallback, guard = pipeline["FallbackClassifier"], pipeline[GUARD]
+        return cls(
+            intent=float(fallback["threshold"]),
+            intent_ambiguity=float(fallback["ambiguity_threshold"]),
+            answer=float(guard["threshold"]),
+            answer_ambiguity=float(guard["ambiguity_threshold"]),
+        )
+
+
+def unsure(ranking: List[Dict[str, Any]], threshold: float, ambiguity: float) -> bool:
+    """Rasa's FallbackClassifier test, for any ranking of {"confidence": ...} dicts."""
+    if not ranking:
+        return True
+    first = float(ranking[0].get("confidence", 0.0))
+    if first < threshold:
+        return True
+    return len(ranking) >= 2 and first - float(ranking[1].get("confidence", 0.0)) < ambiguity
+
+
+def raw_intent_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The model's intent ranking without the fallback entries our checks insert."""
+    return [i for i in parse.get("intent_ranking") or [] if i.get("name") != FALLBACK]
+
+
+def answer_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
+    selector = (parse.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
+    return list(selector.get("ranking") or [])
+
+
+def decide(parse: Dict[str, Any], thresholds: Thresholds) -> str:
+    """The label the bot would act on: an intent, `faq/<topic>`, or nlu_fallback."""
+    intents = raw_intent_ranking(parse)
+    if unsure(intents, thresholds.intent, thresholds.intent_ambiguity):
+        return FALLBACK
+    top = intents[0]["name"]
+    if top != RETRIEVAL_INTENT:
+        return str(top)
+    answers = answer_ranking(parse)
+    if unsure(answers, thresholds.answer, thresholds.answer_ambiguity):
+        return FALLBACK
+    return str(answers[0]["intent_response_key"])
+
+
+def top_answers(parse: Dict[str, Any], limit: int = 3, floor: float = 0.05) -> List[str]:
+    """The most likely FAQ topics ("faq/<topic>"), best first, for "Did you mean...?"."""
+    keys = [a["intent_response_key"] for a in answer_ranking(parse)
+            if float(a.get("confidence", 0.0)) >= floor]
+    return keys[:limit]
+
+
+def top_intents(parse: Dict[str, Any], limit: int = 3, floor: float = 0.05,
+                exclude: Optional[set] = None) -> List[str]:
+    exclude = exclude or set()
+    return [i["name"] for i in raw_intent_ranking(parse)
+            if float(i.get("confidence", 0.0)) >= floor and i["name"] not in exclude][:limit]

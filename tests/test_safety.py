@@ -1,0 +1,93 @@
+"""Red flags: 100% recall on the project's test set, no false alarms, and a
+patterns file a clinic can extend -- checked on the detector, through the
+trained model's NLU pipeline, and (tests/test_e2e_limits.py) through the server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+
+from assistant.knowledge import PROJECT_ROOT
+from assistant.safety import RedFlagConfigError, RedFlagDetector, detector_for, normalise, parse_flags
+from tests.conftest import report_figure
+
+RED_FLAG_SET: Dict[str, List[str]] = yaml.safe_load(
+    (PROJECT_ROOT / "tests" / "safety" / "red_flags.yml").read_text(encoding="utf-8")
+)
+FLAGGED = [(text, category) for category in ("emergency", "crisis") for text in RED_FLAG_SET[category]]
+
+
+def test_the_red_flag_set_is_big_and_varied_enough() -> None:
+    assert len(FLAGGED) >= 30
+    assert len(RED_FLAG_SET["crisis"]) >= 10 and len(RED_FLAG_SET["ordinary"]) >= 25
+    assert any(text == text.lower() for text, _ in FLAGGED)  # lowercase
+    assert any(text.isupper() or text[:1].isupper() for text, _ in FLAGGED)
+
+
+def test_detector_recall_is_100_percent_and_no_ordinary_question_fires() -> None:
+    detector = detector_for()
+    missed = [(t, c) for t, c in FLAGGED if getattr(detector.detect(t), "category", None) != c]
+    false_alarms = [t for t in RED_FLAG_SET["ordinary"] if detector.detect(t)]
+    recall = 1 - len(missed) / len(FLAGGED)
+    report_figure(f"red-flag recall (detector): {recall:.3f} on {len(FLAGGED)} messages; "
+                  f"false alarms {len(false_alarms)} of {len(RED_FLAG_SET['ordinary'])} ordinary")
+    assert not missed, missed
+    assert not false_alarms, false_alarms
+
+
+def test_through_the_trained_pipeline_red_flags_override_the_model(parse: Any) -> None:
+    missed = [(t, c) for t, c in FLAGGED if parse(t)["intent"]["name"] != c]
+    false_alarms = [t for t in RED_FLAG_SET["ordinary"]
+                    if parse(t)["intent"]["name"] in ("emergency", "crisis")]
+    report_figure(f"red-flag recall (trained NLU pipeline): {1 - len(missed) / len(FLAGGED):.3f}; "
+                  f"false alarms {len(false_alarms)}")
+    assert not missed and not false_alarms, (missed, false_alarms)
+    assert parse("i cant breathe")["intent"]["confidence"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("I CAN'T BREATHE!!!", " i cant breathe "), ("pleeeease help", " pleease help "),
+     ("crème  brûlée?", " creme brulee ")],
+)
+def test_normalisation(text: str, expected: str) -> None:
+    assert normalise(text) == expected
+
+
+def test_button_payloads_are_never_red_flags() -> None:
+    assert detector_for().detect('/ask_condition{"condition":"chest_pain"}') is None
+    assert detector_for().detect("/faq/side_effects") is None
+
+
+def test_ignore_phrases_do_not_hide_a_real_sign_in_the_same_message() -> None:
+    detector = detector_for()
+    assert detector.detect("can needling help after a stroke") is None
+    flag = detector.detect("had a stroke years ago, can needling help, and now my speech is slurred")
+    assert flag is not None and flag.flag_id == "stroke_signs"
+
+
+def test_a_clinic_can_add_patterns(tmp_path: Path) -> None:
+    raw = yaml.safe_load((PROJECT_ROOT / "knowledge" / "red_flags.yml").read_text())
+    raw["emergency"].append({"id": "anaphylaxis", "match": ["(anaphylaxis|anaphylactic)"]})
+    extended = tmp_path / "red_flags.yml"
+    extended.write_text(yaml.safe_dump(raw))
+    assert detector_for().detect("i think this is anaphylaxis") is None
+    flag = RedFlagDetector.from_file(extended).detect("i think this is anaphylaxis")
+    assert flag is not None and flag.category == "emergency"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"emergencies": []}, "top level"),
+        ({"emergency": [{"id": "x"}]}, "emergency[0] (x): needs an 'id' and a 'match'"),
+        ({"crisis": [{"id": "bad", "match": ["(unclosed"]}]}, "crisis[0] (bad) match"),
+    ],
+)
+def test_a_malformed_patterns_file_names_the_entry(raw: Any, message: str) -> None:
+    with pytest.raises(RedFlagConfigError, match=re.escape(message)):
+        parse_flags(raw)
