@@ -137,6 +137,8 @@ def run(notifier: Notifier, poll_seconds: float, stop: threading.Event) -> None:
         except StoreUnavailable as error:
             # the database is down: nothing can be lost, try again on the next pass
             logger.error("request database unavailable: %s", type(error.__cause__).__name__)
+        except Exception as error:  # never let one bad pass stop deliveries (or, via the launcher, the bot)
+            logger.error("webhook delivery pass failed: %s", type(error).__name__)
         stop.wait(poll_seconds)
 
 

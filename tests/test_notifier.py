@@ -169,3 +169,24 @@ def test_staff_see_requests_the_webhook_has_not_accepted(
     assert requests_cli.main([]) == 0
     output = capsys.readouterr().out
     assert "1 request(s) not yet accepted" in output and "HTTP 500" in output
+
+
+def test_an_unexpected_error_in_a_pass_does_not_stop_the_worker(
+    store: CallbackStore, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier(store, clinic_with_webhook(receiver.url))
+    passes: List[int] = []
+
+    def broken_pass() -> int:
+        passes.append(1)
+        raise RuntimeError("unexpected")
+
+    notifier.deliver_due = broken_pass  # type: ignore[method-assign]
+    stop = threading.Event()
+    worker = threading.Thread(target=run, args=(notifier, 0.05, stop))
+    worker.start()
+    stop.wait(0.3)
+    stop.set()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and len(passes) >= 2
+    assert "webhook delivery pass failed: RuntimeError" in caplog.text
