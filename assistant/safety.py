@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Pattern, Tuple
+from typing import Any, List, Optional, Pattern, Tuple
 
 import yaml
 
@@ -105,9 +105,6 @@ class RedFlagDetector:
             if flag.fires_on(normalised):
                 return RedFlag(flag.category, flag.flag_id)
         return None
-
-    def describe(self) -> Dict[str, int]:
-        return {c: sum(f.category == c for f in self.flags) for c in CATEGORIES}
 
 
 @lru_cache(maxsize=4)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 
@@ -89,9 +89,3 @@ def top_answers(parse: Dict[str, Any], limit: int = 3, floor: float = 0.05) -> L
             if float(a.get("confidence", 0.0)) >= floor]
     return keys[:limit]
 
-
-def top_intents(parse: Dict[str, Any], limit: int = 3, floor: float = 0.05,
-                exclude: Optional[set] = None) -> List[str]:
-    exclude = exclude or set()
-    return [i["name"] for i in raw_intent_ranking(parse)
-            if float(i.get("confidence", 0.0)) >= floor and i["name"] not in exclude][:limit]

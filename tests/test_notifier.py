@@ -142,18 +142,24 @@ def test_requests_stored_without_a_webhook_have_no_outbox_row(store: CallbackSto
     assert store.outbox() == []
 
 
-def test_a_database_outage_does_not_stop_the_worker(
-    tmp_path: Path, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
-) -> None:
-    unreachable = CallbackStore(f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 'requests.db'}")
-    (tmp_path / "missing-dir").write_text("a file where a folder should be")
-    notifier = Notifier(unreachable, clinic_with_webhook(receiver.url))
+def run_briefly(notifier: Notifier) -> threading.Thread:
+    """Run the worker loop for ~0.3 s (passes every 0.05 s), stop it, return its thread."""
     stop = threading.Event()
     worker = threading.Thread(target=run, args=(notifier, 0.05, stop))
     worker.start()
     stop.wait(0.3)
     stop.set()
     worker.join(timeout=5)
+    return worker
+
+
+def test_a_database_outage_does_not_stop_the_worker(
+    tmp_path: Path, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = CallbackStore(f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 'requests.db'}")
+    (tmp_path / "missing-dir").write_text("a file where a folder should be")
+    notifier = Notifier(unreachable, clinic_with_webhook(receiver.url))
+    worker = run_briefly(notifier)
     assert not worker.is_alive()
     assert "request database unavailable" in caplog.text
 
@@ -182,11 +188,6 @@ def test_an_unexpected_error_in_a_pass_does_not_stop_the_worker(
         raise RuntimeError("unexpected")
 
     notifier.deliver_due = broken_pass  # type: ignore[method-assign]
-    stop = threading.Event()
-    worker = threading.Thread(target=run, args=(notifier, 0.05, stop))
-    worker.start()
-    stop.wait(0.3)
-    stop.set()
-    worker.join(timeout=5)
+    worker = run_briefly(notifier)
     assert not worker.is_alive() and len(passes) >= 2
     assert "webhook delivery pass failed: RuntimeError" in caplog.text
