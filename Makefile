@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest coverage requests retention tune lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser coverage requests retention tune lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -82,8 +82,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: setup model
-	$(PY) -m pytest $(PYTEST_ARGS)
+pytest: setup model browser
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The widget's tests drive Debian's Chromium with Playwright (never a browser
+# download). Installed here when missing; CHROMIUM=/path/to/chromium overrides.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "Chromium not found at $(CHROMIUM); install Debian's 'chromium' package."; exit 1; }
 
 # Which sentences of a folder of articles the knowledge base covers.
 DOCS ?= ../shared/seeds

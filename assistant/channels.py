@@ -5,6 +5,7 @@ Registered in credentials.yml in place of Rasa's ``rest`` (same URL,
 accepts anything: a 1 MB message took 26 s and stalled every other
 conversation. Here:
 
+* the request must say ``Content-Type: application/json`` (else 415);
 * the body must be a JSON object with a ``sender`` (1-128 letters, digits and
   ``-_.:@``) and a string ``message``; anything else is a 400 with a JSON error;
 * a message longer than ``max_message_chars`` (default 1,000) is a 413; bodies
@@ -59,6 +60,8 @@ class GuardedRestInput(InputChannel):
 
     def validate(self, request: Request) -> Tuple[Optional[HTTPResponse], str, str]:
         """(error response or None, sender, cleaned message)."""
+        if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
+            return error(415, "send JSON with 'Content-Type: application/json'"), "", ""
         try:
             body = request.json
         except Exception:  # Sanic raises its own InvalidUsage for broken JSON
@@ -75,6 +78,23 @@ class GuardedRestInput(InputChannel):
                          max_message_chars=self.max_message_chars), "", ""
         return None, sender, clean_text(message)
 
+    async def handle(self, request: Request,
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        """Validate one webhook request, run the turn, return the bot's messages."""
+        problem, sender, text = self.validate(request)
+        if problem is not None:
+            return problem
+        if not text:
+            return response.json([{"recipient_id": sender, "text": EMPTY_MESSAGE_REPLY}])
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
+        except Exception as failure:  # the model, an action or the tracker store failed
+            logger.error("message from a %s conversation could not be handled: %s",
+                         self.name(), type(failure).__name__)
+            return error(503, "the assistant could not handle this message; please try again")
+        return response.json(collector.messages)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"guarded_webhook_{self.name()}", __name__)
 
@@ -84,18 +104,6 @@ class GuardedRestInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            problem, sender, text = self.validate(request)
-            if problem is not None:
-                return problem
-            if not text:
-                return response.json([{"recipient_id": sender, "text": EMPTY_MESSAGE_REPLY}])
-            collector = CollectingOutputChannel()
-            try:
-                await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
-            except Exception as failure:  # the model, an action or the tracker store failed
-                logger.error("message from a %s conversation could not be handled: %s",
-                             self.name(), type(failure).__name__)
-                return error(503, "the assistant could not handle this message; please try again")
-            return response.json(collector.messages)
+            return await self.handle(request, on_new_message)
 
         return webhook

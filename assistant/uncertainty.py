@@ -8,7 +8,11 @@ Two checks, both configured in ``config.yml``:
   ResponseSelector's top confidence below its ``threshold``, or its top two
   answers closer than its ``ambiguity_threshold``.
 
-Either makes the message ``nlu_fallback``, and the bot asks "Did you mean..."
+* intents whose action can't be undone (``strict_intents`` of the guard, e.g.
+  ``forget_me``) need their own, higher confidence: a name like "Morgan
+  Forgetme" typed into the call-back form must not delete the conversation.
+
+Any of these makes the message ``nlu_fallback``, and the bot asks "Did you mean..."
 instead of guessing. ``decide`` replays both checks on a stored parse result so
 the thresholds can be tuned on the held-out sets without retraining
 (``tests/test_uncertainty.py`` prints the trade-off).
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -36,6 +40,7 @@ class Thresholds:
     intent_ambiguity: float
     answer: float
     answer_ambiguity: float
+    strict: Tuple[Tuple[str, float], ...] = ()  # (intent, minimum confidence)
 
     @classmethod
     def from_config(cls, path: Path = CONFIG) -> Thresholds:
@@ -46,6 +51,7 @@ class Thresholds:
             intent_ambiguity=float(fallback["ambiguity_threshold"]),
             answer=float(guard["threshold"]),
             answer_ambiguity=float(guard["ambiguity_threshold"]),
+            strict=tuple((name, float(value)) for name, value in (guard.get("strict_intents") or {}).items()),
         )
 
 
@@ -57,6 +63,12 @@ def unsure(ranking: List[Dict[str, Any]], threshold: float, ambiguity: float) ->
     if first < threshold:
         return True
     return len(ranking) >= 2 and first - float(ranking[1].get("confidence", 0.0)) < ambiguity
+
+
+def too_unsure_for(intent: Dict[str, Any], strict: Dict[str, float]) -> bool:
+    """An intent with an irreversible action, below its own threshold."""
+    name = intent.get("name")
+    return name in strict and float(intent.get("confidence", 0.0)) < strict[name]
 
 
 def raw_intent_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -73,6 +85,8 @@ def decide(parse: Dict[str, Any], thresholds: Thresholds) -> str:
     """The label the bot would act on: an intent, `faq/<topic>`, or nlu_fallback."""
     intents = raw_intent_ranking(parse)
     if unsure(intents, thresholds.intent, thresholds.intent_ambiguity):
+        return FALLBACK
+    if too_unsure_for(intents[0], dict(thresholds.strict)):
         return FALLBACK
     top = intents[0]["name"]
     if top != RETRIEVAL_INTENT:

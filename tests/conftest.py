@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+ALLOWED_ORIGIN = "https://www.allowed-clinic.example"  # the website channel's CORS list in tests
 
 # Figures measured by tests (accuracy, trade-offs...), printed at the end of the
 # run so they are visible in every `make test` log.
@@ -102,6 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: A
             "REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}",
             "CLINIC_CONFIG": str(clinic),
             "NOTIFIER_POLL_SECONDS": "0.5",
+            "WEBCHAT_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
         },
     )
     running = Stack(settings, log_dir=workdir / "logs").start()

@@ -10,14 +10,12 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from assistant.evaluation import OUT_OF_SCOPE_FILE, load_examples, parse_all, sweep, trade_off
-from assistant.uncertainty import Thresholds
+from assistant.uncertainty import FALLBACK, Thresholds, decide
 from tests.conftest import report_figure
 
-# Issue 4 asks for 0.90 on both; the model reaches 0.89 / 0.88 so far (see the
-# printed figures). These floors stop a regression until it gets there.
-RAW_ACCURACY_BAR = 0.92  # best guess of the model alone, before any fallback
-IN_SCOPE_BAR = 0.87  # answered with the right label at the configured thresholds
-OUT_OF_SCOPE_BAR = 0.85  # got the out-of-scope reply or a clarification
+RAW_ACCURACY_BAR = 0.93  # best guess of the model alone, before any fallback
+IN_SCOPE_BAR = 0.90  # answered with the right label at the configured thresholds
+OUT_OF_SCOPE_BAR = 0.90  # got the out-of-scope reply or a clarification
 
 Parsed = List[Tuple[str, Dict[str, Any]]]
 
@@ -51,3 +49,13 @@ def test_without_a_fallback_out_of_scope_messages_would_be_answered(parsed: Tupl
     raw = trade_off(in_scope, out_of_scope, Thresholds(0, 0, 0, 0))
     configured = trade_off(in_scope, out_of_scope, Thresholds.from_config())
     assert configured.out_of_scope_rejection > raw.out_of_scope_rejection
+
+
+def test_an_irreversible_intent_needs_its_own_higher_confidence(parse: Any) -> None:
+    """A name typed into the call-back form must not delete the conversation."""
+    configured = Thresholds.from_config()
+    assert dict(configured.strict)["forget_me"] > configured.intent
+    name = parse("Morgan Forgetme")
+    assert name["intent"]["name"] == FALLBACK
+    assert decide(name, configured) == FALLBACK
+    assert parse("please delete all my data")["intent"]["name"] == "forget_me"

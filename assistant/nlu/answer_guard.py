@@ -5,7 +5,9 @@ confidently "faq" while the ResponseSelector hesitates between two answers
 ("does it hurt" vs "will I be sore"). Placed after the FallbackClassifier, this
 component turns such messages into ``nlu_fallback`` (keeping the rankings), so
 the bot asks "Did you mean..." with the likely topics instead of guessing.
-The test itself is ``assistant.uncertainty.unsure``, shared with the tuning.
+It also holds intents whose action can't be undone (``strict_intents``, e.g.
+forget_me) to their own, higher threshold.
+The tests themselves are in ``assistant.uncertainty``, shared with the tuning.
 """
 
 from __future__ import annotations
@@ -19,18 +21,19 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.uncertainty import FALLBACK, RETRIEVAL_INTENT, unsure
+from assistant.uncertainty import FALLBACK, RETRIEVAL_INTENT, too_unsure_for, unsure
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class FaqAnswerGuard(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        return {"threshold": 0.5, "ambiguity_threshold": 0.1}
+        return {"threshold": 0.5, "ambiguity_threshold": 0.1, "strict_intents": {}}
 
     def __init__(self, config: Dict[str, Any]) -> None:
         self.threshold = float(config["threshold"])
         self.ambiguity = float(config["ambiguity_threshold"])
+        self.strict = {str(k): float(v) for k, v in (config["strict_intents"] or {}).items()}
 
     @classmethod
     def create(
@@ -45,14 +48,18 @@ class FaqAnswerGuard(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             intent = message.get(INTENT) or {}
-            if intent.get("name") != RETRIEVAL_INTENT:
-                continue
-            selector = (message.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
-            ranking = selector.get("ranking") or []
-            if unsure(ranking, self.threshold, self.ambiguity):
-                confidence = float(ranking[0]["confidence"]) if ranking else 0.0
-                fallback = {"name": FALLBACK, "confidence": confidence}
-                message.set(INTENT, fallback, add_to_output=True)
-                message.set(INTENT_RANKING_KEY, [fallback, *(message.get(INTENT_RANKING_KEY) or [])],
-                            add_to_output=True)
+            if too_unsure_for(intent, self.strict):
+                self.fall_back(message, float(intent.get("confidence", 0.0)))
+            elif intent.get("name") == RETRIEVAL_INTENT:
+                selector = (message.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
+                ranking = selector.get("ranking") or []
+                if unsure(ranking, self.threshold, self.ambiguity):
+                    self.fall_back(message, float(ranking[0]["confidence"]) if ranking else 0.0)
         return messages
+
+    @staticmethod
+    def fall_back(message: Message, confidence: float) -> None:
+        fallback = {"name": FALLBACK, "confidence": confidence}
+        message.set(INTENT, fallback, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [fallback, *(message.get(INTENT_RANKING_KEY) or [])],
+                    add_to_output=True)

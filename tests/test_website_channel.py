@@ -1,0 +1,151 @@
+"""The website channel and the limits every channel shares, through the real
+server: validation (4xx with a JSON error, never a 5xx or a hang), CORS by
+configured origin, and the widget's files and demo page."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Optional
+
+import pytest
+import requests
+
+from assistant.clinic import load_clinic
+from assistant.knowledge import PROJECT_ROOT
+from assistant.website import WebsiteConfigError, parse_origins
+from tests.conftest import ALLOWED_ORIGIN
+from tests.test_e2e_limits import new_sender
+
+CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
+CHANNELS = ["rest", "website"]
+JSON = {"Content-Type": "application/json"}
+ONE_MEGABYTE_OF_WORDS = "word " * 210_000
+
+
+def webhook(stack: Any, channel: str) -> str:
+    return f"{stack.url}/webhooks/{channel}/webhook"
+
+
+def post(stack: Any, channel: str, data: Any, headers: Optional[Dict[str, str]] = None) -> requests.Response:
+    return requests.post(webhook(stack, channel), data=data, headers=headers or JSON, timeout=60)
+
+
+# ---- validation, on every channel --------------------------------------------------
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (json.dumps({"sender": "a", "message": "hi"}), {"Content-Type": "text/plain"}, 415),
+        (json.dumps({"sender": "a", "message": "hi"}), {"Content-Type": "multipart/form-data"}, 415),
+        ("{not json", JSON, 400),
+        (json.dumps({"message": "hi"}), JSON, 400),
+        (json.dumps({"sender": "a"}), JSON, 400),
+        (json.dumps({"sender": "bad sender!", "message": "hi"}), JSON, 400),
+        (json.dumps({"sender": "a", "message": "x" * 1001}), JSON, 413),
+    ],
+)
+def test_bad_input_gets_a_4xx_with_a_json_error(stack: Any, channel: str, body: str,
+                                                headers: Dict[str, str], status: int) -> None:
+    reply = post(stack, channel, body, headers)
+    assert reply.status_code == status
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.json()["error"]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_one_megabyte_message_is_refused_with_413(stack: Any, channel: str) -> None:
+    reply = post(stack, channel, json.dumps({"sender": "big", "message": ONE_MEGABYTE_OF_WORDS}))
+    assert reply.status_code == 413
+    assert reply.json()
+
+
+def test_oversized_messages_do_not_stall_other_conversations(stack: Any) -> None:
+    """Ten 1 MB messages on the plain REST webhook while a visitor asks a question:
+    every big one is refused and the visitor gets the real answer."""
+    big = json.dumps({"sender": "flood", "message": ONE_MEGABYTE_OF_WORDS})
+    question = json.dumps({"sender": new_sender("calm"), "message": "how long does a session take"})
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        floods = [pool.submit(post, stack, "rest", big) for _ in range(10)]
+        answer = pool.submit(post, stack, "website", question)
+        assert [f.result().status_code for f in floods] == [413] * 10
+        reply = answer.result()
+    assert reply.status_code == 200 and "minutes" in reply.json()[0]["text"]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_good_message_gets_the_bots_messages_with_buttons(stack: Any, channel: str) -> None:
+    reply = post(stack, channel, json.dumps({"sender": new_sender(channel), "message": "how do i book"}))
+    assert reply.status_code == 200
+    [message] = reply.json()
+    assert CLINIC.phone in message["text"]
+    assert [b["payload"] for b in message["buttons"]][:2] == [CLINIC.phone_link, CLINIC.booking_url]
+
+
+# ---- CORS: configured origins only ---------------------------------------------------
+
+def test_an_allowed_origin_may_call_the_webhook(stack: Any) -> None:
+    preflight = requests.options(webhook(stack, "website"), timeout=10, headers={
+        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    reply = post(stack, "website", json.dumps({"sender": new_sender("cors"), "message": "hello"}),
+                 {**JSON, "Origin": ALLOWED_ORIGIN})
+    assert reply.status_code == 200
+    assert reply.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_another_origin_is_refused_and_gets_no_cors_header(stack: Any) -> None:
+    stranger = "https://evil.example"
+    preflight = requests.options(webhook(stack, "website"), timeout=10, headers={
+        "Origin": stranger, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 403
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    reply = post(stack, "website", json.dumps({"sender": new_sender("cors"), "message": "hello"}),
+                 {**JSON, "Origin": stranger})
+    assert reply.status_code == 403 and reply.json()["error"]
+    assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+def test_the_bots_own_pages_are_always_allowed(stack: Any) -> None:
+    reply = post(stack, "website", json.dumps({"sender": new_sender("own"), "message": "hello"}),
+                 {**JSON, "Origin": stack.url})
+    assert reply.status_code == 200
+
+
+@pytest.mark.parametrize("value", ["*", "www.clinic.example", "https://clinic.example/page", "ftp://clinic.example"])
+def test_an_invalid_allowed_origin_stops_the_start(value: str) -> None:
+    with pytest.raises(WebsiteConfigError, match="allowed_origins"):
+        parse_origins([value])
+
+
+def test_origins_are_normalised() -> None:
+    assert parse_origins(["https://WWW.Clinic.example/", " http://localhost:8000 ", ""]) == (
+        "https://www.clinic.example", "http://localhost:8000")
+
+
+# ---- the widget's files and the demo page --------------------------------------------
+
+def test_the_demo_page_shows_the_clinic_and_embeds_the_widget(stack: Any) -> None:
+    reply = requests.get(f"{stack.url}/webchat/", timeout=10)
+    assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+    page = reply.text
+    assert '<script src="/webchat/widget.js"' in page
+    assert f'data-phone-e164="{CLINIC.phone_e164}"' in page
+    assert CLINIC.name.replace("(", "").split()[0] in page and "$clinic" not in page
+
+
+@pytest.mark.parametrize(("name", "kind"), [("widget.js", "text/javascript"), ("widget.css", "text/css")])
+def test_the_widget_files_are_served(stack: Any, name: str, kind: str) -> None:
+    reply = requests.get(f"{stack.url}/webchat/{name}", timeout=10)
+    assert reply.status_code == 200 and reply.headers["Content-Type"].startswith(kind)
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["demo.html", "..%2Fcredentials.yml", "secrets.txt"])
+def test_nothing_else_is_served_from_the_widget_folder(stack: Any, path: str) -> None:
+    assert requests.get(f"{stack.url}/webchat/{path}", timeout=10).status_code == 404

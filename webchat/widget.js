@@ -1,0 +1,281 @@
+/*
+ * Dry needling assistant: the website chat widget.
+ *
+ * Embed with one tag (every data attribute is optional):
+ *   <script src="https://BOT-HOST/webchat/widget.js" defer
+ *           data-title="Ask about dry needling"
+ *           data-welcome="Hi! ..." data-phone="(02) 5550 1234" data-phone-e164="+61255501234"
+ *           data-accent="#0b5563" data-accent-text="#ffffff"></script>
+ *
+ * Plain JavaScript, no dependencies, no requests to anyone but the bot. Bot and
+ * user text is always inserted as text (textContent), never as HTML. The
+ * conversation (sender id + transcript) lives in sessionStorage, so it survives
+ * reloads and navigation within the site and ends with the browser tab.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  if (!script || window.__dryNeedlingWidget) return;
+  window.__dryNeedlingWidget = true;
+
+  var data = script.dataset;
+  var botUrl = (data.botUrl || new URL(script.src, location.href).origin).replace(/\/+$/, "");
+  var config = {
+    webhook: botUrl + "/webhooks/website/webhook",
+    stylesheet: botUrl + "/webchat/widget.css",
+    title: data.title || "Ask about dry needling",
+    welcome: data.welcome || "Hi! Ask me anything about dry needling. My answers are general information, not medical advice.",
+    phone: data.phone || "",
+    phoneLink: data.phoneE164 ? "tel:" + data.phoneE164.replace(/[^+\d]/g, "") : "",
+    maxLength: parseInt(data.maxLength || "1000", 10),
+    timeoutMs: 30000
+  };
+  var STORAGE_KEY = "dry-needling-chat:" + botUrl;
+  var MAX_TRANSCRIPT = 200;
+
+  // ---- state ------------------------------------------------------------------
+
+  function newSender() {
+    var bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return "web-" + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  function freshState() {
+    return { sender: newSender(), open: false, transcript: [{ from: "bot", text: config.welcome }] };
+  }
+
+  function loadState() {
+    try {
+      var saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
+      if (saved && typeof saved.sender === "string" && Array.isArray(saved.transcript)) return saved;
+    } catch (ignored) { /* storage disabled or corrupt: start afresh */ }
+    return freshState();
+  }
+
+  function saveState() {
+    state.transcript = state.transcript.slice(-MAX_TRANSCRIPT);
+    try { sessionStorage.setItem(STORAGE_KEY, JSON.stringify(state)); } catch (ignored) { /* private mode */ }
+  }
+
+  var state = loadState();
+  var waiting = false;
+
+  // ---- DOM --------------------------------------------------------------------
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  var host = el("div", { id: "dry-needling-chat" });
+  var root = host.attachShadow({ mode: "open" });
+  root.appendChild(el("link", { rel: "stylesheet", href: config.stylesheet }));
+  if (data.accent && CSS.supports("color", data.accent)) host.style.setProperty("--dnw-accent", data.accent);
+  if (data.accentText && CSS.supports("color", data.accentText)) host.style.setProperty("--dnw-accent-text", data.accentText);
+
+  var launcher = el("button", { type: "button", class: "launcher", "aria-expanded": "false",
+                                "aria-controls": "dnw-panel" }, config.title);
+  var panel = el("section", { id: "dnw-panel", class: "panel", role: "dialog", "aria-modal": "false",
+                              "aria-labelledby": "dnw-title", hidden: "" });
+  var header = el("div", { class: "header" });
+  var title = el("h2", { id: "dnw-title" }, config.title);
+  var restart = el("button", { type: "button", class: "restart" }, "New chat");
+  var close = el("button", { type: "button", class: "close", "aria-label": "Close chat" }, "\u00d7");
+  header.append(title, restart, close);
+
+  var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
+                        "aria-label": "Conversation", tabindex: "0" });
+  var typing = el("div", { class: "typing", role: "status", hidden: "" });
+  typing.append(el("span", { class: "dots", "aria-hidden": "true" }, "\u2022\u2022\u2022"),
+                el("span", { class: "visually-hidden" }, "The assistant is typing"));
+
+  var form = el("form", { class: "composer" });
+  var label = el("label", { for: "dnw-input", class: "visually-hidden" }, "Type your question");
+  var input = el("input", { id: "dnw-input", type: "text", autocomplete: "off",
+                            maxlength: String(config.maxLength), placeholder: "Type your question" });
+  var send = el("button", { type: "submit", class: "send" }, "Send");
+  form.append(label, input, send);
+  var note = el("p", { class: "note" }, "General information, not medical advice. In an emergency call your local emergency number.");
+
+  panel.append(header, log, typing, form, note);
+  root.append(launcher, panel);
+
+  // ---- rendering --------------------------------------------------------------
+
+  var LINK = /(https:\/\/[^\s<>"']+[^\s<>"'.,;:!?)])/g;
+
+  function appendText(parent, text) {
+    // Text with https links made clickable; everything stays text nodes.
+    String(text).split(LINK).forEach(function (part, index) {
+      if (index % 2 === 1) {
+        parent.appendChild(el("a", { href: part, target: "_blank", rel: "noopener noreferrer" }, part));
+      } else if (part) {
+        parent.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
+  function isLink(payload) {
+    return /^(tel:|https:\/\/)/.test(payload || "");
+  }
+
+  function renderButtons(buttons, latest) {
+    var row = el("div", { class: "buttons" });
+    buttons.forEach(function (button) {
+      var titleText = String(button.title || button.payload || "");
+      var payload = String(button.payload || "");
+      if (isLink(payload)) {
+        var link = el("a", { class: "button", href: payload }, titleText);
+        if (payload.indexOf("https://") === 0) { link.target = "_blank"; link.rel = "noopener noreferrer"; }
+        row.appendChild(link);
+      } else if (latest && payload) {
+        // Quick replies only make sense as answers to the latest message.
+        var quick = el("button", { type: "button", class: "button" }, titleText);
+        quick.addEventListener("click", function () { sendMessage(payload, titleText); });
+        row.appendChild(quick);
+      }
+    });
+    return row.childNodes.length ? row : null;
+  }
+
+  function renderEntry(entry, latest) {
+    var item = el("div", { class: "message " + entry.from + (entry.error ? " error" : "") });
+    var bubble = el("p", { class: "bubble" });
+    bubble.appendChild(el("span", { class: "visually-hidden" }, entry.from === "user" ? "You: " : "Assistant: "));
+    appendText(bubble, entry.text);
+    item.appendChild(bubble);
+    if (entry.error && config.phone) {
+      var call = el("p", { class: "bubble" }, "You can call us on ");
+      call.appendChild(config.phoneLink ? el("a", { href: config.phoneLink }, config.phone)
+                                        : document.createTextNode(config.phone));
+      call.appendChild(document.createTextNode("."));
+      item.appendChild(call);
+    }
+    if (entry.retry && latest) {
+      var again = el("button", { type: "button", class: "button" }, "Try again");
+      again.addEventListener("click", function () { sendMessage(entry.retry, entry.retryTitle, true); });
+      item.appendChild(again);
+    }
+    var buttons = entry.buttons && entry.buttons.length ? renderButtons(entry.buttons, latest) : null;
+    if (buttons) item.appendChild(buttons);
+    return item;
+  }
+
+  function render() {
+    log.textContent = "";
+    state.transcript.forEach(function (entry, index) {
+      log.appendChild(renderEntry(entry, index === state.transcript.length - 1));
+    });
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function add(entries) {
+    // Re-render the previous latest entry (its quick replies go) and append the new ones.
+    state.transcript = state.transcript.concat(entries);
+    saveState();
+    render();
+  }
+
+  function setWaiting(on) {
+    waiting = on;
+    typing.hidden = !on;
+    send.disabled = on;
+    if (on) log.scrollTop = log.scrollHeight;
+  }
+
+  // ---- talking to the bot -----------------------------------------------------
+
+  function botEntries(messages) {
+    return messages.filter(function (m) { return m && (m.text || (m.buttons && m.buttons.length)); })
+      .map(function (m) {
+        return { from: "bot", text: m.text || "", buttons: (m.buttons || []).map(function (b) {
+          return { title: String(b.title || ""), payload: String(b.payload || "") };
+        }) };
+      });
+  }
+
+  function failure(text, payload, shownAs) {
+    return { from: "bot", error: true, text: text, retry: payload || null, retryTitle: shownAs || null };
+  }
+
+  function sendMessage(payload, shownAs, isRetry) {
+    if (waiting || !payload.trim()) return;
+    if (!isRetry) add([{ from: "user", text: shownAs || payload }]);
+    setWaiting(true);
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, config.timeoutMs);
+    fetch(config.webhook, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sender: state.sender, message: payload }),
+      signal: controller.signal,
+      credentials: "omit",
+      referrerPolicy: "no-referrer"
+    }).then(function (reply) {
+      return reply.json().catch(function () { return null; }).then(function (body) {
+        if (reply.ok && Array.isArray(body)) {
+          var entries = botEntries(body);
+          add(entries.length ? entries : [{ from: "bot", text: "Sorry, I have no answer to that." }]);
+        } else if (reply.status >= 400 && reply.status < 500 && body && body.error) {
+          add([{ from: "bot", error: true, text: "Sorry, I couldn't take that message: " + body.error + "." }]);
+        } else {
+          throw new Error("bot replied " + reply.status);
+        }
+      });
+    }).catch(function () {
+      add([failure("Sorry, I can't reach the assistant right now. Please try again in a moment.", payload, shownAs)]);
+    }).then(function () {
+      clearTimeout(timer);
+      setWaiting(false);
+    });
+  }
+
+  // ---- controls -----------------------------------------------------------------
+
+  function setOpen(open, moveFocus) {
+    state.open = open;
+    saveState();
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", String(open));
+    launcher.hidden = open;
+    if (open) {
+      render();
+      if (moveFocus) input.focus();
+    } else if (moveFocus) {
+      launcher.focus();
+    }
+  }
+
+  launcher.addEventListener("click", function () { setOpen(true, true); });
+  close.addEventListener("click", function () { setOpen(false, true); });
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") setOpen(false, true);
+  });
+  restart.addEventListener("click", function () {
+    state = freshState();
+    state.open = true;
+    saveState();
+    render();
+    input.focus();
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text || waiting) return;
+    input.value = "";
+    sendMessage(text);
+    input.focus();
+  });
+
+  function mount() {
+    document.body.appendChild(host);
+    setOpen(Boolean(state.open), false);
+  }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+})();
