@@ -96,6 +96,7 @@ def render_demo_page(clinic: Clinic, template: Path = WEBCHAT_DIR / "demo.html")
         "clinic_address": clinic.address,
         "clinic_booking_url": clinic.booking_url,
         "clinic_hours": "; ".join(clinic.opening_hours),
+        "emergency_number": clinic.emergency_number,
     }
     return Template(template.read_text(encoding="utf-8")).substitute(
         {key: html.escape(value, quote=True) for key, value in values.items()})

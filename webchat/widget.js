@@ -5,6 +5,7 @@
  *   <script src="https://BOT-HOST/webchat/widget.js" defer
  *           data-title="Ask about dry needling"
  *           data-welcome="Hi! ..." data-phone="(02) 5550 1234" data-phone-e164="+61255501234"
+ *           data-emergency="000"
  *           data-accent="#0b5563" data-accent-text="#ffffff"></script>
  *
  * Plain JavaScript, no dependencies, no requests to anyone but the bot. Bot and
@@ -28,6 +29,7 @@
     welcome: data.welcome || "Hi! Ask me anything about dry needling. My answers are general information, not medical advice.",
     phone: data.phone || "",
     phoneLink: data.phoneE164 ? "tel:" + data.phoneE164.replace(/[^+\d]/g, "") : "",
+    emergency: data.emergency || "your local emergency number",
     maxLength: parseInt(data.maxLength || "1000", 10),
     timeoutMs: 30000
   };
@@ -101,7 +103,8 @@
                             maxlength: String(config.maxLength), placeholder: "Type your question" });
   var send = el("button", { type: "submit", class: "send" }, "Send");
   form.append(label, input, send);
-  var note = el("p", { class: "note" }, "General information, not medical advice. In an emergency call your local emergency number.");
+  var note = el("p", { class: "note" },
+                "General information, not medical advice. In an emergency call " + config.emergency + ".");
 
   panel.append(header, log, typing, form, note);
   root.append(launcher, panel);

@@ -1,0 +1,213 @@
+"""The chat widget in a real browser: Debian's Chromium driven by Playwright,
+against the real bot (the session's `stack`) serving its demo page.
+
+Chromium comes from the `chromium` package (`make browser` installs it); no
+browser is ever downloaded. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator, List
+from urllib.parse import urlparse
+
+import pytest
+
+from assistant.clinic import load_clinic
+from assistant.knowledge import PROJECT_ROOT, KnowledgeBase
+from tests.conftest import ARTIFACTS
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# Without the background-networking flags Chromium keeps trying Google's hosts,
+# which this closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
+WIDGET = "#dry-needling-chat"
+# JavaScript reaching into the widget's (open) shadow root.
+SHADOW = "document.getElementById('dry-needling-chat').shadowRoot"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (installs Debian's chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                              headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, stack: Any) -> Iterator[Any]:
+    """A fresh visitor (own sessionStorage) on the demo page; every request it makes is recorded."""
+    # The demo page's CSP (checked in test_website_channel.py) is bypassed so the
+    # widget itself is tested, e.g. that it never turns text into markup, and
+    # so Playwright may evaluate its waits in the page.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    tab = context.new_page()
+    tab.requested = []
+    tab.on("request", lambda request: tab.requested.append(request.url))
+    tab.goto(f"{stack.url}/webchat/")
+    yield tab
+    context.close()
+
+
+def open_chat(page: Any) -> None:
+    page.locator(f"{WIDGET} button.launcher").click()
+    page.locator(f"{WIDGET} #dnw-input").wait_for(state="visible")
+
+
+def bot_messages(page: Any) -> List[str]:
+    return [text.replace("Assistant: ", "", 1) for text in
+            page.locator(f"{WIDGET} .message.bot .bubble").all_inner_texts()]
+
+
+def wait_for_reply(page: Any, before: int) -> None:
+    page.wait_for_function(
+        f"{SHADOW}.querySelectorAll('.message.bot').length > {before}"
+        f" && {SHADOW}.querySelector('.typing').hidden", timeout=30_000)
+
+
+def ask(page: Any, text: str) -> str:
+    """Type a message and press Enter like a visitor; the bot's first new message."""
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    page.locator(f"{WIDGET} #dnw-input").fill(text)
+    page.locator(f"{WIDGET} #dnw-input").press("Enter")
+    wait_for_reply(page, before)
+    return str(page.locator(f"{WIDGET} .message.bot").nth(before).inner_text())
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_a_typed_question_gets_the_articles_answer_and_nothing_leaves_the_site(
+        page: Any, stack: Any, kb: KnowledgeBase) -> None:
+    open_chat(page)
+    assert "not medical advice" in bot_messages(page)[0]
+    answer = ask(page, "how long does a dry needling session take?")
+    assert flat(kb.topics["session_length"].answer)[:60] in flat(answer)
+    page.screenshot(path=str(ARTIFACTS / "widget-desktop.png"))
+    bot_host = urlparse(stack.url).netloc
+    strangers = [url for url in page.requested if urlparse(url).netloc != bot_host
+                 and not url.startswith("data:")]
+    assert page.requested and not strangers, strangers
+
+
+def test_a_quick_reply_asks_its_topic(page: Any, kb: KnowledgeBase) -> None:
+    open_chat(page)
+    ask(page, "how long does a session take")
+    quick = page.locator(f"{WIDGET} .message.bot >> nth=-1 >> button.button").first
+    title = quick.inner_text()
+    [topic] = [t for t in kb.topics.values() if t.title == title]
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    quick.click()
+    wait_for_reply(page, before)
+    assert page.locator(f"{WIDGET} .message.user .bubble").last.inner_text().endswith(title)
+    assert flat(topic.answer)[:60] in flat(bot_messages(page)[before])
+
+
+def test_call_and_booking_buttons_are_links_with_the_clinics_details(page: Any) -> None:
+    open_chat(page)
+    reply = ask(page, "i'd like to book an appointment")
+    assert CLINIC.phone in reply
+    last = page.locator(f"{WIDGET} .message.bot").last
+    assert last.locator(f'a.button[href="{CLINIC.phone_link}"]').count() == 1
+    assert last.locator(f'a.button[href="{CLINIC.booking_url}"]').count() == 1
+    # The call-back request is a quick reply (a message to the bot), not a link.
+    assert last.locator("button.button", has_text="call-back").count() == 1
+
+
+def test_the_conversation_survives_a_reload_and_a_new_chat_starts_afresh(page: Any) -> None:
+    open_chat(page)
+    ask(page, "does dry needling hurt")
+    sender = page.evaluate("Object.entries(sessionStorage)[0][1]")
+    transcript = bot_messages(page)
+    page.reload()
+    page.locator(f"{WIDGET} #dnw-input").wait_for(state="visible")  # still open
+    assert bot_messages(page) == transcript
+    assert page.evaluate("Object.entries(sessionStorage)[0][1]") == sender
+    page.locator(f"{WIDGET} button.restart").click()
+    assert len(bot_messages(page)) == 1  # just the welcome
+    assert page.evaluate("JSON.parse(Object.entries(sessionStorage)[0][1]).sender") != \
+        page.evaluate(f"JSON.parse({sender!r}).sender")
+
+
+def test_markup_in_a_message_is_shown_as_text_and_runs_nothing(page: Any) -> None:
+    dialogs: List[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    open_chat(page)
+    hostile = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    ask(page, hostile)
+    assert page.locator(f"{WIDGET} .message.user .bubble").last.inner_text().endswith(hostile)
+    assert page.evaluate(f"{SHADOW}.querySelectorAll('.log img, .log script').length") == 0
+    assert dialogs == []
+
+
+def test_when_the_bot_is_unreachable_the_visitor_gets_the_phone_number_and_can_retry(page: Any) -> None:
+    open_chat(page)
+    page.route("**/webhooks/website/webhook", lambda route: route.abort("connectionrefused"))
+    reply = ask(page, "how long does a session take")
+    assert "can't reach" in reply
+    error = page.locator(f"{WIDGET} .message.error").last
+    assert error.locator(f'a[href="{CLINIC.phone_link}"]').inner_text() == CLINIC.phone
+    page.unroute("**/webhooks/website/webhook")
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    error.locator("button", has_text="Try again").click()
+    wait_for_reply(page, before)
+    assert "minutes" in bot_messages(page)[-1]
+
+
+def test_keyboard_only(page: Any) -> None:
+    """Tab to the chat button, open it with Enter, ask, then Escape back."""
+    on_launcher = (f"document.activeElement.id === 'dry-needling-chat' && {SHADOW}.activeElement !== null"
+                   f" && {SHADOW}.activeElement.classList.contains('launcher')")
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate(on_launcher):
+            break
+    else:
+        pytest.fail("the chat button is not reachable with Tab")
+    page.keyboard.press("Enter")
+    assert page.evaluate(f"{SHADOW}.activeElement.id") == "dnw-input"
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    page.keyboard.type("is dry needling the same as acupuncture")
+    page.keyboard.press("Enter")
+    wait_for_reply(page, before)
+    assert "acupuncture" in bot_messages(page)[-1].lower()
+    page.keyboard.press("Shift+Tab")  # onto the latest quick reply: reachable without a mouse
+    assert page.evaluate(f"{SHADOW}.activeElement.tagName") in ("BUTTON", "A")
+    page.keyboard.press("Escape")
+    assert page.evaluate(f"{SHADOW}.activeElement.classList.contains('launcher')")
+    assert page.locator(f"{WIDGET} #dnw-panel").is_hidden()
+
+
+def test_accessible_names_and_live_region(page: Any) -> None:
+    open_chat(page)
+    log = page.locator(f"{WIDGET} .log")
+    assert log.get_attribute("aria-live") == "polite" and log.get_attribute("role") == "log"
+    assert page.get_by_label("Type your question").count() == 1
+    assert page.locator(f"{WIDGET} button.close").get_attribute("aria-label") == "Close chat"
+    assert f"emergency call {CLINIC.emergency_number}." in page.locator(f"{WIDGET} .note").inner_text()
+
+
+def test_works_on_a_360_pixel_phone_screen(browser: Any, stack: Any) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True,
+                                  has_touch=True, bypass_csp=True)
+    phone = context.new_page()
+    try:
+        phone.goto(f"{stack.url}/webchat/")
+        open_chat(phone)
+        ask(phone, "can dry needling help my tennis elbow")
+        box = phone.locator(f"{WIDGET} #dnw-panel").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        phone.screenshot(path=str(ARTIFACTS / "widget-360px.png"))
+    finally:
+        context.close()
