@@ -164,6 +164,20 @@ def test_when_the_bot_is_unreachable_the_visitor_gets_the_phone_number_and_can_r
     assert "minutes" in bot_messages(page)[-1]
 
 
+def test_a_typing_indicator_shows_while_the_bot_is_answering(page: Any) -> None:
+    held: List[Any] = []
+    page.route("**/webhooks/website/webhook", lambda route: held.append(route))  # hold it
+    open_chat(page)
+    page.locator(f"{WIDGET} #dnw-input").fill("does it hurt")
+    page.locator(f"{WIDGET} #dnw-input").press("Enter")
+    page.wait_for_function(f"{SHADOW}.querySelector('.typing').hidden === false")
+    assert page.locator(f"{WIDGET} .typing").inner_text().strip() != ""
+    assert page.locator(f"{WIDGET} button.send").is_disabled()
+    held[0].continue_()
+    wait_for_reply(page, 1)
+    assert page.locator(f"{WIDGET} .typing").is_hidden()
+
+
 def test_keyboard_only(page: Any) -> None:
     """Tab to the chat button, open it with Enter, ask, then Escape back."""
     on_launcher = (f"document.activeElement.id === 'dry-needling-chat' && {SHADOW}.activeElement !== null"
