@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest browser coverage requests retention tune lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser coverage requests retention tune bench lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -73,7 +73,7 @@ $(DATA_STAMP): $(STAMP) $(KNOWLEDGE) assistant/knowledge.py assistant/build_data
 data: $(DATA_STAMP)
 
 $(MODEL): $(STAMP) $(SPACY)/meta.json $(DATA_STAMP) config.yml domain.yml $(TRAIN_DATA) $(NLU_CODE)
-	$(RASA) train --fixed-model-name dry-needling --out models --quiet
+	$(PY) -m assistant.train   # rasa train, timed (models/dry-needling.training.json)
 	touch $@
 
 lint: $(STAMP)
@@ -113,6 +113,12 @@ retention: $(STAMP)
 # held-out sets, for the thresholds in config.yml and the best candidates.
 tune: setup model
 	$(PY) -m assistant.evaluation --sweep
+
+# Speed and answer quality against a stock Rasa baseline, in one run (~10 min;
+# the baseline is trained on first use): results/bench/bench.{md,json,png}.
+# ARGS="--quick" is a few-second smoke run of the project alone.
+bench: setup model
+	$(PY) -m assistant.bench.run $(ARGS)
 
 # Re-resolve and lock the dependency set after editing requirements*.txt.
 lock: $(STAMP)

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rasa.shared.nlu.training_data.loading import load_data
 
 from assistant.knowledge import PROJECT_ROOT
-from assistant.uncertainty import Thresholds, decide
+from assistant.uncertainty import RETRIEVAL_INTENT, Thresholds, decide, faq_selection
 
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 HOLDOUT_FILE = PROJECT_ROOT / "tests" / "nlu" / "holdout.yml"
@@ -87,7 +87,7 @@ def full_label(parse: Dict[str, Any]) -> Tuple[str, float]:
     intent = parse.get("intent") or {}
     name = intent.get("name") or "none"
     confidence = float(intent.get("confidence") or 0.0)
-    selector = (parse.get("response_selector") or {}).get(name)
+    selector = faq_selection(parse) if name == RETRIEVAL_INTENT else None
     if selector:
         response = selector.get("response") or {}
         name = response.get("intent_response_key") or name

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,6 @@ from typing import Dict, List, Optional
 
 from assistant.knowledge import PROJECT_ROOT
 
-VENV_BIN = Path(sys.executable).parent
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 STOP_GRACE_SECONDS = 15
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
@@ -41,6 +41,8 @@ class Settings:
     tracker_db: Path = PROJECT_ROOT / "var" / "tracker.db"
     model: Path = MODEL
     extra_env: Dict[str, str] = field(default_factory=dict)
+    endpoints: Path = PROJECT_ROOT / "endpoints.yml"
+    stock_rasa: bool = False  # plain `rasa`, without assistant/server.py's speed-ups (benchmark baseline)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,6 +68,13 @@ class Settings:
         )
         env.update(self.extra_env)
         return env
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (tests and the benchmark)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
@@ -122,10 +131,12 @@ class Stack:
         _wait_http(f"http://127.0.0.1:{self.settings.actions_port}/health", process, timeout)
 
     def rasa_command(self, subcommand: str) -> List[str]:
+        rasa = ([str(Path(sys.executable).parent / "rasa")] if self.settings.stock_rasa
+                else [sys.executable, "-m", "assistant.server"])  # `rasa` + our speed-ups
         return [
-            str(VENV_BIN / "rasa"), subcommand,
+            *rasa, subcommand,
             "--model", str(self.settings.model),
-            "--endpoints", "endpoints.yml",
+            "--endpoints", str(self.settings.endpoints),
             "--credentials", "credentials.yml",
         ]
 
@@ -179,6 +190,7 @@ def _banner(settings: Settings) -> str:
     return (
         "\n"
         f"  The assistant is running.\n"
+        f"    chat widget:   {url}/webchat/  (demo page)\n"
         f"    REST webhook:  POST {url}/webhooks/rest/webhook\n"
         f"    try:           curl -s {url}/webhooks/rest/webhook "
         "-H 'Content-Type: application/json' -d '{\"sender\":\"me\",\"message\":\"does it hurt?\"}'\n"

@@ -9,16 +9,27 @@ with the same settings as Rasa's ``SQL`` store (SQLite or PostgreSQL).
   in-memory conversation back when the turn ends.
 * Retention: ``delete_inactive_before`` removes conversations whose last event
   is older than a cut-off (``make retention``).
+* Speed: the two queries of every turn (load the latest session's events;
+  count them before saving new ones) are plain SQL, not ORM queries that
+  SQLAlchemy rebuilds and re-keys each time (a tenth of the server's CPU under
+  load). On SQLite (the default) connections are kept instead of opened per
+  query, and the journal is WAL with ``synchronous=NORMAL`` instead of an fsync
+  at every commit. Measured by `make bench`.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
+from typing import Any, Iterator, Optional
 
+import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import func
+from sqlalchemy.pool import QueuePool
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +53,68 @@ def forgotten_this_turn(tracker: DialogueStateTracker) -> bool:
     return False
 
 
+# The events of a conversation's latest session (Rasa's own rule: from its
+# latest session_started event on, or everything if it has none), in order.
+LATEST_SESSION = """
+    FROM events
+    WHERE sender_id = :sender
+      AND timestamp >= COALESCE((SELECT MAX(timestamp) FROM events
+                                 WHERE sender_id = :sender AND type_name = :session_started), 0)
+"""
+LATEST_SESSION_EVENTS = sa.text("SELECT data" + LATEST_SESSION + "ORDER BY id")
+LATEST_SESSION_COUNT = sa.text("SELECT COUNT(*)" + LATEST_SESSION)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 class PrivacySQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            self._tune_sqlite()
+
+    def _tune_sqlite(self) -> None:
+        """SQLAlchemy 1.4 opens a new SQLite connection for every query (NullPool)
+        and SQLite's default journal fsyncs at every commit: milliseconds per turn.
+        With WAL and synchronous=NORMAL a stored turn survives a crash of the bot;
+        only a power cut can lose the last turns. (Call-back requests have their
+        own store with full durability: assistant/callbacks.py.)"""
+        stock_engine: Any = self.engine  # type: ignore[has-type]
+        url = stock_engine.url
+        stock_engine.dispose()
+        # Rasa uses the store from its event loop's thread only.
+        self.engine = sa.create_engine(url, poolclass=QueuePool, connect_args={"check_same_thread": False})
+        sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         if forgotten_this_turn(tracker):
             deleted = self.delete_conversation(tracker.sender_id)
             logger.info("conversation forgotten at the visitor's request (%d events deleted)", deleted)
             return
         await super().save(tracker)
+
+    def _latest_session(self, session: Any, query: Any, sender_id: str) -> Any:
+        return session.execute(query, {"sender": sender_id, "session_started": SessionStarted.type_name})
+
+    async def _retrieve(self, sender_id: str,
+                        fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        if fetch_events_from_all_sessions:
+            return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        with self.session_scope() as session:
+            rows = self._latest_session(session, LATEST_SESSION_EVENTS, sender_id).scalars().all()
+        if not (self.domain and rows):
+            return None
+        return DialogueStateTracker.from_dict(sender_id, [json.loads(row) for row in rows], self.domain.slots)
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
+        stored = int(self._latest_session(session, LATEST_SESSION_COUNT, tracker.sender_id).scalar())
+        return itertools.islice(tracker.events, stored, len(tracker.events))
 
     def delete_conversation(self, sender_id: str) -> int:
         with self.session_scope() as session:

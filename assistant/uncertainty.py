@@ -76,9 +76,15 @@ def raw_intent_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [i for i in parse.get("intent_ranking") or [] if i.get("name") != FALLBACK]
 
 
+def faq_selection(parse: Dict[str, Any]) -> Dict[str, Any]:
+    """The ResponseSelector's output for FAQ questions."""
+    selectors = parse.get("response_selector") or {}
+    # A ResponseSelector without `retrieval_intent` (Rasa's stock config) answers under "default".
+    return dict(selectors.get(RETRIEVAL_INTENT) or selectors.get("default") or {})
+
+
 def answer_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
-    selector = (parse.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
-    return list(selector.get("ranking") or [])
+    return list(faq_selection(parse).get("ranking") or [])
 
 
 def decide(parse: Dict[str, Any], thresholds: Thresholds) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
 from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, load_knowledge
+from assistant.launcher import free_port
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -35,12 +35,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("measured figures")
         for line in FIGURES:
             terminalreporter.write_line(line)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

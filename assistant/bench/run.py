@@ -1,0 +1,202 @@
+"""`make bench`: the project's configuration against a stock Rasa baseline, in one run.
+
+    python -m assistant.bench.run                 # full run, results/bench/
+    python -m assistant.bench.run --quick         # a few seconds, project only (smoke test)
+
+For each configuration (the project's config.yml, and bench/baseline_config.yml,
+Rasa's stock pipeline and policies trained on the same data and domain):
+
+The baseline server is also stock: Rasa's own SQL tracker store and action
+endpoint settings (bench/baseline_endpoints.yml), started as plain `rasa run`.
+
+1. the model (the baseline is trained here when missing or stale; the training
+   time of both comes from assistant/train.py's record);
+2. answer quality and NLU-only parse latency, in-process on the held-out sets;
+3. the real servers (assistant/launcher.py, as `make run` starts them, on free
+   loopback ports with fresh SQLite stores): time from start to the first
+   answered message, then simulated visitors (assistant/bench/load.py) through
+   the website channel at 1, 10 and 50 concurrent visitors and through the REST
+   webhook at 10, then the Rasa server's memory (RSS).
+
+Absolute times drift on a shared machine; the ratios between the two, measured
+minutes apart on the same machine, are what count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from assistant.bench.load import LoadResult, run_load
+from assistant.bench.report import write_report
+from assistant.knowledge import PROJECT_ROOT
+from assistant.launcher import Settings, Stack, free_port
+from assistant.train import train, training_seconds
+from assistant.uncertainty import Thresholds
+
+RESULTS = PROJECT_ROOT / "results" / "bench"
+BASELINE_CONFIG = PROJECT_ROOT / "bench" / "baseline_config.yml"
+BASELINE_ENDPOINTS = PROJECT_ROOT / "bench" / "baseline_endpoints.yml"
+BASELINE_DIR = PROJECT_ROOT / "build" / "bench"
+FULL_PHASES: List[Tuple[str, int]] = [("website", 1), ("website", 10), ("website", 50), ("rest", 10)]
+QUICK_PHASES: List[Tuple[str, int]] = [("website", 1), ("website", 5), ("rest", 2)]
+
+
+@dataclass
+class Candidate:
+    label: str
+    config: Path
+    model: Path
+    thresholds: Thresholds  # its fallback settings, for "configured" accuracy
+    endpoints: Path = PROJECT_ROOT / "endpoints.yml"
+    stock_rasa: bool = False
+
+
+def project() -> Candidate:
+    return Candidate("project", PROJECT_ROOT / "config.yml",
+                     PROJECT_ROOT / "models" / "dry-needling.tar.gz", Thresholds.from_config())
+
+
+def baseline() -> Candidate:
+    # The stock FallbackClassifier (0.3 / 0.1) and no guard on the chosen answer.
+    return Candidate("baseline", BASELINE_CONFIG, BASELINE_DIR / "baseline.tar.gz",
+                     Thresholds(0.3, 0.1, 0.0, 0.0), BASELINE_ENDPOINTS, stock_rasa=True)
+
+
+def training_inputs() -> List[Path]:
+    return [PROJECT_ROOT / "domain.yml", *sorted((PROJECT_ROOT / "data").rglob("*.yml"))]
+
+
+def ensure_model(candidate: Candidate) -> None:
+    """Train the baseline when it is missing or older than its inputs."""
+    inputs = [candidate.config, *training_inputs()]
+    model = candidate.model
+    if model.exists() and model.stat().st_mtime > max(p.stat().st_mtime for p in inputs):
+        return
+    if candidate.label == "project":
+        raise SystemExit("the project's model is missing or stale: run `make model` first")
+    print(f"training the {candidate.label} model (stock Rasa config, same data)...", flush=True)
+    model.parent.mkdir(parents=True, exist_ok=True)
+    train(candidate.config, model.parent, model.name.replace(".tar.gz", ""))
+
+
+def measure_quality(candidate: Candidate, quick: bool) -> Dict[str, Any]:
+    """Held-out accuracy and NLU-only parse latency, in this process."""
+    from assistant.evaluation import OUT_OF_SCOPE_FILE, load_agent, load_examples, parse_all, trade_off
+
+    agent = load_agent(candidate.model)
+    in_scope, out_of_scope = load_examples(), load_examples(OUT_OF_SCOPE_FILE)
+    if quick:
+        in_scope, out_of_scope = in_scope[:20], out_of_scope[:10]
+    parsed_in = asyncio.run(parse_all(agent, in_scope))  # also warms the model up
+    parse_latencies = asyncio.run(_parse_latencies(agent, [text for text, _ in in_scope]))
+    parsed_out = asyncio.run(parse_all(agent, out_of_scope))
+    raw = trade_off(parsed_in, parsed_out, Thresholds(0, 0, 0, 0))
+    configured = trade_off(parsed_in, parsed_out, candidate.thresholds)
+    return {
+        "held_out_accuracy": round(raw.in_scope_accuracy, 3),
+        "in_scope_accuracy": round(configured.in_scope_accuracy, 3),
+        "out_of_scope_rejection": round(configured.out_of_scope_rejection, 3),
+        "nlu_parse_p50_ms": round(statistics.median(parse_latencies), 1),
+        "nlu_parse_p95_ms": round(statistics.quantiles(parse_latencies, n=20)[-1], 1),
+    }
+
+
+async def _parse_latencies(agent: Any, texts: List[str]) -> List[float]:
+    latencies = []
+    for text in texts:
+        started = time.perf_counter()
+        await agent.parse_message(text)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (Linux /proc), in MB."""
+    total_kb = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            rss = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+            total_kb += int(rss.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return round(total_kb / 1024, 1)
+
+
+def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
+                   workdir: Path) -> Dict[str, Any]:
+    settings = Settings(
+        rasa_port=free_port(), actions_port=free_port(), tracker_db=workdir / "tracker.db",
+        model=candidate.model, endpoints=candidate.endpoints, stock_rasa=candidate.stock_rasa,
+        extra_env={"REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}"},
+    )
+    started = time.monotonic()
+    stack = Stack(settings, log_dir=workdir / "logs").start()
+    try:
+        first = asyncio.run(run_load(stack.url, "website", 1, 30, max_turns=1))
+        if first.errors or not first.turns:
+            raise RuntimeError(f"the {candidate.label} server did not answer; see {workdir / 'logs'}")
+        ready_s = time.monotonic() - started
+        asyncio.run(run_load(stack.url, "website", 2, min(3.0, seconds)))  # warm-up, not reported
+        loads: List[LoadResult] = []
+        for channel, visitors in phases:
+            loads.append(asyncio.run(run_load(stack.url, channel, visitors, seconds)))
+            print(f"  {candidate.label}: {loads[-1].summary()}", flush=True)
+        rasa_process = stack.processes[1]
+        return {
+            "start_to_ready_s": round(ready_s, 1),
+            "rss_mb_after_load": rss_mb(rasa_process.pid),
+            "loads": [load.summary() for load in loads],
+        }
+    finally:
+        stack.stop()
+
+
+def measure(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
+            quick: bool) -> Dict[str, Any]:
+    ensure_model(candidate)
+    print(f"{candidate.label}: answer quality and NLU latency...", flush=True)
+    figures: Dict[str, Any] = {"label": candidate.label,
+                               "config": str(candidate.config.relative_to(PROJECT_ROOT))}
+    figures.update(measure_quality(candidate, quick))
+    figures["model_mb"] = round(candidate.model.stat().st_size / 1e6, 1)
+    figures["training_s"] = training_seconds(candidate.model)
+    print(f"{candidate.label}: servers under load...", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{candidate.label}-") as workdir:
+        figures.update(measure_server(candidate, phases, seconds, Path(workdir)))
+    return figures
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the project against a stock Rasa baseline.")
+    parser.add_argument("--quick", action="store_true", help="a few seconds, project only (smoke test)")
+    parser.add_argument("--seconds", type=float, help="length of each load phase (default 15, quick 2)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (2.0 if args.quick else 15.0)
+    phases = QUICK_PHASES if args.quick else FULL_PHASES
+    started = time.monotonic()
+    results = [measure(project(), phases, seconds, args.quick)]
+    if not args.quick:
+        results.append(measure(baseline(), phases, seconds, args.quick))
+    table = write_report(results, args.out)
+    print(table)
+    print(f"\nwritten to {args.out} in {time.monotonic() - started:.0f} s")
+    errors = sum(load["errors"] for result in results for load in result["loads"])
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
