@@ -190,10 +190,10 @@ def measure(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the project against a stock Rasa baseline.")
     parser.add_argument("--quick", action="store_true", help="a few seconds, project only (smoke test)")
-    parser.add_argument("--seconds", type=float, help="length of each load phase (default 15, quick 2)")
+    parser.add_argument("--seconds", type=float, help="length of each load phase (default 10, quick 2)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    seconds = args.seconds or (2.0 if args.quick else 15.0)
+    seconds = args.seconds or (2.0 if args.quick else 10.0)
     phases = QUICK_PHASES if args.quick else FULL_PHASES
     started = time.monotonic()
     results = [measure(project(), phases, seconds, args.quick)]
