@@ -107,10 +107,15 @@ def test_a_quick_reply_asks_its_topic(page: Any, kb: KnowledgeBase) -> None:
     title = quick.inner_text()
     [topic] = [t for t in kb.topics.values() if t.title == title]
     before = page.locator(f"{WIDGET} .message.bot").count()
+    answered = page.locator(f"{WIDGET} .message.bot").last.element_handle()
     quick.click()
     wait_for_reply(page, before)
     assert page.locator(f"{WIDGET} .message.user .bubble").last.inner_text().endswith(title)
     assert flat(topic.answer)[:60] in flat(bot_messages(page)[before])
+    # Earlier messages stay in place (a screen reader announces only the new
+    # ones) and lose their quick replies; their links stay.
+    assert answered.evaluate("node => node.isConnected")
+    assert answered.evaluate("node => node.querySelectorAll('button').length") == 0
 
 
 def test_call_and_booking_buttons_are_links_with_the_clinics_details(page: Any) -> None:

@@ -179,10 +179,19 @@
   }
 
   function add(entries) {
-    // Re-render the previous latest entry (its quick replies go) and append the new ones.
+    // Append only the new entries, so screen readers announce just those; the
+    // previous latest entry loses its quick replies (they answered it).
+    var previous = log.lastElementChild;
+    if (previous) {
+      previous.querySelectorAll("button.button").forEach(function (button) { button.remove(); });
+      previous.querySelectorAll(".buttons:empty").forEach(function (row) { row.remove(); });
+    }
     state.transcript = state.transcript.concat(entries);
     saveState();
-    render();
+    entries.forEach(function (entry, index) {
+      log.appendChild(renderEntry(entry, index === entries.length - 1));
+    });
+    log.scrollTop = log.scrollHeight;
   }
 
   function setWaiting(on) {
