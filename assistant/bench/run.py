@@ -6,17 +6,19 @@
 For each configuration (the project's config.yml, and bench/baseline_config.yml,
 Rasa's stock pipeline and policies trained on the same data and domain):
 
-The baseline server is also stock: Rasa's own SQL tracker store and action
-endpoint settings (bench/baseline_endpoints.yml), started as plain `rasa run`.
-
-1. the model (the baseline is trained here when missing or stale; the training
-   time of both comes from assistant/train.py's record);
+1. the model (the baseline is trained here when missing or stale) and its
+   training time from a cold cache (assistant/train.py's record, measured here
+   when the last training reused Rasa's warm cache);
 2. answer quality and NLU-only parse latency, in-process on the held-out sets;
 3. the real servers (assistant/launcher.py, as `make run` starts them, on free
    loopback ports with fresh SQLite stores): time from start to the first
    answered message, then simulated visitors (assistant/bench/load.py) through
    the website channel at 1, 10 and 50 concurrent visitors and through the REST
    webhook at 10, then the Rasa server's memory (RSS).
+
+The baseline server is also stock: Rasa's own SQL tracker store and action
+endpoint settings (bench/baseline_endpoints.yml), started as plain `rasa run`
+without assistant/server.py's speed-ups.
 
 Absolute times drift on a shared machine; the ratios between the two, measured
 minutes apart on the same machine, are what count.
