@@ -27,7 +27,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 
 def cache_action_result_validation() -> None:
-    from jsonschema.exceptions import best_match
     from jsonschema.validators import validator_for
     from rasa.core.actions.action import RemoteAction
 
@@ -36,7 +35,7 @@ def cache_action_result_validation() -> None:
     stock_validation = RemoteAction._validate_action_result
 
     def validate(self: RemoteAction, result: Dict[str, Any]) -> bool:
-        if best_match(validator.iter_errors(result)) is None:
+        if validator.is_valid(result):
             return True
         return stock_validation(self, result)  # raises Rasa's own, explained error
 
