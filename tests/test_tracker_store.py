@@ -1,0 +1,60 @@
+"""The tracker store's plain-SQL session queries return exactly what Rasa's own
+SQL store returns, across several sessions, and saving appends only new events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, List
+
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from assistant.knowledge import PROJECT_ROOT
+from assistant.tracker_store import PrivacySQLTrackerStore
+
+DOMAIN = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+
+
+def session(start: float, text: str) -> List[Any]:
+    return [
+        ActionExecuted("action_session_start", timestamp=start),
+        SessionStarted(timestamp=start + 0.1),
+        SlotSet("clinic_name", "Example", timestamp=start + 0.2),
+        ActionExecuted("action_listen", timestamp=start + 0.3),
+        UserUttered(text, {"name": "greet", "confidence": 1.0}, timestamp=start + 0.4),
+        BotUttered("hello", timestamp=start + 0.5),
+        ActionExecuted("action_listen", timestamp=start + 0.6),
+    ]
+
+
+def event_dicts(tracker: Any) -> List[dict]:
+    return [event.as_dict() for event in tracker.events]
+
+
+def three_turns(store: Any) -> Any:
+    """A first session, then (as Rasa does each turn) retrieve, add events, save:
+    a second session starting, then one more exchange in it."""
+    asyncio.run(store.save(DialogueStateTracker.from_events("visitor", session(1000.0, "hi"), DOMAIN.slots)))
+    more = [UserUttered("and another thing", {"name": "greet", "confidence": 1.0}, timestamp=2001.0),
+            BotUttered("sure", timestamp=2001.1), ActionExecuted("action_listen", timestamp=2001.2)]
+    for new_events in (session(2000.0, "hello again"), more):
+        tracker = asyncio.run(store.retrieve("visitor"))
+        for event in new_events:
+            tracker.update(event)
+        asyncio.run(store.save(tracker))
+    with store.session_scope() as db_session:
+        stored = db_session.query(store.SQLEvent).count()
+    return asyncio.run(store.retrieve("visitor")), stored
+
+
+def test_latest_session_and_saving_match_rasas_own_store(tmp_path: Path) -> None:
+    ours = PrivacySQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(tmp_path / "ours.db"))
+    stock = SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(tmp_path / "stock.db"))
+    (mine, stored_here), (rasas, stored_by_rasa) = three_turns(ours), three_turns(stock)
+    assert event_dicts(mine) == event_dicts(rasas)
+    assert event_dicts(mine)[0]["timestamp"] == 2000.1  # from the latest session_started on
+    assert stored_here == stored_by_rasa == 17  # every event stored exactly once
+    assert asyncio.run(ours.retrieve("nobody")) is None
