@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest browser coverage requests retention tune bench lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser services cluster coverage requests retention tune bench lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -82,7 +82,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: setup model browser
+pytest: setup model browser services
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The widget's tests drive Debian's Chromium with Playwright (never a browser
@@ -94,6 +94,23 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@test -x $(CHROMIUM) || { echo "Chromium not found at $(CHROMIUM); install Debian's 'chromium' package."; exit 1; }
+
+# PostgreSQL, Redis and nginx (Debian packages) for `make cluster` and the
+# cluster's integration tests, which start their own servers from them.
+SERVICE_BINARIES := /usr/sbin/nginx /usr/bin/redis-server
+services:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+	    ! { for b in $(SERVICE_BINARIES); do test -x $$b || exit 1; done; }; then \
+	  echo "Installing Debian's postgresql, redis-server and nginx-light..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    postgresql redis-server nginx-light >/dev/null; \
+	fi
+
+# Several Rasa servers behind nginx, on PostgreSQL and Redis (README, Deployment).
+# CLUSTER_SERVERS=2 CLUSTER_PORT=8080; POSTGRES_*/REDIS_* to use your own databases.
+cluster: setup model services
+	$(PY) -m assistant.cluster
 
 # Which sentences of a folder of articles the knowledge base covers.
 DOCS ?= ../shared/seeds

@@ -140,14 +140,22 @@ class Stack:
             "--credentials", "credentials.yml",
         ]
 
-    def start_rasa(self, timeout: float = 120) -> None:
+    def spawn_rasa(self, port: int, name: str = "rasa") -> subprocess.Popen:
+        """Start a Rasa server on `port` without waiting for it (see `wait_rasa`)."""
         self.settings.tracker_db.parent.mkdir(parents=True, exist_ok=True)
-        command = self.rasa_command("run") + ["--port", str(self.settings.rasa_port)]
+        command = self.rasa_command("run") + ["--port", str(port)]
         # The public server refuses request bodies over 64 KB with 413 before
         # reading them (Sanic's default is 100 MB). Not the action server: the
         # trackers Rasa sends it are bigger than that.
-        process = self._spawn("rasa", command, env={"SANIC_REQUEST_MAX_SIZE": str(PUBLIC_MAX_BODY_BYTES)})
-        _wait_http(self.url + "/", process, timeout)
+        return self._spawn(name, command, env={"SANIC_REQUEST_MAX_SIZE": str(PUBLIC_MAX_BODY_BYTES)})
+
+    @staticmethod
+    def wait_rasa(process: subprocess.Popen, port: int, timeout: float = 120) -> None:
+        _wait_http(f"http://127.0.0.1:{port}/", process, timeout)
+
+    def start_rasa(self, timeout: float = 120) -> None:
+        port = self.settings.rasa_port
+        self.wait_rasa(self.spawn_rasa(port), port, timeout)
 
     def start_notifier(self) -> None:
         """The webhook outbox worker; only when the clinic configured a webhook."""

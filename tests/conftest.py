@@ -103,3 +103,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: A
     running = Stack(settings, log_dir=workdir / "logs").start()
     yield running
     running.stop()
+
+
+def require_services() -> None:
+    """Skip (or, where REQUIRE_SERVICES=1 as in CI, fail) without the Debian
+    PostgreSQL, Redis and nginx packages that `make services` installs."""
+    from assistant.services import missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        message = f"needs {', '.join(missing)} (Debian packages; `make services` installs them)"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)

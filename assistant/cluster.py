@@ -1,0 +1,170 @@
+"""Several Rasa servers behind nginx, sharing PostgreSQL and Redis (`make cluster`).
+
+    make cluster                                   # 2 servers on http://localhost:8080
+    CLUSTER_SERVERS=3 CLUSTER_PORT=9000 make cluster
+
+With POSTGRES_HOST (and the other variables in endpoints.production.yml) set in
+the environment, the cluster uses that PostgreSQL and Redis. Without them it
+starts its own from the Debian packages, with their data under var/cluster/:
+a way to try the production set-up on one machine.
+
+One action server and one webhook notifier serve all the Rasa servers; call-back
+requests are stored in the same PostgreSQL (REQUESTS_DB_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Dict, List, Optional
+
+from assistant.knowledge import PROJECT_ROOT
+from assistant.launcher import MODEL, Settings, Stack, check_configuration, free_port
+from assistant.services import (
+    DatabaseSettings,
+    Nginx,
+    ServiceUnavailable,
+    local_databases,
+    missing_binaries,
+)
+
+PRODUCTION_ENDPOINTS = PROJECT_ROOT / "endpoints.production.yml"
+# A server that dies mid-turn holds its conversation's lock until the lock
+# expires; Rasa's default is 60 s. A turn takes well under a second.
+DEFAULT_LOCK_LIFETIME_SECONDS = 20
+
+
+class Cluster:
+    """N Rasa servers + one action server + the notifier + nginx in front."""
+
+    def __init__(self, databases: DatabaseSettings, servers: int = 2, proxy_port: int = 8080,
+                 run_dir: Path = PROJECT_ROOT / "var" / "cluster", model: Path = MODEL,
+                 log_dir: Optional[Path] = None, extra_env: Optional[Dict[str, str]] = None,
+                 proxy_host: str = "127.0.0.1") -> None:
+        if servers < 1:
+            raise ValueError("a cluster needs at least one Rasa server")
+        self.databases = databases
+        actions_port = free_port()
+        env = {
+            **databases.environment(),
+            "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}/webhook",
+            "REQUESTS_DB_URL": databases.postgres_url(),
+            "TICKET_LOCK_LIFETIME": str(DEFAULT_LOCK_LIFETIME_SECONDS),
+            **(extra_env or {}),
+        }
+        settings = Settings(actions_port=actions_port, model=model, endpoints=PRODUCTION_ENDPOINTS,
+                            extra_env=env)
+        self.stack = Stack(settings, log_dir=log_dir)
+        self.server_ports = [free_port() for _ in range(servers)]
+        self.servers: List = [None] * servers
+        self.nginx = Nginx(run_dir / "nginx", proxy_port, self.server_ports, host=proxy_host)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.nginx.port}"
+
+    def server_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.server_ports[index]}"
+
+    def start(self) -> Cluster:
+        try:
+            self.databases.check()
+            self.stack.start_actions()
+            for index in range(len(self.server_ports)):  # start together, then wait
+                self.servers[index] = self.stack.spawn_rasa(self.server_ports[index], f"rasa-{index}")
+            for index, process in enumerate(self.servers):
+                self.stack.wait_rasa(process, self.server_ports[index])
+            self.stack.start_notifier()
+            self.nginx.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def kill_server(self, index: int) -> None:
+        """SIGKILL one Rasa server, as a crash would (tests)."""
+        process = self.servers[index]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def restart_server(self, index: int) -> None:
+        self.servers[index] = self.stack.spawn_rasa(self.server_ports[index], f"rasa-{index}")
+        self.stack.wait_rasa(self.servers[index], self.server_ports[index])
+
+    def stop(self) -> None:
+        self.nginx.stop()
+        self.stack.stop()
+
+
+def _banner(cluster: Cluster, own_databases: bool) -> str:
+    url = f"http://localhost:{cluster.nginx.port}"
+    where = ("its own PostgreSQL and Redis (data in var/cluster/)" if own_databases
+             else f"PostgreSQL at {cluster.databases.postgres_host}, Redis at {cluster.databases.redis_host}")
+    return (
+        f"\n  The cluster is running: {len(cluster.server_ports)} Rasa servers behind nginx, {where}.\n"
+        f"    chat widget:   {url}/webchat/  (demo page)\n"
+        f"    REST webhook:  POST {url}/webhooks/rest/webhook\n"
+        "  Press Ctrl-C to stop.\n"
+    )
+
+
+def run(servers: int, port: int, host: str) -> int:
+    problem = check_configuration()
+    if problem:
+        print(f"Cannot start: {problem}", file=sys.stderr)
+        return 2
+    local: List = []
+    stopping = False
+
+    def request_stop(signum: int, frame: Optional[FrameType]) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        databases = DatabaseSettings.from_env()
+        if databases is None:
+            missing = missing_binaries()
+            if missing:
+                raise ServiceUnavailable(f"missing {', '.join(missing)}: run `make services`")
+            postgres, lock_redis, databases = local_databases(PROJECT_ROOT / "var" / "cluster")
+            local = [postgres, lock_redis]
+        cluster = Cluster(databases, servers=servers, proxy_port=port, proxy_host=host).start()
+    except (ServiceUnavailable, RuntimeError, TimeoutError) as error:
+        print(f"Could not start the cluster: {error}", file=sys.stderr)
+        for service in local:
+            service.stop()
+        return 1
+    print(_banner(cluster, bool(local)), flush=True)
+    exit_code = 0
+    while not stopping:
+        if cluster.stack.first_exited() is not None or cluster.nginx.exited():
+            print("A server stopped unexpectedly; shutting the cluster down.", file=sys.stderr)
+            exit_code = 1
+            break
+        time.sleep(0.5)
+    print("Stopping the cluster...", flush=True)
+    cluster.stop()
+    for service in local:
+        service.stop()
+    return exit_code
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Run several Rasa servers behind nginx.")
+    parser.add_argument("--servers", type=int, default=int(os.environ.get("CLUSTER_SERVERS", 2)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", 8080)))
+    parser.add_argument("--host", default=os.environ.get("CLUSTER_HOST", "127.0.0.1"),
+                        help="address nginx listens on (0.0.0.0 for every interface)")
+    args = parser.parse_args(argv)
+    return run(args.servers, args.port, args.host)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The production profile for real: two Rasa servers behind nginx, sharing a real
+PostgreSQL (conversations and call-back requests) and a real Redis (locks).
+
+The servers are started by the test itself from the Debian packages (`make
+services` installs them) on free loopback ports. Without the packages these
+tests skip, except where REQUIRE_SERVICES=1 (CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from assistant.services import DatabaseSettings
+from tests.conftest import require_services
+
+FORM_SCRIPT = ["/request_callback", "Robin Example", "0412 345 678", "Weekday mornings", "skip",
+               "/affirm", "/affirm"]
+FAQ_SCRIPT = ["hello", "does it hurt?", "how long does a session take", "is it the same as acupuncture",
+              "thanks"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Any]:
+    require_services()
+    from assistant.cluster import Cluster
+    from assistant.launcher import free_port
+    from assistant.services import local_databases
+
+    workdir = tmp_path_factory.mktemp("cluster")
+    postgres, lock_redis, databases = local_databases(workdir, durable=False)
+    running = Cluster(databases, servers=2, proxy_port=free_port(), run_dir=workdir / "run",
+                      model=model_path, log_dir=workdir / "logs")
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        lock_redis.stop()
+        postgres.stop()
+
+
+def post(url: str, sender: str, message: str, timeout: float = 60) -> List[Dict[str, Any]]:
+    request = urllib.request.Request(
+        url + "/webhooks/rest/webhook", data=json.dumps({"sender": sender, "message": message}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def text_of(replies: List[Dict[str, Any]]) -> str:
+    return " ".join(reply.get("text", "") for reply in replies)
+
+
+def query(databases: DatabaseSettings, sql: str, *args: Any) -> List[Tuple]:
+    import psycopg2
+
+    connection = psycopg2.connect(host=databases.postgres_host, port=databases.postgres_port,
+                                  dbname=databases.postgres_db, user=databases.postgres_user,
+                                  password=databases.postgres_password)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def stored_events(cluster: Any, sender: str) -> List[Dict[str, Any]]:
+    rows = query(cluster.databases, "SELECT data FROM events WHERE sender_id = %s ORDER BY id", sender)
+    return [json.loads(data) for (data,) in rows]
+
+
+def user_texts(events: List[Dict[str, Any]]) -> List[str]:
+    return [event["text"] for event in events if event["event"] == "user"]
+
+
+def assert_stored_once_in_order(events: List[Dict[str, Any]]) -> None:
+    """No event twice, timestamps never going back, and every visitor message
+    followed by the bot's whole turn (ending in action_listen) before the next."""
+    keys = [json.dumps(event, sort_keys=True) for event in events]
+    assert len(keys) == len(set(keys)), "an event was stored twice"
+    stamps = [event["timestamp"] for event in events]
+    assert stamps == sorted(stamps), "events out of order"
+    seen_user = False
+    for event in events:
+        if event["event"] == "user":
+            assert not seen_user, "a message arrived before the bot finished the previous turn"
+            seen_user = True
+        elif event["event"] == "action" and event["name"] == "action_listen":
+            seen_user = False
+
+
+def test_a_call_back_form_alternating_between_two_servers_is_stored_once(cluster: Any) -> None:
+    sender = f"cluster-form-{uuid.uuid4().hex[:8]}"
+    replies = [text_of(post(cluster.server_url(turn % 2), sender, message))
+               for turn, message in enumerate(FORM_SCRIPT)]
+    assert "What name" in replies[0]
+    assert "phone number" in replies[1]
+    assert "+61412345678" in replies[5] and "Robin Example" in replies[5]
+    assert "saved (reference CB-" in replies[6]
+
+    events = stored_events(cluster, sender)
+    assert user_texts(events) == FORM_SCRIPT
+    assert_stored_once_in_order(events)
+    requests = query(cluster.databases,
+                     "SELECT name, status FROM callback_requests WHERE conversation_id = %s", sender)
+    assert requests == [("Robin Example", "open")]
+
+
+def run_conversation(url: str, sender: str, script: List[str]) -> List[str]:
+    return [text_of(post(url, sender, message)) for message in script]
+
+
+def test_many_concurrent_conversations_across_the_proxy_store_every_event_once(cluster: Any) -> None:
+    senders = [f"cluster-many-{index}-{uuid.uuid4().hex[:6]}" for index in range(24)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda sender: run_conversation(cluster.url, sender, FAQ_SCRIPT), senders))
+    for replies in answers:
+        assert all(replies), "a turn got no answer"
+        assert "uncomfortable" in replies[1]
+    for sender in senders:
+        events = stored_events(cluster, sender)
+        assert user_texts(events) == FAQ_SCRIPT, sender
+        assert_stored_once_in_order(events)
+
+
+def test_concurrent_messages_of_one_conversation_are_serialised(cluster: Any) -> None:
+    sender = f"cluster-burst-{uuid.uuid4().hex[:8]}"
+    post(cluster.url, sender, "hello")
+    burst = ["does it hurt?", "how long does a session take", "is it the same as acupuncture",
+             "what is dry needling", "will i be sore afterwards", "is it safe"]
+    with ThreadPoolExecutor(max_workers=len(burst)) as pool:
+        # half to each server, all at once
+        list(pool.map(lambda pair: post(cluster.server_url(pair[0] % 2), sender, pair[1]), enumerate(burst)))
+    events = stored_events(cluster, sender)
+    assert sorted(user_texts(events)) == sorted(["hello", *burst])
+    assert_stored_once_in_order(events)
+
+
+def test_a_killed_server_does_not_stop_the_cluster_and_history_survives_its_restart(cluster: Any) -> None:
+    # Conversations in the middle of the call-back form, on both servers.
+    waiting = [f"cluster-kill-form-{index}-{uuid.uuid4().hex[:6]}" for index in range(6)]
+    for index, sender in enumerate(waiting):
+        for message in FORM_SCRIPT[:2]:
+            post(cluster.server_url(index % 2), sender, message)
+
+    # Visitors keep chatting through nginx while server 0 is killed.
+    results: List[Tuple[float, bool]] = []
+    done = threading.Event()
+    killed_at: List[float] = []
+
+    def visitor(index: int) -> None:
+        sender = f"cluster-kill-load-{index}-{uuid.uuid4().hex[:6]}"
+        turn = 0
+        while not done.is_set():
+            started = time.monotonic()
+            try:
+                post(cluster.url, sender, FAQ_SCRIPT[1 + turn % 4])
+                results.append((started, True))
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                results.append((started, False))
+            turn += 1
+
+    threads = [threading.Thread(target=visitor, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    cluster.kill_server(0)
+    killed_at.append(time.monotonic())
+    time.sleep(5)
+    done.set()
+    for thread in threads:
+        thread.join(timeout=90)
+
+    after_kill = [ok for started, ok in results if started > killed_at[0] + 0.5]
+    before_kill = [ok for started, ok in results if started < killed_at[0] - 1]
+    assert before_kill and all(before_kill)
+    assert len(after_kill) >= 6, "no load after the kill"
+    assert all(after_kill), f"{after_kill.count(False)} requests failed after the kill"
+
+    cluster.restart_server(0)
+    # Every waiting form goes on where it stopped, on the restarted server: it
+    # asks for the preferred time, so it knew the name and the form from before.
+    for sender in waiting:
+        reply = text_of(post(cluster.server_url(0), sender, FORM_SCRIPT[2]))
+        assert "When is a good time" in reply, reply
+        events = stored_events(cluster, sender)
+        assert user_texts(events) == FORM_SCRIPT[:3]
+        assert_stored_once_in_order(events)
+
+
+def test_the_widget_and_website_channel_are_served_through_the_proxy(cluster: Any) -> None:
+    with urllib.request.urlopen(cluster.url + "/webchat/", timeout=10) as page:
+        assert page.status == 200 and b"widget.js" in page.read()
+    message = {"sender": f"cluster-web-{uuid.uuid4().hex[:8]}", "message": "does it hurt?"}
+    request = urllib.request.Request(
+        cluster.url + "/webhooks/website/webhook", data=json.dumps(message).encode(),
+        headers={"Content-Type": "application/json", "Origin": cluster.url})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert "uncomfortable" in text_of(json.loads(response.read()))
+    too_big = urllib.request.Request(cluster.url + "/webhooks/rest/webhook", data=b"x" * 100_000,
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(too_big, timeout=10)
+    assert refused.value.code == 413
+    assert "error" in json.loads(refused.value.read())
