@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest browser services cluster coverage requests retention tune bench lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser services cluster report review coverage requests retention tune bench lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -100,7 +100,7 @@ browser:
 SERVICE_BINARIES := /usr/sbin/nginx /usr/bin/redis-server
 services:
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
-	    ! { for b in $(SERVICE_BINARIES); do test -x $$b || exit 1; done; }; then \
+	    ! ( for b in $(SERVICE_BINARIES); do test -x $$b || exit 1; done ); then \
 	  echo "Installing Debian's postgresql, redis-server and nginx-light..."; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
@@ -111,6 +111,16 @@ services:
 # CLUSTER_SERVERS=2 CLUSTER_PORT=8080; POSTGRES_*/REDIS_* to use your own databases.
 cluster: setup model services
 	$(PY) -m assistant.cluster
+
+# Staff: what patients asked, what the bot missed, how many went on to book
+# (results/report/report.html + report.json). ARGS="--since 2026-11-01
+# --until 2026-11-30", ARGS="--db postgresql://..." for the production store.
+report: $(STAMP)
+	@$(PY) -m assistant.insights.cli report $(ARGS)
+
+# Staff: the unanswered messages as Rasa NLU data to review (results/review/unanswered.yml).
+review: $(STAMP)
+	@$(PY) -m assistant.insights.cli review $(ARGS)
 
 # Which sentences of a folder of articles the knowledge base covers.
 DOCS ?= ../shared/seeds

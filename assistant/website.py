@@ -19,6 +19,7 @@ own origin only: nothing a visitor types can reach a third party.
 from __future__ import annotations
 
 import html
+import logging
 import os
 from pathlib import Path
 from string import Template
@@ -26,13 +27,16 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Tup
 from urllib.parse import urlparse
 
 from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.shared.core.events import SlotSet
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from assistant.channels import DEFAULT_MAX_MESSAGE_CHARS, GuardedRestInput, error
+from assistant.channels import DEFAULT_MAX_MESSAGE_CHARS, SENDER, GuardedRestInput, error
 from assistant.clinic import Clinic, current_clinic
 from assistant.knowledge import PROJECT_ROOT
+
+logger = logging.getLogger(__name__)
 
 WEBCHAT_DIR = PROJECT_ROOT / "webchat"
 ORIGINS_ENV = "WEBCHAT_ALLOWED_ORIGINS"
@@ -52,6 +56,10 @@ SECURITY_HEADERS = {
 }
 PREFLIGHT_MAX_AGE_SECONDS = "600"
 WEBHOOK_PATH = "/webhooks/website/webhook"
+# The widget reports a tap on the clinic's phone number or booking link here,
+# for the hand-off funnel of `make report`.
+HANDOFF_PATH = "/webhooks/website/handoff"
+HANDOFF_SLOT = "handoff_choice"
 # sanic-cors (which Rasa installs app-wide) leaves a request alone once this is set.
 SANIC_CORS_EVALUATED = "_sanic_cors_e"
 
@@ -144,7 +152,7 @@ class WebsiteInput(GuardedRestInput):
         async def preflight(request: Request) -> Optional[HTTPResponse]:
             # An app-wide middleware that runs first: Rasa's app-wide sanic-cors
             # otherwise answers every OPTIONS request itself, allowing no origin.
-            if request.method != "OPTIONS" or request.path != WEBHOOK_PATH:
+            if request.method != "OPTIONS" or request.path not in (WEBHOOK_PATH, HANDOFF_PATH):
                 return None
             _cors_done_here(request)
             if not self.origin_allowed(request):
@@ -159,6 +167,7 @@ class WebsiteInput(GuardedRestInput):
         site.ctx.first_request_middleware.append(preflight)
         # The route must exist too, or the router refuses OPTIONS before any middleware.
         site.add_route(preflight, WEBHOOK_PATH, methods=["OPTIONS"], name="website_preflight")
+        site.add_route(preflight, HANDOFF_PATH, methods=["OPTIONS"], name="website_handoff_preflight")
 
         @site.route(WEBHOOK_PATH, methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -166,6 +175,22 @@ class WebsiteInput(GuardedRestInput):
             if not self.origin_allowed(request):
                 return error(403, refused)
             reply = await self.handle(request, on_new_message)
+            reply.headers.update(self.cors_headers(request))
+            return reply
+
+        @site.route(HANDOFF_PATH, methods=["POST"])
+        async def handoff(request: Request) -> HTTPResponse:
+            _cors_done_here(request)
+            if not self.origin_allowed(request):
+                return error(403, refused)
+            problem, sender, choice = handoff_choice(request, current_clinic())
+            if problem is None and choice:
+                try:
+                    await record_handoff(request.app.ctx.agent, sender, choice)
+                except Exception as failure:  # the store is down: the visitor is unaffected
+                    logger.error("hand-off choice not recorded: %s", type(failure).__name__)
+                    problem = error(503, "not recorded")
+            reply = problem or response.empty(status=204)
             reply.headers.update(self.cors_headers(request))
             return reply
 
@@ -184,6 +209,34 @@ class WebsiteInput(GuardedRestInput):
                                        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
         return site
+
+
+def handoff_choice(request: Request, clinic: Clinic) -> Tuple[Optional[HTTPResponse], str, str]:
+    """(error or None, sender, "call" | "book_online" | "" for a link that is neither)."""
+    if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
+        return error(415, "send JSON with 'Content-Type: application/json'"), "", ""
+    try:
+        body = request.json
+    except Exception:  # Sanic raises its own InvalidUsage for broken JSON
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("payload"), str):
+        return error(400, "send a JSON object: {\"sender\": \"...\", \"payload\": \"tel:...\"}"), "", ""
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not SENDER.match(sender):
+        return error(400, "'sender' must be 1-128 letters, digits or -_.:@"), "", ""
+    choices = {clinic.phone_link: "call", clinic.booking_url: "book_online"}
+    return None, sender, choices.get(body["payload"], "")
+
+
+async def record_handoff(agent: Any, sender: str, choice: str) -> bool:
+    """Add the choice to the conversation (a slot event); not for unknown ones."""
+    async with agent.lock_store.lock(sender):
+        tracker = await agent.tracker_store.retrieve(sender)
+        if tracker is None:
+            return False
+        tracker.update(SlotSet(HANDOFF_SLOT, choice))
+        await agent.tracker_store.save(tracker)
+        return True
 
 
 def _cors_done_here(request: Request) -> None:

@@ -149,3 +149,55 @@ def test_the_widget_files_are_served(stack: Any, name: str, kind: str) -> None:
 @pytest.mark.parametrize("path", ["demo.html", "..%2Fcredentials.yml", "secrets.txt"])
 def test_nothing_else_is_served_from_the_widget_folder(stack: Any, path: str) -> None:
     assert requests.get(f"{stack.url}/webchat/{path}", timeout=10).status_code == 404
+
+
+# ---- the widget's hand-off taps (for the report's funnel) --------------------
+
+def handoff(stack: Any, body: Any, headers: Optional[Dict[str, str]] = None) -> requests.Response:
+    data = body if isinstance(body, str) else json.dumps(body)
+    return requests.post(stack.url + "/webhooks/website/handoff", data=data,
+                         headers={**JSON, **(headers or {})}, timeout=30)
+
+
+def test_a_tap_on_the_clinic_phone_or_booking_link_is_recorded_once_per_tap(stack: Any) -> None:
+    import sqlite3
+
+    sender = new_sender("tap")
+    assert requests.post(webhook(stack, "website"), json={"sender": sender, "message": "how do i book"},
+                         timeout=30).status_code == 200
+    for payload in (CLINIC.phone_link, CLINIC.booking_url, "https://elsewhere.example/", "tel:000"):
+        reply = handoff(stack, {"sender": sender, "payload": payload}, {"Origin": ALLOWED_ORIGIN})
+        assert reply.status_code == 204
+        assert reply.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    with sqlite3.connect(stack.settings.tracker_db) as store:
+        rows = store.execute("SELECT data FROM events WHERE sender_id = ? AND action_name = 'handoff_choice'",
+                             (sender,)).fetchall()
+    assert [json.loads(data)["value"] for (data,) in rows] == ["call", "book_online"]
+
+
+def test_a_tap_for_an_unknown_conversation_creates_nothing(stack: Any) -> None:
+    import sqlite3
+
+    sender = new_sender("tap")
+    assert handoff(stack, {"sender": sender, "payload": CLINIC.phone_link}).status_code == 204
+    with sqlite3.connect(stack.settings.tracker_db) as store:
+        assert store.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (sender,)).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("body, status", [
+    ("not json", 400), ({"sender": "a b", "payload": "tel:1"}, 400), ({"sender": "ok"}, 400),
+    ({"sender": "ok", "payload": 5}, 400)])
+def test_bad_taps_get_a_4xx_with_a_json_error(stack: Any, body: Any, status: int) -> None:
+    reply = handoff(stack, body)
+    assert reply.status_code == status and "error" in reply.json()
+
+
+def test_taps_from_other_sites_are_refused(stack: Any) -> None:
+    evil = {"Origin": "https://evil.example"}
+    assert handoff(stack, {"sender": "x", "payload": CLINIC.phone_link}, evil).status_code == 403
+    preflight = requests.options(stack.url + "/webhooks/website/handoff", timeout=30, headers={
+        **evil, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 403
+    allowed = requests.options(stack.url + "/webhooks/website/handoff", timeout=30, headers={
+        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert allowed.status_code == 204 and allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN

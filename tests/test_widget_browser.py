@@ -7,9 +7,7 @@ browser is ever downloaded. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any, Iterator, List
 from urllib.parse import urlparse
 
@@ -21,26 +19,10 @@ from tests.conftest import ARTIFACTS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-# Without the background-networking flags Chromium keeps trying Google's hosts,
-# which this closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
 WIDGET = "#dry-needling-chat"
 # JavaScript reaching into the widget's (open) shadow root.
 SHADOW = "document.getElementById('dry-needling-chat').shadowRoot"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (installs Debian's chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                              headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -127,6 +109,12 @@ def test_call_and_booking_buttons_are_links_with_the_clinics_details(page: Any) 
     assert last.locator(f'a.button[href="{CLINIC.booking_url}"]').count() == 1
     # The call-back request is a quick reply (a message to the bot), not a link.
     assert last.locator("button.button", has_text="call-back").count() == 1
+    # A tap on the booking link is reported to the bot, for the clinic's report.
+    with page.expect_response(lambda r: r.url.endswith("/webhooks/website/handoff")) as tapped, \
+            page.context.expect_page() as booking_tab:
+        last.locator(f'a.button[href="{CLINIC.booking_url}"]').click()
+    assert tapped.value.status == 204
+    booking_tab.value.close()
 
 
 def test_the_conversation_survives_a_reload_and_a_new_chat_starts_afresh(page: Any) -> None:

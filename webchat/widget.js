@@ -24,6 +24,7 @@
   var botUrl = (data.botUrl || new URL(script.src, location.href).origin).replace(/\/+$/, "");
   var config = {
     webhook: botUrl + "/webhooks/website/webhook",
+    handoff: botUrl + "/webhooks/website/handoff",
     stylesheet: botUrl + "/webchat/widget.css",
     title: data.title || "Ask about dry needling",
     welcome: data.welcome || "Hi! Ask me anything about dry needling. My answers are general information, not medical advice.",
@@ -136,6 +137,7 @@
       if (isLink(payload)) {
         var link = el("a", { class: "button", href: payload }, titleText);
         if (payload.indexOf("https://") === 0) { link.target = "_blank"; link.rel = "noopener noreferrer"; }
+        link.addEventListener("click", function () { reportHandoff(payload); });
         row.appendChild(link);
       } else if (latest && payload) {
         // Quick replies only make sense as answers to the latest message.
@@ -214,6 +216,21 @@
 
   function failure(text, payload, shownAs) {
     return { from: "bot", error: true, text: text, retry: payload || null, retryTitle: shownAs || null };
+  }
+
+  // Tell the clinic's report that this conversation went on to call or book
+  // online (the bot decides which links count). Best effort: never in the way.
+  function reportHandoff(payload) {
+    try {
+      fetch(config.handoff, {
+        method: "POST",
+        keepalive: true,
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sender: state.sender, payload: payload }),
+        credentials: "omit",
+        referrerPolicy: "no-referrer"
+      }).catch(function () {});
+    } catch (ignored) { /* an old browser without fetch keepalive */ }
   }
 
   function sendMessage(payload, shownAs, isRetry) {

@@ -1,0 +1,266 @@
+"""Turn the stored events into the report's figures.
+
+Vocabulary (the report uses the same words):
+
+* a *visitor* is one chat id (the widget keeps it for a browser tab's session);
+* a *conversation* is one Rasa session of a visitor: a visitor who comes back
+  after an hour of silence starts a new conversation and counts as *returning*;
+* a *message* is something the visitor sent; it is *unanswered* when the bot was
+  not sure what it meant (it asked "Did you mean...?" or said it didn't
+  understand) or said the question is outside what it can help with.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, Optional
+
+from assistant.insights.events import EventRow
+from assistant.knowledge import KnowledgeBase
+
+HANDOFF_INTENTS = {
+    "book": "Booking an appointment",
+    "ask_price": "Price",
+    "ask_insurance": "Health fund / insurance",
+    "ask_availability": "Appointment availability",
+    "ask_hours": "Opening hours",
+    "ask_location": "Location and parking",
+    "ask_referral": "Referral needed?",
+    "ask_contact": "Contact details",
+    "human_handoff": "Talking to a person",
+    "ask_personal_medical": "Personal medical questions",
+}
+FALLBACK_ACTIONS = {"action_clarify", "utter_default"}
+OUT_OF_SCOPE_ACTION = "utter_out_of_scope"
+FORM = "callback_form"
+UTTER_ACTION = re.compile(r'"utter_action":\s*"([^"]+)"')
+
+
+@dataclass
+class Message:
+    """A visitor's message the bot did not answer, kept for the review list."""
+
+    text: str
+    sender_id: str
+    timestamp: float
+    suggestion: str  # the topic or intent the model leaned towards
+    out_of_scope: bool = False
+
+
+@dataclass
+class Conversation:
+    sender_id: str
+    started: float
+    faq_answered: bool = False
+    offered_booking: bool = False
+    requested_callback: bool = False
+    confirmed_callback: bool = False
+    chose_call: bool = False
+    chose_booking: bool = False
+
+
+@dataclass
+class Visitor:
+    conversations: List[Conversation] = field(default_factory=list)
+    in_form: bool = False
+    pending: Optional[Dict[str, Any]] = None  # the latest message, until the bot's reply shows its fate
+    unanswered: List[Message] = field(default_factory=list)
+    names: List[str] = field(default_factory=list)  # what the call-back form collected (for redaction)
+
+
+def day_of(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
+
+
+def suggestion_of(parse_data: Dict[str, Any]) -> str:
+    """The model's best guess besides "not sure": a FAQ topic or an intent."""
+    ranking = [i.get("name") for i in parse_data.get("intent_ranking") or [parse_data.get("intent") or {}]]
+    best = next((name for name in ranking if name and name != "nlu_fallback"), "")
+    if best == "faq":
+        selector = (parse_data.get("response_selector") or {}).get("faq") or {}
+        key = (selector.get("response") or {}).get("intent_response_key") or ""
+        return key or best
+    return best
+
+
+class Analyser:
+    """Feed it events in stored order (`add`), then read `summary()` and `unanswered()`."""
+
+    def __init__(self, kb: KnowledgeBase, phone_link: str, booking_url: str) -> None:
+        self.kb = kb
+        self.phone_link = phone_link
+        self.booking_url = booking_url
+        self.visitors: Dict[str, Visitor] = defaultdict(Visitor)
+        self.messages_per_day: Counter = Counter()
+        self.unanswered_per_day: Counter = Counter()
+        self.topics: Counter = Counter()
+        self.escalations: Counter = Counter()
+        self.first_event: Optional[float] = None
+        self.last_event: Optional[float] = None
+
+    # ---- reading events ----------------------------------------------------
+
+    def add(self, row: EventRow) -> None:
+        if self.first_event is None:
+            self.first_event = row.timestamp
+        self.last_event = row.timestamp
+        visitor = self.visitors[row.sender_id]
+        kind = row.type_name
+        if kind == "session_started" or (kind == "user" and not visitor.conversations):
+            visitor.conversations.append(Conversation(row.sender_id, row.timestamp))
+            visitor.in_form = False
+        if kind == "user":
+            self._user(visitor, row)
+        elif kind == "action":
+            self._action(visitor, row)
+        elif kind == "bot":
+            self._bot(visitor, row)
+        elif kind == "active_loop":
+            visitor.in_form = row.action_name == FORM
+            if visitor.in_form and visitor.conversations:
+                visitor.conversations[-1].requested_callback = True
+        elif kind == "slot" and row.action_name in ("callback_name", "callback_contact", "handoff_choice"):
+            self._slot(visitor, row)
+
+    def _user(self, visitor: Visitor, row: EventRow) -> None:
+        self.messages_per_day[day_of(row.timestamp)] += 1
+        intent = row.intent_name or ""
+        if intent in ("emergency", "crisis"):
+            self.escalations[intent] += 1
+        if intent == "request_callback":
+            visitor.conversations[-1].requested_callback = True
+        if intent in HANDOFF_INTENTS:
+            self.topics[f"intent:{intent}"] += 1
+        # A message typed as an answer to the form (a name, a number) is never
+        # a question to review: it is kept out of the report entirely.
+        visitor.pending = None if visitor.in_form else {"row": row}
+
+    def _action(self, visitor: Visitor, row: EventRow) -> None:
+        name = row.action_name or ""
+        pending = visitor.pending
+        if name == "action_listen":
+            visitor.pending = None
+        elif pending is None:
+            return
+        elif name in FALLBACK_ACTIONS or name == OUT_OF_SCOPE_ACTION:
+            self._unanswered(visitor, pending["row"], out_of_scope=name == OUT_OF_SCOPE_ACTION)
+            visitor.pending = None
+        elif name == "action_answer_condition":
+            condition = self._condition_in(pending["row"])
+            self.topics[f"condition:{condition}"] += 1
+            visitor.conversations[-1].faq_answered = True
+
+    def _bot(self, visitor: Visitor, row: EventRow) -> None:
+        data = row.data or ""
+        conversation = visitor.conversations[-1] if visitor.conversations else None
+        if conversation is None:
+            return
+        match = UTTER_ACTION.search(data)
+        utter = match.group(1) if match else ""
+        if utter.startswith("utter_faq/"):
+            self.topics[f"faq:{utter[len('utter_faq/'):]}"] += 1
+            conversation.faq_answered = True
+        elif utter == "utter_callback_received":
+            conversation.confirmed_callback = True
+        if self.phone_link and f'"{self.phone_link}"' in data:
+            conversation.offered_booking = True
+
+    def _slot(self, visitor: Visitor, row: EventRow) -> None:
+        value = json.loads(row.data or "{}").get("value")
+        if not isinstance(value, str) or not value:
+            return
+        if row.action_name == "handoff_choice" and visitor.conversations:
+            conversation = visitor.conversations[-1]
+            conversation.chose_call |= value == "call"
+            conversation.chose_booking |= value == "book_online"
+        elif row.action_name != "handoff_choice":
+            visitor.names.append(value)
+
+    def _unanswered(self, visitor: Visitor, row: EventRow, out_of_scope: bool) -> None:
+        self.unanswered_per_day[day_of(row.timestamp)] += 1
+        data = json.loads(row.data or "{}")
+        text = data.get("text") or ""
+        if text.startswith("/"):
+            return  # a button payload, not typed text
+        visitor.unanswered.append(Message(text, row.sender_id, row.timestamp,
+                                          suggestion_of(data.get("parse_data") or {}), out_of_scope))
+
+    def _condition_in(self, row: EventRow) -> str:
+        entities = (json.loads(row.data or "{}").get("parse_data") or {}).get("entities") or []
+        for entity in entities:
+            if entity.get("entity") == "condition":
+                condition = self.kb.find_condition(str(entity.get("value", "")))
+                if condition:
+                    return condition.id
+        return "other"
+
+    # ---- results -----------------------------------------------------------
+
+    def topic_label(self, key: str) -> str:
+        kind, _, name = key.partition(":")
+        if kind == "faq" and name in self.kb.topics:
+            return self.kb.topics[name].title
+        if kind == "condition":
+            condition = self.kb.conditions.get(name)
+            return f"Can it help with {condition.name}?" if condition else "Can it help with my condition?"
+        return HANDOFF_INTENTS.get(name, name)
+
+    def conversations(self) -> Iterable[Conversation]:
+        for visitor in self.visitors.values():
+            yield from visitor.conversations
+
+    def unanswered(self) -> List[Message]:
+        return [message for visitor in self.visitors.values() for message in visitor.unanswered]
+
+    def known_names(self, sender_id: str) -> List[str]:
+        return self.visitors[sender_id].names
+
+    def summary(self) -> Dict[str, Any]:
+        conversations = list(self.conversations())
+        per_day: Dict[str, Dict[str, int]] = defaultdict(lambda: Counter())
+        for conversation in conversations:
+            per_day[day_of(conversation.started)]["conversations"] += 1
+        returning = {sender for sender, v in self.visitors.items() if len(v.conversations) > 1}
+        for sender in returning:
+            for conversation in self.visitors[sender].conversations[1:]:
+                per_day[day_of(conversation.started)]["returning_conversations"] += 1
+        for day, count in self.messages_per_day.items():
+            per_day[day]["messages"] += count
+        for day, count in self.unanswered_per_day.items():
+            per_day[day]["unanswered"] += count
+        days = [{"date": day, "conversations": c["conversations"], "messages": c["messages"],
+                 "unanswered": c["unanswered"],
+                 "returning_conversations": c["returning_conversations"],
+                 "unanswered_rate": round(c["unanswered"] / c["messages"], 4) if c["messages"] else 0.0}
+                for day, c in sorted(per_day.items())]
+        messages = sum(self.messages_per_day.values())
+        unanswered = sum(self.unanswered_per_day.values())
+        visitors = [v for v in self.visitors.values() if v.conversations]
+        return {
+            "totals": {
+                "visitors": len(visitors),
+                "new_visitors": len(visitors) - len(returning),
+                "returning_visitors": len(returning),
+                "conversations": len(conversations),
+                "messages": messages,
+                "unanswered": unanswered,
+                "unanswered_rate": round(unanswered / messages, 4) if messages else 0.0,
+            },
+            "per_day": days,
+            "topics": [{"topic": key, "label": self.topic_label(key), "count": count}
+                       for key, count in self.topics.most_common()],
+            "funnel": {
+                "conversations": len(conversations),
+                "asked_a_question": sum(c.faq_answered for c in conversations),
+                "offered_booking": sum(c.offered_booking for c in conversations),
+                "chose_to_call": sum(c.chose_call for c in conversations),
+                "chose_to_book_online": sum(c.chose_booking for c in conversations),
+                "requested_callback": sum(c.requested_callback for c in conversations),
+                "confirmed_callback": sum(c.confirmed_callback for c in conversations),
+            },
+            "escalations": {"emergency": self.escalations["emergency"], "crisis": self.escalations["crisis"]},
+        }
