@@ -105,9 +105,10 @@ class Analyser:
     # ---- reading events ----------------------------------------------------
 
     def add(self, row: EventRow) -> None:
-        if self.first_event is None:
+        if self.first_event is None or row.timestamp < self.first_event:
             self.first_event = row.timestamp
-        self.last_event = row.timestamp
+        if self.last_event is None or row.timestamp > self.last_event:
+            self.last_event = row.timestamp
         visitor = self.visitors[row.sender_id]
         kind = row.type_name
         if kind == "session_started" or (kind == "user" and not visitor.conversations):

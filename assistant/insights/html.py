@@ -46,14 +46,14 @@ def _days_chart(days: List[Dict[str, Any]]) -> str:
     top.bar(dates, [d["messages"] for d in days], color=MUTED, label="messages")
     top.plot(dates, [d["conversations"] for d in days], color=ACCENT, marker="o", label="conversations")
     top.set_title("Conversations and messages per day")
-    top.legend(frameon=False)
+    top.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     bottom.plot(dates, [100 * d["unanswered_rate"] for d in days], color=WARN, marker="o")
     bottom.set_title("Messages the bot could not answer (% of messages)")
     bottom.set_ylim(bottom=0)
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
     for axis in (top, bottom):
         axis.spines[["top", "right"]].set_visible(False)
-    step = max(1, len(dates) // 14)
+    step = max(1, -(-len(dates) // 10))  # at most about ten dates on the axis
     bottom.set_xticks(range(0, len(dates), step), [dates[i] for i in range(0, len(dates), step)])
     return _png(figure)
 
