@@ -70,7 +70,9 @@ def query(databases: DatabaseSettings, sql: str, *args: Any) -> List[Tuple]:
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, args)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+        connection.commit()
+        return rows
     finally:
         connection.close()
 
@@ -214,3 +216,24 @@ def test_the_widget_and_website_channel_are_served_through_the_proxy(cluster: An
         urllib.request.urlopen(too_big, timeout=10)
     assert refused.value.code == 413
     assert "error" in json.loads(refused.value.read())
+
+
+def test_staff_tools_work_on_the_production_databases(cluster: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make retention` and `make report` with the production profile's PostgreSQL."""
+    from assistant import retention
+    from assistant.insights import cli
+
+    for name, value in cluster.databases.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("REQUESTS_DB_URL", cluster.databases.postgres_url())
+    old = f"cluster-old-{uuid.uuid4().hex[:8]}"
+    query(cluster.databases, "INSERT INTO events (sender_id, type_name, timestamp, data) "
+          "VALUES (%s, 'action', 1000.0, '{}') RETURNING id", old)
+    assert retention.main(["--days", "30", "--endpoints", "endpoints.production.yml"]) == 0
+    assert query(cluster.databases, "SELECT COUNT(*) FROM events WHERE sender_id = %s", old) == [(0,)]
+
+    assert cli.report(["--db", cluster.databases.postgres_url(), "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert summary["funnel"]["confirmed_callback"] >= 1  # the form completed across two servers
+    assert summary["totals"]["conversations"] >= 24
