@@ -98,7 +98,10 @@ def test_the_figures_match_the_conversations_that_were_held(conversations: Dict[
     topics = {topic["topic"]: topic["count"] for topic in summary["topics"]}
     assert topics == {"faq:does_it_hurt": 1, "faq:session_length": 1, "faq:soreness_after": 1,
                       "intent:book": 1}
-    assert [day["conversations"] for day in summary["per_day"]] == [5]
+    [day] = summary["per_day"]
+    assert day["conversations"] == 5 and day["messages"] == totals["messages"]
+    # "my email is ..." got a "Did you mean...?"; the other two were out of scope
+    assert (day["clarifications"], day["out_of_scope"]) == (1, 2)
 
 
 def test_no_planted_personal_detail_reaches_the_report_or_the_review(conversations: Dict[str, Any]) -> None:
@@ -183,6 +186,7 @@ def test_100k_generated_conversations(tmp_path: Path) -> None:
     assert totals["returning_visitors"] == expected.returning_visitors
     assert totals["messages"] == expected.messages
     assert totals["unanswered"] == expected.unanswered
+    assert sum(day["out_of_scope"] for day in summary["per_day"]) == expected.out_of_scope
     assert sum(group["count"] for group in summary["unanswered"]) == expected.unanswered
     assert summary["escalations"]["emergency"] == expected.escalations["emergency"]
     assert {t["topic"]: t["count"] for t in summary["topics"]} == dict(expected.topics)

@@ -95,8 +95,9 @@ class Analyser:
         self.phone_link = phone_link
         self.booking_url = booking_url
         self.visitors: Dict[str, Visitor] = defaultdict(Visitor)
-        self.messages_per_day: Counter = Counter()
-        self.unanswered_per_day: Counter = Counter()
+        # per day: messages, unanswered = clarifications ("Did you mean...?",
+        # "didn't understand") + out_of_scope ("outside what I can help with")
+        self.daily: Dict[str, Counter] = defaultdict(Counter)
         self.topics: Counter = Counter()
         self.escalations: Counter = Counter()
         self.first_event: Optional[float] = None
@@ -128,7 +129,7 @@ class Analyser:
             self._slot(visitor, row)
 
     def _user(self, visitor: Visitor, row: EventRow) -> None:
-        self.messages_per_day[day_of(row.timestamp)] += 1
+        self.daily[day_of(row.timestamp)]["messages"] += 1
         intent = row.intent_name or ""
         if intent in ("emergency", "crisis"):
             self.escalations[intent] += 1
@@ -182,7 +183,8 @@ class Analyser:
             visitor.names.append(value)
 
     def _unanswered(self, visitor: Visitor, row: EventRow, out_of_scope: bool) -> None:
-        self.unanswered_per_day[day_of(row.timestamp)] += 1
+        reason = "out_of_scope" if out_of_scope else "clarifications"
+        self.daily[day_of(row.timestamp)].update(["unanswered", reason])
         data = json.loads(row.data or "{}")
         text = data.get("text") or ""
         if text.startswith("/"):
@@ -222,24 +224,21 @@ class Analyser:
 
     def summary(self) -> Dict[str, Any]:
         conversations = list(self.conversations())
-        per_day: Dict[str, Dict[str, int]] = defaultdict(lambda: Counter())
+        per_day: Dict[str, Counter] = defaultdict(Counter, {day: Counter(c) for day, c in self.daily.items()})
         for conversation in conversations:
             per_day[day_of(conversation.started)]["conversations"] += 1
         returning = {sender for sender, v in self.visitors.items() if len(v.conversations) > 1}
         for sender in returning:
             for conversation in self.visitors[sender].conversations[1:]:
                 per_day[day_of(conversation.started)]["returning_conversations"] += 1
-        for day, count in self.messages_per_day.items():
-            per_day[day]["messages"] += count
-        for day, count in self.unanswered_per_day.items():
-            per_day[day]["unanswered"] += count
-        days = [{"date": day, "conversations": c["conversations"], "messages": c["messages"],
-                 "unanswered": c["unanswered"],
-                 "returning_conversations": c["returning_conversations"],
-                 "unanswered_rate": round(c["unanswered"] / c["messages"], 4) if c["messages"] else 0.0}
+        keys = ("conversations", "returning_conversations", "messages", "unanswered", "clarifications",
+                "out_of_scope")
+        days = [{"date": day, **{key: c[key] for key in keys},
+                 "unanswered_rate": _rate(c["unanswered"], c["messages"]),
+                 "clarification_rate": _rate(c["clarifications"], c["messages"])}
                 for day, c in sorted(per_day.items())]
-        messages = sum(self.messages_per_day.values())
-        unanswered = sum(self.unanswered_per_day.values())
+        messages = sum(c["messages"] for c in self.daily.values())
+        unanswered = sum(c["unanswered"] for c in self.daily.values())
         visitors = [v for v in self.visitors.values() if v.conversations]
         return {
             "totals": {
@@ -249,7 +248,7 @@ class Analyser:
                 "conversations": len(conversations),
                 "messages": messages,
                 "unanswered": unanswered,
-                "unanswered_rate": round(unanswered / messages, 4) if messages else 0.0,
+                "unanswered_rate": _rate(unanswered, messages),
             },
             "per_day": days,
             "topics": [{"topic": key, "label": self.topic_label(key), "count": count}
@@ -265,3 +264,7 @@ class Analyser:
             },
             "escalations": {"emergency": self.escalations["emergency"], "crisis": self.escalations["crisis"]},
         }
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0

@@ -83,6 +83,7 @@ class Expected:
     returning_visitors: int = 0
     messages: int = 0
     unanswered: int = 0
+    out_of_scope: int = 0
     topics: Counter = field(default_factory=Counter)
     funnel: Counter = field(default_factory=Counter)
     escalations: Counter = field(default_factory=Counter)
@@ -157,6 +158,7 @@ class Generator:
             turns += self._unanswered()
         elif kind == "out_of_scope":
             self.expected.unanswered += 1
+            self.expected.out_of_scope += 1
             turns += _turn(_user(self.random.choice(OUT_OF_SCOPE), "out_of_scope"), "utter_out_of_scope",
                            _bot("utter_out_of_scope", "I can only help with dry needling."))
         elif kind == "emergency":

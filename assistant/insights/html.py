@@ -47,8 +47,12 @@ def _days_chart(days: List[Dict[str, Any]]) -> str:
     top.plot(dates, [d["conversations"] for d in days], color=ACCENT, marker="o", label="conversations")
     top.set_title("Conversations and messages per day")
     top.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    bottom.plot(dates, [100 * d["unanswered_rate"] for d in days], color=WARN, marker="o")
+    bottom.plot(dates, [100 * d["unanswered_rate"] for d in days], color=WARN, marker="o",
+                label="not answered")
+    bottom.plot(dates, [100 * d["clarification_rate"] for d in days], color=ACCENT, linestyle="--",
+                marker="s", label='of which "Did you mean...?"')
     bottom.set_title("Messages the bot could not answer (% of messages)")
+    bottom.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     bottom.set_ylim(bottom=0)
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
     for axis in (top, bottom):
