@@ -45,6 +45,22 @@ def clean_text(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
 
 
+def json_with_sender(request: Request, usage: str) -> Tuple[Optional[HTTPResponse], Dict[str, Any]]:
+    """(error response or None, the request's JSON object with a valid "sender")."""
+    if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
+        return error(415, "send JSON with 'Content-Type: application/json'"), {}
+    try:
+        body = request.json
+    except Exception:  # Sanic raises its own InvalidUsage for broken JSON
+        body = None
+    if not isinstance(body, dict):
+        return error(400, f"send a JSON object: {usage}"), {}
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not SENDER.match(sender):
+        return error(400, "'sender' must be 1-128 letters, digits or -_.:@"), {}
+    return None, body
+
+
 class GuardedRestInput(InputChannel):
     @classmethod
     def name(cls) -> str:
@@ -60,17 +76,10 @@ class GuardedRestInput(InputChannel):
 
     def validate(self, request: Request) -> Tuple[Optional[HTTPResponse], str, str]:
         """(error response or None, sender, cleaned message)."""
-        if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
-            return error(415, "send JSON with 'Content-Type: application/json'"), "", ""
-        try:
-            body = request.json
-        except Exception:  # Sanic raises its own InvalidUsage for broken JSON
-            body = None
-        if not isinstance(body, dict):
-            return error(400, "send a JSON object: {\"sender\": \"...\", \"message\": \"...\"}"), "", ""
-        sender, message = body.get("sender"), body.get("message")
-        if not isinstance(sender, str) or not SENDER.match(sender):
-            return error(400, "'sender' must be 1-128 letters, digits or -_.:@"), "", ""
+        problem, body = json_with_sender(request, '{"sender": "...", "message": "..."}')
+        if problem is not None:
+            return problem, "", ""
+        sender, message = body["sender"], body.get("message")
         if not isinstance(message, str):
             return error(400, "'message' must be a string"), "", ""
         if len(message) > self.max_message_chars:

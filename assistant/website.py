@@ -32,7 +32,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from assistant.channels import DEFAULT_MAX_MESSAGE_CHARS, SENDER, GuardedRestInput, error
+from assistant.channels import DEFAULT_MAX_MESSAGE_CHARS, GuardedRestInput, error, json_with_sender
 from assistant.clinic import Clinic, current_clinic
 from assistant.knowledge import PROJECT_ROOT
 
@@ -213,17 +213,12 @@ class WebsiteInput(GuardedRestInput):
 
 def handoff_choice(request: Request, clinic: Clinic) -> Tuple[Optional[HTTPResponse], str, str]:
     """(error or None, sender, "call" | "book_online" | "" for a link that is neither)."""
-    if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
-        return error(415, "send JSON with 'Content-Type: application/json'"), "", ""
-    try:
-        body = request.json
-    except Exception:  # Sanic raises its own InvalidUsage for broken JSON
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("payload"), str):
-        return error(400, "send a JSON object: {\"sender\": \"...\", \"payload\": \"tel:...\"}"), "", ""
-    sender = body.get("sender")
-    if not isinstance(sender, str) or not SENDER.match(sender):
-        return error(400, "'sender' must be 1-128 letters, digits or -_.:@"), "", ""
+    problem, body = json_with_sender(request, '{"sender": "...", "payload": "tel:..."}')
+    if problem is None and not isinstance(body.get("payload"), str):
+        problem = error(400, "'payload' must be the link's address")
+    if problem is not None:
+        return problem, "", ""
+    sender = body["sender"]
     choices = {clinic.phone_link: "call", clinic.booking_url: "book_online"}
     return None, sender, choices.get(body["payload"], "")
 
