@@ -58,3 +58,47 @@ def test_latest_session_and_saving_match_rasas_own_store(tmp_path: Path) -> None
     assert event_dicts(mine)[0]["timestamp"] == 2000.1  # from the latest session_started on
     assert stored_here == stored_by_rasa == 17  # every event stored exactly once
     assert asyncio.run(ours.retrieve("nobody")) is None
+
+
+def reply_turn(start: float, text: str) -> List[Any]:
+    return [UserUttered(text, {"name": "greet", "confidence": 1.0}, timestamp=start),
+            BotUttered("ok", timestamp=start + 0.1), ActionExecuted("action_listen", timestamp=start + 0.2)]
+
+
+def take_turn(store: Any, events: List[Any]) -> Any:
+    tracker = asyncio.run(store.retrieve("visitor"))
+    for event in events:
+        tracker.update(event)
+    asyncio.run(store.save(tracker))
+    return tracker
+
+
+def test_the_tracker_saved_last_is_reused_only_while_the_store_still_holds_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "cache.db")
+    here = PrivacySQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db)
+    other_server = PrivacySQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db)
+    asyncio.run(here.save(DialogueStateTracker.from_events("visitor", session(1000.0, "hi"), DOMAIN.slots)))
+    take_turn(here, reply_turn(1001.0, "one"))
+    saved = take_turn(here, reply_turn(1002.0, "two"))
+    # The next turn gets the very tracker it saved, with what the store holds.
+    reused = asyncio.run(here.retrieve("visitor"))
+    assert reused is saved
+    assert event_dicts(reused) == event_dicts(asyncio.run(other_server.retrieve("visitor")))
+
+    # Another server takes a turn: this one must not use its stale copy.
+    take_turn(other_server, reply_turn(1003.0, "three"))
+    fresh = asyncio.run(here.retrieve("visitor"))
+    assert fresh is not saved and [e.text for e in fresh.events if isinstance(e, UserUttered)][-1] == "three"
+
+    # A turn that failed after changing the tracker, before saving: not reused.
+    take_turn(here, reply_turn(1004.0, "four"))
+    dirty = asyncio.run(here.retrieve("visitor"))
+    dirty.update(UserUttered("never saved", timestamp=1005.0))
+    again = asyncio.run(here.retrieve("visitor"))
+    assert "never saved" not in [e.text for e in again.events if isinstance(e, UserUttered)]
+
+    # Deleted elsewhere (`make retention`, "forget me" on another server):
+    # gone, not served from memory.
+    take_turn(here, reply_turn(1006.0, "five"))
+    other_server.delete_conversation("visitor")
+    assert asyncio.run(here.retrieve("visitor")) is None
