@@ -20,10 +20,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conditions import answer_condition, conditions_in_message
 from assistant.knowledge import cached_knowledge, related_buttons
-from assistant.uncertainty import RETRIEVAL_INTENT, raw_intent_ranking, top_answers
+from assistant.uncertainty import MIN_PLAUSIBLE, RETRIEVAL_INTENT, raw_intent_ranking, top_answers
 
 MAX_CHOICES = 3
-MIN_CONFIDENCE = 0.05  # below this a "choice" is noise
+MIN_CONFIDENCE = MIN_PLAUSIBLE  # below this a "choice" is noise
 SOMETHING_ELSE = {"title": "Something else", "payload": "/something_else"}
 
 # Intents worth offering as a choice, with the button text patients see.

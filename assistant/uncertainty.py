@@ -30,6 +30,9 @@ from assistant.knowledge import PROJECT_ROOT
 
 FALLBACK = "nlu_fallback"
 RETRIEVAL_INTENT = "faq"
+# Below this an intent or answer is noise: never offered as a "Did you mean"
+# choice, and an FAQ answer isn't even looked for (assistant/nlu/faq_selector.py).
+MIN_PLAUSIBLE = 0.05
 CONFIG = PROJECT_ROOT / "config.yml"
 GUARD = "assistant.nlu.answer_guard.FaqAnswerGuard"
 
@@ -103,7 +106,7 @@ def decide(parse: Dict[str, Any], thresholds: Thresholds) -> str:
     return str(answers[0]["intent_response_key"])
 
 
-def top_answers(parse: Dict[str, Any], limit: int = 3, floor: float = 0.05) -> List[str]:
+def top_answers(parse: Dict[str, Any], limit: int = 3, floor: float = MIN_PLAUSIBLE) -> List[str]:
     """The most likely FAQ topics ("faq/<topic>"), best first, for "Did you mean...?"."""
     keys = [a["intent_response_key"] for a in answer_ranking(parse)
             if float(a.get("confidence", 0.0)) >= floor]
