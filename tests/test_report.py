@@ -16,7 +16,7 @@ import pytest
 from assistant.clinic import load_clinic
 from assistant.insights import cli
 from assistant.insights.generate import generate
-from assistant.knowledge import PROJECT_ROOT
+from assistant.knowledge import PROJECT_ROOT, cached_knowledge
 from tests.conftest import ARTIFACTS, report_figure
 from tests.test_e2e_rest import say, texts
 
@@ -47,7 +47,7 @@ def conversations(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     copied out of its store (other tests' conversations share it)."""
     run = uuid.uuid4().hex[:6]
     scripts: Dict[str, List[str]] = {
-        "faq": ["hello", "does it hurt?"],
+        "faq": ["hello", "does it hurt?", "can it help my tennis elbow"],
         "book": ["how long does a session take", "how do i book"],
         "callback": ["will i be sore afterwards", "/request_callback", "Robin Example", "0412 345 678",
                      "Weekday mornings", "skip", "/affirm", "/affirm"],
@@ -96,8 +96,10 @@ def test_the_figures_match_the_conversations_that_were_held(conversations: Dict[
         "chose_to_book_online": 0, "requested_callback": 1, "confirmed_callback": 1}
     assert summary["escalations"] == {"emergency": 1, "crisis": 0}
     topics = {topic["topic"]: topic["count"] for topic in summary["topics"]}
+    tennis_elbow = cached_knowledge().find_condition("tennis elbow")
+    assert tennis_elbow is not None
     assert topics == {"faq:does_it_hurt": 1, "faq:session_length": 1, "faq:soreness_after": 1,
-                      "intent:book": 1}
+                      "intent:book": 1, f"condition:{tennis_elbow.id}": 1}
     [day] = summary["per_day"]
     assert day["conversations"] == 5 and day["messages"] == totals["messages"]
     # "my email is ..." got a "Did you mean...?"; the other two were out of scope

@@ -67,7 +67,7 @@ class Conversation:
 class Visitor:
     conversations: List[Conversation] = field(default_factory=list)
     in_form: bool = False
-    pending: Optional[Dict[str, Any]] = None  # the latest message, until the bot's reply shows its fate
+    pending: Optional[EventRow] = None  # the latest message, until the bot's reply shows its fate
     unanswered: List[Message] = field(default_factory=list)
     names: List[str] = field(default_factory=list)  # what the call-back form collected (for redaction)
 
@@ -139,7 +139,7 @@ class Analyser:
             self.topics[f"intent:{intent}"] += 1
         # A message typed as an answer to the form (a name, a number) is never
         # a question to review: it is kept out of the report entirely.
-        visitor.pending = None if visitor.in_form else {"row": row}
+        visitor.pending = None if visitor.in_form else row
 
     def _action(self, visitor: Visitor, row: EventRow) -> None:
         name = row.action_name or ""
@@ -149,10 +149,10 @@ class Analyser:
         elif pending is None:
             return
         elif name in FALLBACK_ACTIONS or name == OUT_OF_SCOPE_ACTION:
-            self._unanswered(visitor, pending["row"], out_of_scope=name == OUT_OF_SCOPE_ACTION)
+            self._unanswered(visitor, pending, out_of_scope=name == OUT_OF_SCOPE_ACTION)
             visitor.pending = None
         elif name == "action_answer_condition":
-            condition = self._condition_in(pending["row"])
+            condition = self._condition_in(pending)
             self.topics[f"condition:{condition}"] += 1
             visitor.conversations[-1].faq_answered = True
 
