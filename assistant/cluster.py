@@ -18,13 +18,11 @@ import argparse
 import os
 import signal
 import sys
-import time
 from pathlib import Path
-from types import FrameType
 from typing import Dict, List, Optional
 
 from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import MODEL, Settings, Stack, check_configuration, free_port
+from assistant.launcher import MODEL, Settings, Stack, free_port, supervise
 from assistant.services import (
     DatabaseSettings,
     Nginx,
@@ -114,20 +112,11 @@ def _banner(cluster: Cluster, own_databases: bool) -> str:
 
 
 def run(servers: int, port: int, host: str) -> int:
-    problem = check_configuration()
-    if problem:
-        print(f"Cannot start: {problem}", file=sys.stderr)
-        return 2
-    local: List = []
-    stopping = False
+    local: List = []  # our own PostgreSQL and Redis, when none is configured
+    cluster: Optional[Cluster] = None
 
-    def request_stop(signum: int, frame: Optional[FrameType]) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    try:
+    def start() -> None:
+        nonlocal cluster, local
         databases = DatabaseSettings.from_env()
         if databases is None:
             missing = missing_binaries()
@@ -136,24 +125,23 @@ def run(servers: int, port: int, host: str) -> int:
             postgres, lock_redis, databases = local_databases(PROJECT_ROOT / "var" / "cluster")
             local = [postgres, lock_redis]
         cluster = Cluster(databases, servers=servers, proxy_port=port, proxy_host=host).start()
-    except (ServiceUnavailable, RuntimeError, TimeoutError) as error:
-        print(f"Could not start the cluster: {error}", file=sys.stderr)
+
+    def crashed() -> Optional[str]:
+        if cluster is not None and (cluster.stack.first_exited() is not None or cluster.nginx.exited()):
+            return "A server stopped unexpectedly; shutting the cluster down."
+        return None
+
+    def stop() -> None:
+        if cluster is not None:
+            cluster.stop()
         for service in local:
             service.stop()
-        return 1
-    print(_banner(cluster, bool(local)), flush=True)
-    exit_code = 0
-    while not stopping:
-        if cluster.stack.first_exited() is not None or cluster.nginx.exited():
-            print("A server stopped unexpectedly; shutting the cluster down.", file=sys.stderr)
-            exit_code = 1
-            break
-        time.sleep(0.5)
-    print("Stopping the cluster...", flush=True)
-    cluster.stop()
-    for service in local:
-        service.stop()
-    return exit_code
+
+    def banner() -> str:
+        assert cluster is not None
+        return _banner(cluster, bool(local))
+
+    return supervise("cluster", start, crashed, stop, banner)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

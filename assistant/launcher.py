@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from assistant.knowledge import PROJECT_ROOT
 
@@ -218,12 +218,15 @@ def check_configuration() -> Optional[str]:
     return None
 
 
-def run_forever(settings: Settings) -> int:
+def supervise(name: str, start: Callable[[], object], crashed: Callable[[], Optional[str]],
+              stop: Callable[[], None], banner: Callable[[], str]) -> int:
+    """What `make run` and `make cluster` share: check clinic.yml, start, print the
+    banner, then wait for Ctrl-C / SIGTERM or a crashed server and stop everything.
+    `crashed()` returns what to tell the user when something died. The exit code."""
     problem = check_configuration()
     if problem:
         print(f"Cannot start: {problem}", file=sys.stderr)
         return 2
-    stack = Stack(settings)
     stopping = False
 
     def request_stop(signum: int, frame: Optional[FrameType]) -> None:
@@ -233,23 +236,35 @@ def run_forever(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        stack.start()
+        start()
     except (RuntimeError, TimeoutError) as error:
-        print(f"Could not start the assistant: {error}", file=sys.stderr)
+        print(f"Could not start the {name}: {error}", file=sys.stderr)
+        stop()
         return 1
-    print(_banner(settings), flush=True)
+    print(banner(), flush=True)
     exit_code = 0
     while not stopping:
-        crashed = stack.first_exited()
-        if crashed is not None:
-            print(f"A server stopped unexpectedly (exit code {crashed.returncode}); shutting down.",
-                  file=sys.stderr)
+        failure = crashed()
+        if failure:
+            print(failure, file=sys.stderr)
             exit_code = 1
             break
         time.sleep(0.5)
-    print("Stopping the assistant...", flush=True)
-    stack.stop()
+    print(f"Stopping the {name}...", flush=True)
+    stop()
     return exit_code
+
+
+def run_forever(settings: Settings) -> int:
+    stack = Stack(settings)
+
+    def crashed() -> Optional[str]:
+        process = stack.first_exited()
+        if process is None:
+            return None
+        return f"A server stopped unexpectedly (exit code {process.returncode}); shutting down."
+
+    return supervise("assistant", stack.start, crashed, stack.stop, lambda: _banner(settings))
 
 
 def run_shell(settings: Settings) -> int:
