@@ -9,8 +9,9 @@ Writes two committed files:
 * ``data/responses/faq.yml``  responses ``utter_faq/<topic>``: the answer plus
                               the related topics as follow-up buttons
 * ``data/nlu/conditions_lookup.yml``  lookup tables of condition terms and body
-                              areas: the RegexFeaturizer turns them into features,
-                              so the intent classifier sees "a condition is named"
+                              areas: the intent classifier marks a message that
+                              names one (assistant/nlu/linear_classifier.py), so it
+                              sees "a condition is named" for any listed condition
 
 Generated output is deterministic (sorted by theme file, then file order), so a
 stale file shows up as a plain diff.

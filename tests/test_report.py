@@ -102,8 +102,13 @@ def test_the_figures_match_the_conversations_that_were_held(conversations: Dict[
                       "intent:book": 1, f"condition:{tennis_elbow.id}": 1}
     [day] = summary["per_day"]
     assert day["conversations"] == 5 and day["messages"] == totals["messages"]
-    # "my email is ..." got a "Did you mean...?"; the other two were out of scope
-    assert (day["clarifications"], day["out_of_scope"]) == (1, 2)
+    # Each unclear message got either "Did you mean...?" or the out-of-scope reply
+    # (which one is the model's call); the report must count what the bot said.
+    unclear = conversations["replies"]["unclear"]
+    clarified = sum("Did you mean" in reply for reply in unclear)
+    out_of_scope = sum("outside what I can help with" in reply for reply in unclear)
+    assert clarified + out_of_scope == 3
+    assert (day["clarifications"], day["out_of_scope"]) == (clarified, out_of_scope)
 
 
 def test_no_planted_personal_detail_reaches_the_report_or_the_review(conversations: Dict[str, Any]) -> None:

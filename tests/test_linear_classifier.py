@@ -1,0 +1,107 @@
+"""LinearIntentClassifier: intent and FAQ topic from one linear model, in Rasa's output shape.
+
+Trained here on a small hand-made set (the trained project model is covered by
+the accuracy tests); saved and loaded through Rasa's model storage."""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from assistant.evaluation import full_label
+from assistant.nlu.linear_classifier import LinearIntentClassifier
+from assistant.uncertainty import MIN_PLAUSIBLE
+
+EXAMPLES = {
+    "greet": ["hi", "hello", "hey there", "good morning", "hiya"],
+    "book": ["how do i book", "i want an appointment", "book me in", "can i make a booking",
+             "schedule a session"],
+    "ask_condition": ["can it help my tennis elbow", "does it work for sciatica", "is it good for migraines",
+                      "will it help my headaches", "can it help with whiplash"],
+    "faq/does_it_hurt": ["does it hurt", "is it painful", "will the needles hurt", "how much does it hurt",
+                         "is dry needling painful"],
+    "faq/session_length": ["how long is a session", "how long does it take", "session length",
+                           "how many minutes is an appointment", "how long will i be there"],
+}
+LOOKUPS = [{"name": "condition", "elements": ["tennis elbow", "sciatica", "migraines", "headaches",
+                                              "whiplash", "plantar fasciitis", "frozen shoulder"]}]
+RESPONSES = {"utter_faq/does_it_hurt": [{"text": "A little."}],
+             "utter_faq/session_length": [{"text": "About half an hour."}]}
+
+
+def training_data() -> TrainingData:
+    messages = []
+    for label, texts in EXAMPLES.items():
+        intent, _, topic = label.partition("/")
+        for text in texts:
+            data = {"text": text, "intent": intent}
+            if topic:
+                data["intent_response_key"] = label
+            messages.append(Message(data=data))
+    return TrainingData(training_examples=messages, responses=RESPONSES, lookup_tables=LOOKUPS)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> LinearIntentClassifier:
+    storage = LocalModelStorage(tmp_path_factory.mktemp("linear"))
+    resource = Resource("linear_classifier")
+    context = ExecutionContext(GraphSchema({}), "test")
+    LinearIntentClassifier.create({}, storage, resource, context).train(training_data())
+    return LinearIntentClassifier.load({}, storage, resource, context)  # what a served model uses
+
+
+def process(classifier: LinearIntentClassifier, *texts: str) -> List[Message]:
+    return classifier.process([Message({"text": text}) for text in texts])
+
+
+@pytest.mark.parametrize("text, label", [
+    ("helo", "greet"),                          # typo
+    ("how do I book an appointment", "book"),
+    ("does it hurt much?", "faq/does_it_hurt"),
+    ("how long is the session", "faq/session_length"),
+])
+def test_predicts_intent_and_topic(classifier: LinearIntentClassifier, text: str, label: str) -> None:
+    [message] = process(classifier, text)
+    assert full_label(message.as_dict(only_output_properties=True))[0] == label
+
+
+def test_a_condition_no_example_names_is_still_a_condition_question(
+        classifier: LinearIntentClassifier) -> None:
+    # "plantar fasciitis" and "frozen shoulder" appear only in the lookup table.
+    for message in process(classifier, "what about plantar fasciitis", "frozen shoulder, any good?"):
+        assert message.get("intent")["name"] == "ask_condition", message.get("text")
+
+
+def test_output_has_rasas_shape(classifier: LinearIntentClassifier) -> None:
+    [message] = process(classifier, "is it painful")
+    intent, ranking = message.get("intent"), message.get("intent_ranking")
+    assert intent == ranking[0] and intent["name"] == "faq"
+    assert sorted(i["name"] for i in ranking) == ["ask_condition", "book", "faq", "greet"]
+    assert sum(i["confidence"] for i in ranking) == pytest.approx(1.0)
+    selector = message.get("response_selector")
+    assert selector["all_retrieval_intents"] == ["faq"]
+    response, answers = selector["faq"]["response"], selector["faq"]["ranking"]
+    assert response == {"responses": [{"text": "A little."}], "confidence": answers[0]["confidence"],
+                        "intent_response_key": "faq/does_it_hurt", "utter_action": "utter_faq/does_it_hurt"}
+    # Ranked within the retrieval intent, as Rasa's ResponseSelector does.
+    assert sum(a["confidence"] for a in answers) == pytest.approx(1.0)
+    assert answers[0]["confidence"] > answers[1]["confidence"]
+
+
+def test_no_topic_is_chosen_when_faq_is_implausible(classifier: LinearIntentClassifier) -> None:
+    [message] = process(classifier, "hello")
+    faq = next(i["confidence"] for i in message.get("intent_ranking") if i["name"] == "faq")
+    assert faq < MIN_PLAUSIBLE
+    assert message.get("response_selector") is None
+
+
+def test_batches_and_empty_text(classifier: LinearIntentClassifier) -> None:
+    messages: Any = process(classifier, "hi", "", "book me in")
+    assert [m.get("intent", {}).get("name") for m in messages] == ["greet", None, "book"]
+    assert process(classifier, "")[0].get("intent") is None
