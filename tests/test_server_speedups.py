@@ -3,15 +3,19 @@ the same validation results and errors, the same graph, the same log values."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import pytest
 import rasa.core.processor
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
-from rasa.engine.graph import GraphSchema
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.graph import GraphComponent, GraphSchema, SchemaNode
 
 from assistant import server
+from assistant.graph_runner import SequentialGraphRunner, execution_order
 
 
 @pytest.fixture
@@ -20,6 +24,7 @@ def speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction._validate_action_result)
     monkeypatch.setattr(GraphSchema, "minimal_graph_schema", GraphSchema.minimal_graph_schema)
     monkeypatch.setattr(rasa.core.processor, "copy", rasa.core.processor.copy)
+    monkeypatch.setattr(rasa.core.processor, "DaskGraphRunner", rasa.core.processor.DaskGraphRunner)
     server.apply_speedups()
 
 
@@ -53,3 +58,45 @@ def server_minimal_nodes(schema: GraphSchema, targets: Any) -> Any:
 def test_debug_log_values_are_not_copied(speedups: None) -> None:
     events = [{"event": "action"}]
     assert rasa.core.processor.copy.deepcopy(events) is events
+
+
+TEXTS = ["hi", "does it hurt?", "can it help my tennis elbow", "how do i book", "what's the weather",
+         "/faq/does_it_hurt", "I have crushing chest pain", "helo wat is dry neeedling"]
+
+
+@pytest.fixture(scope="module")
+def sequential_agent(model_path: Any) -> Any:
+    """The trained model, loaded as the server loads it with the speed-ups on."""
+    from rasa.core.agent import Agent
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rasa.core.processor, "DaskGraphRunner", rasa.core.processor.DaskGraphRunner)
+        server.run_graphs_without_dask()
+        agent = Agent.load(str(model_path))
+    assert isinstance(agent.processor.graph_runner, SequentialGraphRunner)
+    return agent
+
+
+def test_the_graph_without_dask_parses_the_same(sequential_agent: Any, agent: Any) -> None:
+    for text in TEXTS:
+        parsed = asyncio.run(sequential_agent.parse_message(text))
+        assert parsed == asyncio.run(agent.parse_message(text)), text
+        assert parsed["intent"]["name"]
+
+
+def test_the_graph_without_dask_answers_the_same(sequential_agent: Any, agent: Any) -> None:
+    # Responses only (no action server here): greeting, FAQ answers, an emergency.
+    for text in ["hi", "does it hurt?", "how long does a session take", "I have crushing chest pain"]:
+        sender = f"speedups-{uuid.uuid4().hex[:8]}"
+        answer = asyncio.run(sequential_agent.handle_text(text, sender_id=sender))
+        assert answer and answer == asyncio.run(agent.handle_text(text, sender_id=sender)), text
+
+
+def test_nodes_run_after_what_they_need_and_cycles_are_refused() -> None:
+    def node(*needs: str) -> SchemaNode:
+        return SchemaNode({f"i{n}": need for n, need in enumerate(needs)}, GraphComponent, "", "", {})
+
+    schema = GraphSchema({"c": node("b", "a"), "b": node("a", "__message__"), "a": node("__message__")})
+    assert execution_order(schema) == ["a", "b", "c"]
+    with pytest.raises(GraphRunError, match="cycle"):
+        execution_order(GraphSchema({"a": node("b"), "b": node("a")}))
