@@ -5,9 +5,12 @@ the accuracy tests); saved and loaded through Rasa's model storage."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, List
 
+import numpy as np
 import pytest
+import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -105,3 +108,16 @@ def test_batches_and_empty_text(classifier: LinearIntentClassifier) -> None:
     messages: Any = process(classifier, "hi", "", "book me in")
     assert [m.get("intent", {}).get("name") for m in messages] == ["greet", None, "book"]
     assert process(classifier, "")[0].get("intent") is None
+
+
+def test_direct_margins_equal_sklearns(classifier: LinearIntentClassifier) -> None:
+    model: Any = classifier._model
+    texts = [*(t for examples in EXAMPLES.values() for t in examples),
+             "helo, can it help my plantar fasciitis??", "zzzz", "", "ÄÖÜ ½ 🙂", "how long " * 50]
+    vectors = scipy.sparse.hstack([v.transform(model._marked(texts)) for v in model.vectorizers]).tocsr()
+    expected = model.svm.decision_function(vectors)
+    assert np.allclose([model.margins(text) for text in texts], expected, rtol=0, atol=1e-9)
+    # The prepared lookups are not saved with the model; a loaded model rebuilds them.
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy._weights is None
+    assert np.allclose(copy.margins("is it painful"), model.margins("is it painful"))

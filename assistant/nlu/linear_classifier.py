@@ -22,8 +22,8 @@ gets the mass of every topic) and, for the retrieval intent, a
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from typing import Any, Dict, List, Optional
+from collections import Counter, defaultdict
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import joblib
 import numpy as np
@@ -70,6 +70,8 @@ class TextModel:
                             token_pattern=r"(?u)\b\w+\b"),
         ]
         self.svm = LinearSVC(C=c, random_state=0)  # liblinear shuffles: same data, same model
+        self._parts: List[Tuple[Callable[[str], List[str]], Dict[str, int], np.ndarray, int]] = []
+        self._weights: Optional[np.ndarray] = None
 
     @property
     def labels(self) -> List[str]:
@@ -80,22 +82,57 @@ class TextModel:
                                if pattern.search(text))
                 for text in texts]
 
-    def _vectors(self, marked_texts: List[str]) -> scipy.sparse.csr_matrix:
-        return scipy.sparse.hstack([v.transform(marked_texts) for v in self.vectorizers]).tocsr()
-
     def fit(self, texts: List[str], labels: List[str]) -> TextModel:
         texts = self._marked(texts)
+        self._weights = None  # prepared again for the new weights
         for vectorizer in self.vectorizers:
             vectorizer.fit(texts)
-        self.svm.fit(self._vectors(texts), labels)
+        self.svm.fit(scipy.sparse.hstack([v.transform(texts) for v in self.vectorizers]).tocsr(), labels)
         return self
+
+    def margins(self, text: str) -> np.ndarray:
+        """The SVM's margin per label for one text: what ``svm.decision_function``
+        of the vectorizers' ``transform`` gives, computed directly. sklearn's
+        general path (validation, sparse matrices for a single row) takes a
+        millisecond per message; this takes a tenth of that."""
+        weights = self._weights if self._weights is not None else self._prepare()
+        marked = self._marked([text])[0]
+        rows: List[int] = []
+        values: List[np.ndarray] = []
+        for analyze, vocabulary, idf, offset in self._parts:
+            counts = Counter(i for i in map(vocabulary.get, analyze(marked)) if i is not None)
+            if not counts:
+                continue
+            index = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf_idf = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * idf[index]
+            rows.extend(index + offset)
+            values.append(tf_idf / np.linalg.norm(tf_idf))  # each vectorizer normalises its own part
+        margins = self.svm.intercept_.copy()
+        if rows:
+            margins += np.concatenate(values) @ weights[rows]
+        if len(margins) == 1:  # two labels: sklearn keeps the second one's margin only
+            margins = np.array([-margins[0], margins[0]])
+        return margins
+
+    def _prepare(self) -> np.ndarray:
+        self._parts = []
+        offset = 0
+        for vectorizer in self.vectorizers:
+            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
+            offset += len(vectorizer.vocabulary_)
+        self._weights = np.ascontiguousarray(self.svm.coef_.T)  # one row of label weights per feature
+        return self._weights
+
+    # The prepared lookups are rebuilt after loading, not saved in the model.
+    def __getstate__(self) -> Dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_parts", "_weights")}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state, _parts=[], _weights=None)
 
     def probabilities(self, texts: List[str]) -> np.ndarray:
         """One row per text: a softmax over the SVM's margins, one column per label."""
-        margins = self.svm.decision_function(self._vectors(self._marked(texts)))
-        if margins.ndim == 1:  # two labels: sklearn gives the second one's margin only
-            margins = np.column_stack([-margins, margins])
-        margins = margins * self.confidence_scale
+        margins = np.array([self.margins(text) for text in texts]) * self.confidence_scale
         margins -= margins.max(axis=1, keepdims=True)
         exp = np.exp(margins)
         return exp / exp.sum(axis=1, keepdims=True)
