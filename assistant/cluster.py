@@ -55,8 +55,9 @@ class Cluster:
             "TICKET_LOCK_LIFETIME": str(DEFAULT_LOCK_LIFETIME_SECONDS),
             **(extra_env or {}),
         }
+        # One process per server: nginx spreads the load (CLUSTER_SERVERS).
         settings = Settings(actions_port=actions_port, model=model, endpoints=PRODUCTION_ENDPOINTS,
-                            extra_env=env)
+                            extra_env=env, workers=1)
         self.stack = Stack(settings, log_dir=log_dir)
         self.server_ports = [free_port() for _ in range(servers)]
         self.servers: List = [None] * servers

@@ -3,9 +3,14 @@
     python -m assistant.launcher            # what `make run` does
     python -m assistant.launcher --shell    # talk to the bot in the terminal
 
-Ports and storage come from the environment, with the embedded defaults:
+Ports, storage and the number of Rasa worker processes come from the
+environment, with the embedded defaults:
 
-    RASA_PORT=5005  ACTIONS_PORT=5055  TRACKER_DB=var/tracker.db
+    RASA_PORT=5005  ACTIONS_PORT=5055  TRACKER_DB=var/tracker.db  SANIC_WORKERS=2
+
+The Rasa server forks SANIC_WORKERS processes that share its port (one Python
+process uses one CPU core); they share conversation locks through an SQLite
+file next to the tracker store (``locks.db``, assistant/lock_store.py).
 
 The same ``Stack`` class is used by the end-to-end tests, so what they test is
 exactly what ``make run`` starts.
@@ -32,6 +37,9 @@ from assistant.knowledge import PROJECT_ROOT
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 STOP_GRACE_SECONDS = 15
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
+# Two workers use both cores of a small server; each adds about 250 MB of memory
+# (the code and the libraries are shared with the first; see README, Performance).
+DEFAULT_WORKERS = 2
 
 
 @dataclass
@@ -43,6 +51,11 @@ class Settings:
     extra_env: Dict[str, str] = field(default_factory=dict)
     endpoints: Path = PROJECT_ROOT / "endpoints.yml"
     stock_rasa: bool = False  # plain `rasa`, without assistant/server.py's speed-ups (benchmark baseline)
+    workers: int = DEFAULT_WORKERS  # Rasa's own SANIC_WORKERS; stock Rasa keeps 1 with its in-memory locks
+
+    @property
+    def lock_db(self) -> Path:
+        return self.tracker_db.with_name("locks.db")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +63,7 @@ class Settings:
             rasa_port=int(os.environ.get("RASA_PORT", 5005)),
             actions_port=int(os.environ.get("ACTIONS_PORT", 5055)),
             tracker_db=Path(os.environ.get("TRACKER_DB", PROJECT_ROOT / "var" / "tracker.db")),
+            workers=int(os.environ.get("SANIC_WORKERS", DEFAULT_WORKERS)),
         )
 
     def environment(self) -> Dict[str, str]:
@@ -58,6 +72,8 @@ class Settings:
             RASA_PORT=str(self.rasa_port),
             ACTIONS_PORT=str(self.actions_port),
             TRACKER_DB=str(self.tracker_db),
+            LOCK_DB=str(self.lock_db),
+            SANIC_WORKERS=str(self.workers),
             RASA_TELEMETRY_ENABLED="false",
             SQLALCHEMY_SILENCE_UBER_WARNING="1",
             TF_CPP_MIN_LOG_LEVEL="2",
@@ -271,7 +287,9 @@ def run_shell(settings: Settings) -> int:
     stack = Stack(settings)
     stack.start_actions()
     try:
-        return subprocess.call(stack.rasa_command("shell"), cwd=PROJECT_ROOT, env=settings.environment())
+        # One process: every worker would read this terminal.
+        env = {**settings.environment(), "SANIC_WORKERS": "1"}
+        return subprocess.call(stack.rasa_command("shell"), cwd=PROJECT_ROOT, env=env)
     finally:
         stack.stop()
 

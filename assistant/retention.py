@@ -30,7 +30,10 @@ from assistant.tracker_store import PrivacySQLTrackerStore
 
 def tracker_store(endpoints: Path) -> PrivacySQLTrackerStore:
     """The tracker store exactly as the Rasa server builds it from endpoints.yml."""
-    os.environ.setdefault("TRACKER_DB", str(Settings.from_env().tracker_db))
+    # Rasa expands every ${VAR} of the file, so the launcher's defaults are needed.
+    defaults = Settings.from_env()
+    os.environ.setdefault("TRACKER_DB", str(defaults.tracker_db))
+    os.environ.setdefault("LOCK_DB", str(defaults.lock_db))
     # Rasa expands every ${VAR} of the file; the action server's URL is not needed here.
     os.environ.setdefault("ACTION_SERVER_URL", "http://unused.invalid/webhook")
     config = read_endpoints_from_path(str(endpoints)).tracker_store

@@ -1,12 +1,14 @@
-"""The atomic Redis lock store against a real Redis server, from many threads,
-each with its own connection as separate Rasa servers would have."""
+"""The atomic lock stores -- Redis (against a real Redis server) and SQLite (a
+real file) -- from many threads, each with its own connection as separate Rasa
+servers would have, and for SQLite from separate processes too."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -25,47 +27,77 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.stop()
 
 
-def new_store(redis_server: Any) -> Any:
-    from assistant.lock_store import AtomicRedisLockStore
+@pytest.fixture(params=["redis", "sqlite"])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    """A factory: each call is a new store object with its own connection."""
+    from assistant.lock_store import AtomicRedisLockStore, SQLiteLockStore
 
-    return AtomicRedisLockStore(host="127.0.0.1", port=redis_server.port, password=redis_server.password)
+    if request.param == "sqlite":
+        return lambda: SQLiteLockStore(db=str(tmp_path / "locks.db"))
+    redis_server = request.getfixturevalue("redis_server")
+    return lambda: AtomicRedisLockStore(host="127.0.0.1", port=redis_server.port,
+                                        password=redis_server.password)
 
 
-def test_tickets_issued_at_once_by_many_servers_are_all_different(redis_server: Any) -> None:
-    def issue(_: int) -> List[int]:
-        store = new_store(redis_server)
-        return [store.issue_ticket("tickets", lock_lifetime=60) for _ in range(50)]
+def issue_tickets(new_store: Callable[[], Any]) -> List[int]:
+    store = new_store()
+    return [store.issue_ticket("tickets", lock_lifetime=60) for _ in range(50)]
 
+
+def test_tickets_issued_at_once_by_many_servers_are_all_different(new_store: Callable[[], Any]) -> None:
     with ThreadPoolExecutor(THREADS) as pool:
-        tickets = [number for batch in pool.map(issue, range(THREADS)) for number in batch]
+        tickets = [number for batch in pool.map(lambda _: issue_tickets(new_store), range(THREADS))
+                   for number in batch]
     assert len(tickets) == THREADS * 50
     assert len(set(tickets)) == len(tickets), "the same ticket was issued twice"
-    lock = new_store(redis_server).get_lock("tickets")
+    lock = new_store().get_lock("tickets")
     assert sorted(ticket.number for ticket in lock.tickets) == sorted(tickets)
 
 
-def test_the_lock_lets_one_holder_at_a_time_change_a_conversation(redis_server: Any) -> None:
+_STORE_BEFORE_FORK: List[Any] = []
+
+
+def _issue_in_forked_process(_: int) -> List[int]:
+    return issue_tickets(lambda: _STORE_BEFORE_FORK[0])
+
+
+def test_sqlite_tickets_issued_by_separate_processes_are_all_different(tmp_path: Path) -> None:
+    """As Sanic's forked workers use it: the store object made before the fork,
+    one file, and a connection of its own in each process."""
+    from assistant.lock_store import SQLiteLockStore
+
+    store = SQLiteLockStore(db=str(tmp_path / "locks.db"))
+    store.get_lock("tickets")  # this process's connection must not be used by the others
+    _STORE_BEFORE_FORK[:] = [store]
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        batches = pool.map(_issue_in_forked_process, range(4))
+    tickets = [number for batch in batches for number in batch]
+    assert len(set(tickets)) == len(tickets) == 200
+    assert sorted(ticket.number for ticket in store.get_lock("tickets").tickets) == sorted(tickets)
+
+
+def test_the_lock_lets_one_holder_at_a_time_change_a_conversation(new_store: Callable[[], Any]) -> None:
     """Each holder reads a counter, yields, and writes it back plus one: without
     mutual exclusion increments are lost (as turns' events were)."""
     conversation = "counter"
     rounds = 15
+    counter: Dict[str, int] = {"value": 0}
 
     async def holder(store: Any) -> None:
         for _ in range(rounds):
             async with store.lock(conversation, lock_lifetime=30, wait_time_in_seconds=0.005):
-                value = int(store.red.get("test-counter") or 0)
+                value = counter["value"]
                 await asyncio.sleep(0.002)
-                store.red.set("test-counter", value + 1)
+                counter["value"] = value + 1
 
     with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(lambda _: asyncio.run(holder(new_store(redis_server))), range(THREADS)))
-    store = new_store(redis_server)
-    assert int(store.red.get("test-counter")) == THREADS * rounds
-    assert store.get_lock(conversation) is None, "the lock outlived its last holder"
+        list(pool.map(lambda _: asyncio.run(holder(new_store())), range(THREADS)))
+    assert counter["value"] == THREADS * rounds
+    assert new_store().get_lock(conversation) is None, "the lock outlived its last holder"
 
 
-def test_a_dead_holders_ticket_expires_and_the_next_is_served(redis_server: Any) -> None:
-    store = new_store(redis_server)
+def test_a_dead_holders_ticket_expires_and_the_next_is_served(new_store: Callable[[], Any]) -> None:
+    store = new_store()
     store.issue_ticket("crashed", lock_lifetime=0.3)  # its server died holding it
 
     async def next_turn() -> None:

@@ -46,8 +46,11 @@ def rows(results: List[Dict[str, Any]]) -> List[Row]:
     for key, label, better in (
         ("nlu_parse_p50_ms", "NLU parse p50 (ms)", "lower"),
         ("nlu_parse_p95_ms", "NLU parse p95 (ms)", "lower"),
+        ("one_worker_throughput", "throughput, busiest phase, one worker (turns/s)", "higher"),
+        ("workers", "Rasa worker processes", "-"),
         ("start_to_ready_s", "start to ready (s)", "lower"),
-        ("rss_mb_after_load", "Rasa server RSS after load (MB)", "lower"),
+        ("memory_mb_after_load", "Rasa server memory after load, PSS of all its processes (MB)", "lower"),
+        ("largest_process_rss_mb", "largest Rasa process RSS (MB)", "lower"),
         ("model_mb", "model size (MB)", "lower"),
         ("training_s", "training time (s)", "lower"),
         ("held_out_accuracy", "held-out accuracy (model alone)", "higher"),

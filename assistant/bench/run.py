@@ -14,7 +14,10 @@ Rasa's stock pipeline and policies trained on the same data and domain):
    loopback ports with fresh SQLite stores): time from start to the first
    answered message, then simulated visitors (assistant/bench/load.py) through
    the website channel at 1, 10 and 50 concurrent visitors and through the REST
-   webhook at 10, then the Rasa server's memory (RSS).
+   webhook at 10, then the Rasa server's memory (PSS of all its processes).
+   The project serves with DEFAULT_WORKERS processes, as `make run` does; its
+   throughput at 50 visitors with one worker is measured too, to show how much
+   of the gain the extra worker brings.
 
 The baseline server is also stock: Rasa's own SQL tracker store and action
 endpoint settings (bench/baseline_endpoints.yml), started as plain `rasa run`
@@ -39,7 +42,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from assistant.bench.load import LoadResult, run_load
 from assistant.bench.report import write_report
 from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import Settings, Stack, free_port
+from assistant.launcher import DEFAULT_WORKERS, Settings, Stack, free_port
 from assistant.train import record_path, train, training_seconds
 from assistant.uncertainty import Thresholds
 
@@ -128,32 +131,51 @@ async def _parse_latencies(agent: Any, texts: List[str]) -> List[float]:
     return latencies
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (Linux /proc), in MB."""
-    total_kb = 0
-    pids = [pid]
-    while pids:
-        current = pids.pop()
+def process_tree(pid: int) -> List[int]:
+    """A process and its descendants (a Rasa server and its forked workers)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            rss = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-            total_kb += int(rss.split()[1])
             for task in Path(f"/proc/{current}/task").iterdir():
-                pids += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
             continue
-    return round(total_kb / 1024, 1)
+    return tree
+
+
+def memory_mb(pid: int) -> Dict[str, float]:
+    """Memory of a server's processes (Linux /proc), in MB. PSS splits each page
+    among the processes sharing it, so its sum is the memory they really use;
+    a sum of RSS would count the shared libraries and forked pages once per worker."""
+    pss_kb, largest_rss_kb = 0, 0
+    for current in process_tree(pid):
+        try:
+            figures = dict(line.split(":", 1) for line in Path(f"/proc/{current}/smaps_rollup").read_text()
+                           .splitlines() if ":" in line)
+        except OSError:
+            continue
+        pss_kb += int(figures["Pss"].split()[0])
+        largest_rss_kb = max(largest_rss_kb, int(figures["Rss"].split()[0]))
+    return {"memory_mb_after_load": round(pss_kb / 1024, 1),
+            "largest_process_rss_mb": round(largest_rss_kb / 1024, 1)}
+
+
+def settings_for(candidate: Candidate, workdir: Path, workers: int) -> Settings:
+    return Settings(
+        rasa_port=free_port(), actions_port=free_port(), tracker_db=workdir / "tracker.db",
+        model=candidate.model, endpoints=candidate.endpoints, stock_rasa=candidate.stock_rasa,
+        workers=workers, extra_env={"REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}"},
+    )
 
 
 def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
-                   workdir: Path) -> Dict[str, Any]:
-    settings = Settings(
-        rasa_port=free_port(), actions_port=free_port(), tracker_db=workdir / "tracker.db",
-        model=candidate.model, endpoints=candidate.endpoints, stock_rasa=candidate.stock_rasa,
-        extra_env={"REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}"},
-    )
+                   workdir: Path, quick: bool = False) -> Dict[str, Any]:
+    # Stock Rasa serves with one worker: more need a lock store other than its in-memory default.
+    workers = 1 if candidate.stock_rasa else DEFAULT_WORKERS
     started = time.monotonic()
-    stack = Stack(settings, log_dir=workdir / "logs").start()
+    stack = Stack(settings_for(candidate, workdir, workers), log_dir=workdir / "logs").start()
     try:
         first = asyncio.run(run_load(stack.url, "website", 1, 30, max_turns=1))
         if first.errors or not first.turns:
@@ -164,12 +186,27 @@ def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds:
         for channel, visitors in phases:
             loads.append(asyncio.run(run_load(stack.url, channel, visitors, seconds)))
             print(f"  {candidate.label}: {loads[-1].summary()}", flush=True)
-        rasa_process = stack.processes[1]
-        return {
-            "start_to_ready_s": round(ready_s, 1),
-            "rss_mb_after_load": rss_mb(rasa_process.pid),
-            "loads": [load.summary() for load in loads],
-        }
+        figures = {"workers": workers, "start_to_ready_s": round(ready_s, 1),
+                   **memory_mb(stack.processes[1].pid), "loads": [load.summary() for load in loads]}
+    finally:
+        stack.stop()
+    busiest = max(loads, key=lambda load: load.visitors)
+    figures["one_worker_throughput"] = round(busiest.throughput, 2)
+    if workers > 1 and not quick:  # how much of the throughput the extra workers bring
+        figures["one_worker_throughput"] = one_worker_throughput(candidate, busiest.visitors, seconds,
+                                                                 workdir)
+    return figures
+
+
+def one_worker_throughput(candidate: Candidate, visitors: int, seconds: float, workdir: Path) -> float:
+    stack = Stack(settings_for(candidate, workdir / "one-worker", 1), log_dir=workdir / "logs-1").start()
+    try:
+        asyncio.run(run_load(stack.url, "website", 2, min(3.0, seconds)))  # warm-up
+        load = asyncio.run(run_load(stack.url, "website", visitors, seconds))
+        print(f"  {candidate.label}, one worker: {load.summary()}", flush=True)
+        if load.errors:
+            raise RuntimeError(f"{load.errors} errors with one worker; see {workdir / 'logs-1'}")
+        return round(load.throughput, 2)
     finally:
         stack.stop()
 
@@ -185,7 +222,7 @@ def measure(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
     figures["training_s"] = round(seconds_to_train, 1) if seconds_to_train is not None else None
     print(f"{candidate.label}: servers under load...", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{candidate.label}-") as workdir:
-        figures.update(measure_server(candidate, phases, seconds, Path(workdir)))
+        figures.update(measure_server(candidate, phases, seconds, Path(workdir), quick))
     return figures
 
 
