@@ -93,6 +93,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_tree(pid: int) -> List[int]:
+    """A living process and its living descendants (Linux /proc): a Rasa server
+    and its workers. A dead worker its parent has not reaped yet (a zombie) is
+    left out."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            if Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                continue
+            tree.append(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return tree
+
+
 def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
     """Poll `url` until it answers; fail early if the process died."""
     deadline = time.monotonic() + timeout
@@ -114,6 +132,7 @@ class Stack:
         self.settings = settings
         self.log_dir = log_dir
         self.processes: List[subprocess.Popen] = []
+        self.rasa: Optional[subprocess.Popen] = None
 
     @property
     def url(self) -> str:
@@ -171,7 +190,14 @@ class Stack:
 
     def start_rasa(self, timeout: float = 120) -> None:
         port = self.settings.rasa_port
-        self.wait_rasa(self.spawn_rasa(port), port, timeout)
+        self.rasa = self.spawn_rasa(port)
+        self.wait_rasa(self.rasa, port, timeout)
+
+    def rasa_workers(self) -> int:
+        """How many worker processes the Rasa server runs now (itself, with one)."""
+        if self.rasa is None or self.rasa.poll() is not None:
+            return 0
+        return len(process_tree(self.rasa.pid)) - 1 if self.settings.workers > 1 else 1
 
     def start_notifier(self) -> None:
         """The webhook outbox worker; only when the clinic configured a webhook."""
@@ -274,11 +300,20 @@ def supervise(name: str, start: Callable[[], object], crashed: Callable[[], Opti
 def run_forever(settings: Settings) -> int:
     stack = Stack(settings)
 
+    warned = False
+
     def crashed() -> Optional[str]:
+        nonlocal warned
         process = stack.first_exited()
-        if process is None:
-            return None
-        return f"A server stopped unexpectedly (exit code {process.returncode}); shutting down."
+        if process is not None:
+            return f"A server stopped unexpectedly (exit code {process.returncode}); shutting down."
+        # Sanic does not replace a worker that died; the others share the port
+        # and keep answering, so say so rather than stop answering altogether.
+        if not warned and stack.rasa_workers() < settings.workers:
+            print(f"Warning: a Rasa worker process stopped; {stack.rasa_workers()} of {settings.workers} "
+                  "keep answering. Restart the assistant to recover.", file=sys.stderr, flush=True)
+            warned = True
+        return None
 
     return supervise("assistant", stack.start, crashed, stack.stop, lambda: _banner(settings))
 

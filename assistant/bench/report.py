@@ -49,7 +49,7 @@ def rows(results: List[Dict[str, Any]]) -> List[Row]:
         ("one_worker_throughput", "throughput, busiest phase, one worker (turns/s)", "higher"),
         ("workers", "Rasa worker processes", "-"),
         ("start_to_ready_s", "start to ready (s)", "lower"),
-        ("memory_mb_after_load", "Rasa server memory after load, PSS of all its processes (MB)", "lower"),
+        ("memory_mb_after_load", "Rasa server memory after load, all processes (MB)", "lower"),
         ("largest_process_rss_mb", "largest Rasa process RSS (MB)", "lower"),
         ("model_mb", "model size (MB)", "lower"),
         ("training_s", "training time (s)", "lower"),

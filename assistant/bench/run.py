@@ -14,7 +14,7 @@ Rasa's stock pipeline and policies trained on the same data and domain):
    loopback ports with fresh SQLite stores): time from start to the first
    answered message, then simulated visitors (assistant/bench/load.py) through
    the website channel at 1, 10 and 50 concurrent visitors and through the REST
-   webhook at 10, then the Rasa server's memory (PSS of all its processes).
+   webhook at 10, then the Rasa server's memory (all its processes).
    The project serves with DEFAULT_WORKERS processes, as `make run` does; its
    throughput at 50 visitors with one worker is measured too, to show how much
    of the gain the extra worker brings.
@@ -42,7 +42,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from assistant.bench.load import LoadResult, run_load
 from assistant.bench.report import write_report
 from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import DEFAULT_WORKERS, Settings, Stack, free_port
+from assistant.launcher import DEFAULT_WORKERS, Settings, Stack, free_port, process_tree
 from assistant.train import record_path, train, training_seconds
 from assistant.uncertainty import Thresholds
 
@@ -131,35 +131,27 @@ async def _parse_latencies(agent: Any, texts: List[str]) -> List[float]:
     return latencies
 
 
-def process_tree(pid: int) -> List[int]:
-    """A process and its descendants (a Rasa server and its forked workers)."""
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return tree
-
-
 def memory_mb(pid: int) -> Dict[str, float]:
-    """Memory of a server's processes (Linux /proc), in MB. PSS splits each page
-    among the processes sharing it, so its sum is the memory they really use;
-    a sum of RSS would count the shared libraries and forked pages once per worker."""
-    pss_kb, largest_rss_kb = 0, 0
+    """Memory of a server's processes (Linux /proc), in MB: the largest process's
+    RSS plus the private memory of the others. Forked workers share the code,
+    the libraries and untouched pages with their parent; a sum of RSS would
+    count those once per worker, and a sum of PSS would hand part of them to
+    any other process using the same libraries (this one, for instance)."""
+    processes = []
     for current in process_tree(pid):
         try:
             figures = dict(line.split(":", 1) for line in Path(f"/proc/{current}/smaps_rollup").read_text()
                            .splitlines() if ":" in line)
         except OSError:
             continue
-        pss_kb += int(figures["Pss"].split()[0])
-        largest_rss_kb = max(largest_rss_kb, int(figures["Rss"].split()[0]))
-    return {"memory_mb_after_load": round(pss_kb / 1024, 1),
-            "largest_process_rss_mb": round(largest_rss_kb / 1024, 1)}
+        kb = {key: int(figures[key].split()[0]) for key in ("Rss", "Private_Clean", "Private_Dirty")}
+        processes.append((kb["Rss"], kb["Private_Clean"] + kb["Private_Dirty"]))
+    if not processes:
+        return {}
+    processes.sort(reverse=True)  # the largest RSS first
+    total_kb = processes[0][0] + sum(private for _, private in processes[1:])
+    return {"memory_mb_after_load": round(total_kb / 1024, 1),
+            "largest_process_rss_mb": round(processes[0][0] / 1024, 1)}
 
 
 def settings_for(candidate: Candidate, workdir: Path, workers: int) -> Settings:
