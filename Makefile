@@ -141,8 +141,8 @@ retention: $(STAMP)
 tune: setup model
 	$(PY) -m assistant.evaluation --sweep
 
-# Speed and answer quality against a stock Rasa baseline, in one run (~10 min;
-# the baseline is trained on first use): results/bench/bench.{md,json,png}.
+# Speed and answer quality against a stock Rasa baseline, in one run (~4 min;
+# ~11 when the baseline is trained on first use): results/bench/bench.{md,json,png}.
 # ARGS="--quick" is a few-second smoke run of the project alone.
 bench: setup model
 	$(PY) -m assistant.bench.run $(ARGS)
