@@ -15,6 +15,10 @@
 * Each run of the model graph recomputes which nodes it needs by walking the
   (constant) graph recursively, once per shared dependency (about a twelfth of
   the CPU). The answer is kept per graph and targets.
+* Turning a stored or received event back into an object looks its class up
+  by walking the whole tree of Event subclasses, on every event (about a
+  tenth of the CPU when a tracker is loaded). The classes are indexed by type
+  name once; an unknown name is looked up Rasa's way, after a fresh index.
 * That graph runs through dask's scheduler, whose bookkeeping costs about an
   eighth of the CPU for a dozen nodes in one thread. The server runs it with
   assistant/graph_runner.py's plain loop instead (same inputs, outputs, errors).
@@ -76,6 +80,24 @@ def cache_minimal_graph_schemas() -> None:
     GraphSchema.minimal_graph_schema = minimal_graph_schema
 
 
+def index_event_types() -> None:
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    stock_resolve = Event.resolve_by_type
+    by_name: Dict[str, Any] = {}
+
+    def resolve_by_type(type_name: str, default: Any = None) -> Any:
+        if type_name not in by_name:  # first use, or a class imported since
+            by_name.clear()
+            for cls in all_subclasses(Event):
+                by_name.setdefault(cls.type_name, cls)  # the first match wins, as in Rasa
+        found = by_name.get(type_name)
+        return found if found is not None else stock_resolve(type_name, default)
+
+    Event.resolve_by_type = staticmethod(resolve_by_type)
+
+
 def run_graphs_without_dask() -> None:
     import rasa.core.processor
 
@@ -88,6 +110,7 @@ def apply_speedups() -> None:
     cache_action_result_validation()
     skip_copies_for_debug_logs()
     cache_minimal_graph_schemas()
+    index_event_types()
     run_graphs_without_dask()
 
 

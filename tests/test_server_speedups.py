@@ -13,6 +13,8 @@ from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.graph import GraphComponent, GraphSchema, SchemaNode
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.utils.common import all_subclasses
 
 from assistant import server
 from assistant.graph_runner import SequentialGraphRunner, execution_order
@@ -25,6 +27,7 @@ def speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(GraphSchema, "minimal_graph_schema", GraphSchema.minimal_graph_schema)
     monkeypatch.setattr(rasa.core.processor, "copy", rasa.core.processor.copy)
     monkeypatch.setattr(rasa.core.processor, "DaskGraphRunner", rasa.core.processor.DaskGraphRunner)
+    monkeypatch.setattr(Event, "resolve_by_type", Event.resolve_by_type)
     server.apply_speedups()
 
 
@@ -53,6 +56,21 @@ def server_minimal_nodes(schema: GraphSchema, targets: Any) -> Any:
         if name in schema.nodes:
             todo += list(schema.nodes[name].needs.values())
     return required & set(schema.nodes)
+
+
+def test_event_classes_are_found_as_rasa_finds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = sorted({cls.type_name for cls in all_subclasses(Event)})
+    assert "user" in names and len(names) > 15
+    stock = {name: Event.resolve_by_type(name) for name in names}
+    with monkeypatch.context() as patch:
+        patch.setattr(Event, "resolve_by_type", Event.resolve_by_type)
+        server.index_event_types()
+        assert {name: Event.resolve_by_type(name) for name in names} == stock
+        # Names Rasa doesn't know behave as in Rasa: the default, None for "topic", or an error.
+        assert Event.resolve_by_type("no_such_event", default=UserUttered) is UserUttered
+        assert Event.resolve_by_type("topic") is None
+        with pytest.raises(ValueError, match="Unknown event name"):
+            Event.resolve_by_type("no_such_event")
 
 
 def test_debug_log_values_are_not_copied(speedups: None) -> None:
