@@ -37,8 +37,8 @@ from assistant.knowledge import PROJECT_ROOT
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 STOP_GRACE_SECONDS = 15
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
-# Two workers use both cores of a small server; each adds about 250 MB of memory
-# (the code and the libraries are shared with the first; see README, Performance).
+# Two workers use both cores of a small server; the second adds about 330 MB of
+# memory (the code and the libraries are shared; see README, Performance).
 DEFAULT_WORKERS = 2
 
 
@@ -60,10 +60,10 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            rasa_port=int(os.environ.get("RASA_PORT", 5005)),
-            actions_port=int(os.environ.get("ACTIONS_PORT", 5055)),
+            rasa_port=_whole_number("RASA_PORT", 5005),
+            actions_port=_whole_number("ACTIONS_PORT", 5055),
             tracker_db=Path(os.environ.get("TRACKER_DB", PROJECT_ROOT / "var" / "tracker.db")),
-            workers=int(os.environ.get("SANIC_WORKERS", DEFAULT_WORKERS)),
+            workers=_whole_number("SANIC_WORKERS", DEFAULT_WORKERS),
         )
 
     def environment(self) -> Dict[str, str]:
@@ -84,6 +84,14 @@ class Settings:
         )
         env.update(self.extra_env)
         return env
+
+
+def _whole_number(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit() or int(value) < 1:
+        print(f"Cannot start: {name} must be a whole number of at least 1, not {value!r}", file=sys.stderr)
+        raise SystemExit(2)  # the exit code of a bad clinic.yml too
+    return int(value)
 
 
 def free_port() -> int:

@@ -13,8 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import List
 
+import pytest
+
 from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import DEFAULT_WORKERS, free_port, process_tree
+from assistant.launcher import DEFAULT_WORKERS, Settings, free_port, process_tree
 from tests.test_e2e_rest import say, texts
 
 
@@ -77,3 +79,20 @@ def test_make_run_serves_with_two_workers_and_survives_losing_one(tmp_path: Path
     assert code == 0, launched.stderr.read_text()
     alive = [pid for pid in started if process_tree(pid)]
     assert not alive, f"processes left running after SIGTERM: {alive}"
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+def test_a_bad_number_of_workers_stops_with_a_clear_message(
+        value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("SANIC_WORKERS", value)
+    with pytest.raises(SystemExit) as stopped:
+        Settings.from_env()
+    assert stopped.value.code == 2
+    assert f"SANIC_WORKERS must be a whole number of at least 1, not '{value}'" in capsys.readouterr().err
+
+
+def test_the_number_of_workers_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANIC_WORKERS", "3")
+    assert Settings.from_env().environment()["SANIC_WORKERS"] == "3"
+    monkeypatch.delenv("SANIC_WORKERS")
+    assert Settings.from_env().workers == DEFAULT_WORKERS

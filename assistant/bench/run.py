@@ -178,8 +178,9 @@ def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds:
         for channel, visitors in phases:
             loads.append(asyncio.run(run_load(stack.url, channel, visitors, seconds)))
             print(f"  {candidate.label}: {loads[-1].summary()}", flush=True)
-        figures = {"workers": workers, "start_to_ready_s": round(ready_s, 1),
-                   **memory_mb(stack.processes[1].pid), "loads": [load.summary() for load in loads]}
+        assert stack.rasa is not None  # started above
+        figures = {"workers": workers, "start_to_ready_s": round(ready_s, 1), **memory_mb(stack.rasa.pid),
+                   "loads": [load.summary() for load in loads]}
     finally:
         stack.stop()
     busiest = max(loads, key=lambda load: load.visitors)
