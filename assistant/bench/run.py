@@ -184,8 +184,9 @@ def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds:
     finally:
         stack.stop()
     busiest = max(loads, key=lambda load: load.visitors)
-    figures["one_worker_throughput"] = round(busiest.throughput, 2)
-    if workers > 1 and not quick:  # how much of the throughput the extra workers bring
+    if workers == 1:
+        figures["one_worker_throughput"] = round(busiest.throughput, 2)
+    elif not quick:  # how much of the throughput the extra workers bring
         figures["one_worker_throughput"] = one_worker_throughput(candidate, busiest.visitors, seconds,
                                                                  workdir)
     return figures
