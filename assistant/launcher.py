@@ -317,8 +317,9 @@ def run_forever(settings: Settings) -> int:
             return f"A server stopped unexpectedly (exit code {process.returncode}); shutting down."
         # Sanic does not replace a worker that died; the others share the port
         # and keep answering, so say so rather than stop answering altogether.
-        if not warned and stack.rasa_workers() < settings.workers:
-            print(f"Warning: a Rasa worker process stopped; {stack.rasa_workers()} of {settings.workers} "
+        alive = stack.rasa_workers()
+        if not warned and alive < settings.workers:
+            print(f"Warning: a Rasa worker process stopped; {alive} of {settings.workers} "
                   "keep answering. Restart the assistant to recover.", file=sys.stderr, flush=True)
             warned = True
         return None

@@ -5,7 +5,7 @@ Two checks, both configured in ``config.yml``:
 * the intent (Rasa's ``FallbackClassifier``): top confidence below
   ``threshold``, or the top two closer than ``ambiguity_threshold``;
 * for FAQ questions, the chosen answer (our ``FaqAnswerGuard``): the
-  ResponseSelector's top confidence below its ``threshold``, or its top two
+  answer ranking's top confidence below its ``threshold``, or its top two
   answers closer than its ``ambiguity_threshold``.
 
 * intents whose action can't be undone (``strict_intents`` of the guard, e.g.
@@ -31,7 +31,7 @@ from assistant.knowledge import PROJECT_ROOT
 FALLBACK = "nlu_fallback"
 RETRIEVAL_INTENT = "faq"
 # Below this an intent or answer is noise: never offered as a "Did you mean"
-# choice, and an FAQ answer isn't even looked for (assistant/nlu/faq_selector.py).
+# choice, and no FAQ answer is chosen (assistant/nlu/linear_classifier.py).
 MIN_PLAUSIBLE = 0.05
 CONFIG = PROJECT_ROOT / "config.yml"
 GUARD = "assistant.nlu.answer_guard.FaqAnswerGuard"
@@ -80,7 +80,7 @@ def raw_intent_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def faq_selection(parse: Dict[str, Any]) -> Dict[str, Any]:
-    """The ResponseSelector's output for FAQ questions."""
+    """The chosen FAQ answer and its ranking (Rasa's ``response_selector`` output)."""
     selectors = parse.get("response_selector") or {}
     # A ResponseSelector without `retrieval_intent` (Rasa's stock config) answers under "default".
     return dict(selectors.get(RETRIEVAL_INTENT) or selectors.get("default") or {})

@@ -1,10 +1,11 @@
-"""Don't send an FAQ answer as if certain when the ResponseSelector is not.
+"""Don't send an FAQ answer as if certain when the answer's own ranking is not.
 
 Rasa's FallbackClassifier only looks at the *intent*. A question can be
-confidently "faq" while the ResponseSelector hesitates between two answers
-("does it hurt" vs "will I be sore"). Placed after the FallbackClassifier, this
-component turns such messages into ``nlu_fallback`` (keeping the rankings), so
-the bot asks "Did you mean..." with the likely topics instead of guessing.
+confidently "faq" while the ranking of answers (Rasa's ``response_selector``
+output) hesitates between two of them ("does it hurt" vs "will I be sore").
+Placed after the FallbackClassifier, this component turns such messages into
+``nlu_fallback`` (keeping the rankings), so the bot asks "Did you mean..."
+with the likely topics instead of guessing.
 It also holds intents whose action can't be undone (``strict_intents``, e.g.
 forget_me) to their own, higher threshold.
 The tests themselves are in ``assistant.uncertainty``, shared with the tuning.

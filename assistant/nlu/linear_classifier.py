@@ -193,12 +193,12 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         return cls(config, model_storage, resource, saved["model"], saved["responses"])
 
     def process(self, messages: List[Message]) -> List[Message]:
-        texts = [m.get(TEXT) or "" for m in messages]
-        if self._model is None or not any(texts):
+        with_text = [m for m in messages if m.get(TEXT)]
+        if self._model is None or not with_text:
             return messages
-        for message, row in zip(messages, self._model.probabilities(texts), strict=True):
-            if message.get(TEXT):
-                self._annotate(message, dict(zip(self._model.labels, row, strict=True)))
+        rows = self._model.probabilities([m.get(TEXT) for m in with_text])
+        for message, row in zip(with_text, rows, strict=True):
+            self._annotate(message, dict(zip(self._model.labels, row, strict=True)))
         return messages
 
     def _annotate(self, message: Message, label_scores: Dict[str, float]) -> None:
