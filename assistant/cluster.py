@@ -10,17 +10,22 @@ a way to try the production set-up on one machine.
 
 One action server and one webhook notifier serve all the Rasa servers; call-back
 requests are stored in the same PostgreSQL (REQUESTS_DB_URL).
+
+Only nginx faces the network (CLUSTER_HOST); the Rasa servers, the action
+server (with its shared secret) and our own PostgreSQL and Redis listen on
+127.0.0.1. A server that dies is restarted with back-off while nginx sends its
+visitors to the others; the cluster stops only when asked to.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from assistant.action_secret import SECRET_FILE_NAME
 from assistant.knowledge import PROJECT_ROOT
 from assistant.launcher import MODEL, Settings, Stack, free_port, supervise
 from assistant.services import (
@@ -57,11 +62,20 @@ class Cluster:
         }
         # One process per server: nginx spreads the load (CLUSTER_SERVERS).
         settings = Settings(actions_port=actions_port, model=model, endpoints=PRODUCTION_ENDPOINTS,
-                            extra_env=env, workers=1)
+                            extra_env=env, workers=1, action_secret=run_dir / SECRET_FILE_NAME)
         self.stack = Stack(settings, log_dir=log_dir)
         self.server_ports = [free_port() for _ in range(servers)]
-        self.servers: List = [None] * servers
         self.nginx = Nginx(run_dir / "nginx", proxy_port, self.server_ports, host=proxy_host)
+
+    @staticmethod
+    def server_name(index: int) -> str:
+        return f"rasa-{index}"
+
+    @property
+    def servers(self) -> List:
+        return [self.stack.supervised[self.server_name(index)].process
+                if self.server_name(index) in self.stack.supervised else None
+                for index in range(len(self.server_ports))]
 
     @property
     def url(self) -> str:
@@ -75,7 +89,7 @@ class Cluster:
             self.databases.check()
             self.stack.start_actions()
             for index in range(len(self.server_ports)):  # start together, then wait
-                self.servers[index] = self.stack.spawn_rasa(self.server_ports[index], f"rasa-{index}")
+                self.stack.spawn_rasa(self.server_ports[index], self.server_name(index))
             for index, process in enumerate(self.servers):
                 self.stack.wait_rasa(process, self.server_ports[index])
             self.stack.start_notifier()
@@ -87,13 +101,19 @@ class Cluster:
 
     def kill_server(self, index: int) -> None:
         """SIGKILL one Rasa server, as a crash would (tests)."""
-        process = self.servers[index]
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        self.stack.kill(self.server_name(index))
 
     def restart_server(self, index: int) -> None:
-        self.servers[index] = self.stack.spawn_rasa(self.server_ports[index], f"rasa-{index}")
-        self.stack.wait_rasa(self.servers[index], self.server_ports[index])
+        process = self.stack.spawn_rasa(self.server_ports[index], self.server_name(index))
+        self.stack.wait_rasa(process, self.server_ports[index])
+
+    def heal(self) -> List[str]:
+        """Restart whatever died (assistant/launcher.py, Stack.heal); nginx too."""
+        news = self.stack.heal()
+        if self.nginx.exited() and self.nginx.process is not None:
+            news.append(f"nginx stopped (exit code {self.nginx.process.returncode}); restarting it.")
+            self.nginx.start()
+        return news
 
     def stop(self) -> None:
         self.nginx.stop()
@@ -128,8 +148,12 @@ def run(servers: int, port: int, host: str) -> int:
         cluster = Cluster(databases, servers=servers, proxy_port=port, proxy_host=host).start()
 
     def crashed() -> Optional[str]:
-        if cluster is not None and (cluster.stack.first_exited() is not None or cluster.nginx.exited()):
-            return "A server stopped unexpectedly; shutting the cluster down."
+        if cluster is not None:
+            try:
+                for news in cluster.heal():
+                    print(news, file=sys.stderr, flush=True)
+            except ServiceUnavailable as error:
+                return f"{error}; shutting the cluster down."
         return None
 
     def stop() -> None:

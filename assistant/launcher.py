@@ -7,10 +7,22 @@ Ports, storage and the number of Rasa worker processes come from the
 environment, with the embedded defaults:
 
     RASA_PORT=5005  ACTIONS_PORT=5055  TRACKER_DB=var/tracker.db  SANIC_WORKERS=2
+    RASA_INTERFACE=127.0.0.1  ACTIONS_HOST=127.0.0.1  STOP_GRACE_SECONDS=10
 
 The Rasa server forks SANIC_WORKERS processes that share its port (one Python
 process uses one CPU core); they share conversation locks through an SQLite
 file next to the tracker store (``locks.db``, assistant/lock_store.py).
+
+Both servers listen on loopback unless told otherwise: the Rasa server is meant
+to sit behind the clinic's reverse proxy (README, Deployment), and the action
+server only ever talks to the Rasa server, with a shared secret
+(assistant/action_secret.py).
+
+Each server runs in a process group of its own. Stopping sends SIGTERM to each
+group and, after STOP_GRACE_SECONDS, SIGKILL to whatever is left in it, so no
+worker is left behind holding the port (a worker stuck in a busy loop ignores
+SIGTERM). A server that dies is restarted with back-off (assistant/backoff.py)
+while the others go on: FAQ answers need no action server.
 
 The same ``Stack`` class is used by the end-to-end tests, so what they test is
 exactly what ``make run`` starts.
@@ -32,10 +44,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Dict, List, Optional
 
+from assistant.backoff import next_failures, restart_delay
 from assistant.knowledge import PROJECT_ROOT
 
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
-STOP_GRACE_SECONDS = 15
+# Sanic lets in-flight requests finish for SANIC_GRACEFUL_SHUTDOWN_TIMEOUT (we
+# set 5 s; a turn takes well under a second); then the group gets SIGKILL.
+STOP_GRACE_SECONDS = 10
+SANIC_DRAIN_SECONDS = 5
+LOOPBACK = "127.0.0.1"
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
 # Two workers use both cores of a small server; the second adds about 330 MB of
 # memory (the code and the libraries are shared; see README, Performance).
@@ -52,10 +69,20 @@ class Settings:
     endpoints: Path = PROJECT_ROOT / "endpoints.yml"
     stock_rasa: bool = False  # plain `rasa`, without assistant/server.py's speed-ups (benchmark baseline)
     workers: int = DEFAULT_WORKERS  # Rasa's own SANIC_WORKERS; stock Rasa keeps 1 with its in-memory locks
+    interface: str = LOOPBACK  # where the Rasa server listens (RASA_INTERFACE); its reverse proxy reaches it
+    actions_host: str = LOOPBACK  # where the action server listens (ACTIONS_HOST)
+    stop_grace: float = STOP_GRACE_SECONDS
+    action_secret: Optional[Path] = None  # default: next to the tracker store
 
     @property
     def lock_db(self) -> Path:
         return self.tracker_db.with_name("locks.db")
+
+    @property
+    def action_secret_file(self) -> Path:
+        from assistant.action_secret import SECRET_FILE_NAME
+
+        return self.action_secret or self.tracker_db.with_name(SECRET_FILE_NAME)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +91,9 @@ class Settings:
             actions_port=_whole_number("ACTIONS_PORT", 5055),
             tracker_db=Path(os.environ.get("TRACKER_DB", PROJECT_ROOT / "var" / "tracker.db")),
             workers=_whole_number("SANIC_WORKERS", DEFAULT_WORKERS),
+            interface=os.environ.get("RASA_INTERFACE") or LOOPBACK,
+            actions_host=os.environ.get("ACTIONS_HOST") or LOOPBACK,
+            stop_grace=_whole_number("STOP_GRACE_SECONDS", STOP_GRACE_SECONDS),
         )
 
     def environment(self) -> Dict[str, str]:
@@ -71,6 +101,7 @@ class Settings:
         env.update(
             RASA_PORT=str(self.rasa_port),
             ACTIONS_PORT=str(self.actions_port),
+            ACTIONS_HOST=self.actions_host,
             TRACKER_DB=str(self.tracker_db),
             LOCK_DB=str(self.lock_db),
             SANIC_WORKERS=str(self.workers),
@@ -81,6 +112,7 @@ class Settings:
             PYTHONWARNINGS="ignore::DeprecationWarning",
             # errors Sanic raises itself (e.g. 413) are JSON, like ours
             SANIC_FALLBACK_ERROR_FORMAT="json",
+            SANIC_GRACEFUL_SHUTDOWN_TIMEOUT=str(SANIC_DRAIN_SECONDS),
         )
         env.update(self.extra_env)
         return env
@@ -133,44 +165,120 @@ def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to a process group; False when no process is left in it."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # only a zombie (or a reused id we don't own) is left
+        return False
+
+
+def group_alive(pgid: int) -> bool:
+    return signal_group(pgid, 0)
+
+
+def stop_groups(processes: List[subprocess.Popen], grace: float) -> None:
+    """SIGTERM to each process's group (each was started as a group leader),
+    then, once all are gone or after `grace` seconds, SIGKILL to what is left:
+    a worker whose parent exited (an orphan) is still in its group."""
+    for process in processes:
+        signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        for process in processes:
+            process.poll()  # reap the leaders
+        if not any(process.poll() is None or group_alive(process.pid) for process in processes):
+            break
+        time.sleep(0.1)
+    for process in processes:
+        signal_group(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+@dataclass
+class Supervised:
+    """A server the stack started, and how to start it again."""
+
+    name: str
+    command: List[str]
+    env: Dict[str, str]
+    process: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+    quick_failures: int = 0
+    restart_at: Optional[float] = None
+
+
 class Stack:
-    """The action server + the Rasa server, as child processes."""
+    """The action server + the Rasa server (+ the notifier), as child processes."""
 
     def __init__(self, settings: Settings, log_dir: Optional[Path] = None) -> None:
         self.settings = settings
         self.log_dir = log_dir
-        self.processes: List[subprocess.Popen] = []
-        self.rasa: Optional[subprocess.Popen] = None
+        self.supervised: Dict[str, Supervised] = {}
+        self._action_token: Optional[str] = None
+
+    @property
+    def processes(self) -> List[subprocess.Popen]:
+        return [entry.process for entry in self.supervised.values()]
+
+    @property
+    def rasa(self) -> Optional[subprocess.Popen]:
+        entry = self.supervised.get("rasa")
+        return entry.process if entry else None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.rasa_port}"
 
-    def _spawn(self, name: str, command: List[str],
-               env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    @property
+    def action_token(self) -> str:
+        """The action server's secret (assistant/action_secret.py), read or created once."""
+        if self._action_token is None:
+            from assistant.action_secret import action_secret
+
+            env = {**os.environ, **self.settings.extra_env}
+            self._action_token = action_secret(self.settings.action_secret_file, env)
+        return self._action_token
+
+    def environment(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+        from assistant.action_secret import SECRET_ENV
+
+        return {**self.settings.environment(), SECRET_ENV: self.action_token, **(extra or {})}
+
+    def _popen(self, name: str, command: List[str], env: Dict[str, str]) -> subprocess.Popen:
         log: Optional[Path] = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = self.log_dir / f"{name}.log"
         with open(log if log else os.devnull, "ab") as output:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 cwd=PROJECT_ROOT,
-                env={**self.settings.environment(), **(env or {})},
+                env=self.environment(env),
                 # without a log dir the servers write to this terminal
                 stdout=output if log else None,
                 stderr=subprocess.STDOUT if log else None,
-                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+                # a process group of its own: Ctrl-C reaches us, and we stop it
+                # and every worker it forked together (stop_groups)
+                start_new_session=True,
             )
-        self.processes.append(process)
+
+    def _spawn(self, name: str, command: List[str],
+               env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        process = self._popen(name, command, env or {})
+        self.supervised[name] = Supervised(name, command, env or {}, process)
         return process
 
+    def actions_command(self) -> List[str]:
+        return [sys.executable, "-m", "assistant.action_server",
+                "--port", str(self.settings.actions_port), "--host", self.settings.actions_host]
+
     def start_actions(self, timeout: float = 60) -> None:
-        process = self._spawn(
-            "actions",
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
-             "--port", str(self.settings.actions_port)],
-        )
+        process = self._spawn("actions", self.actions_command())
         _wait_http(f"http://127.0.0.1:{self.settings.actions_port}/health", process, timeout)
 
     def rasa_command(self, subcommand: str) -> List[str]:
@@ -186,7 +294,7 @@ class Stack:
     def spawn_rasa(self, port: int, name: str = "rasa") -> subprocess.Popen:
         """Start a Rasa server on `port` without waiting for it (see `wait_rasa`)."""
         self.settings.tracker_db.parent.mkdir(parents=True, exist_ok=True)
-        command = self.rasa_command("run") + ["--port", str(port)]
+        command = self.rasa_command("run") + ["--port", str(port), "--interface", self.settings.interface]
         # The public server refuses request bodies over 64 KB with 413 before
         # reading them (Sanic's default is 100 MB). Not the action server: the
         # trackers Rasa sends it are bigger than that.
@@ -198,14 +306,14 @@ class Stack:
 
     def start_rasa(self, timeout: float = 120) -> None:
         port = self.settings.rasa_port
-        self.rasa = self.spawn_rasa(port)
-        self.wait_rasa(self.rasa, port, timeout)
+        self.wait_rasa(self.spawn_rasa(port), port, timeout)
 
     def rasa_workers(self) -> int:
         """How many worker processes the Rasa server runs now (itself, with one)."""
-        if self.rasa is None or self.rasa.poll() is not None:
+        rasa = self.rasa
+        if rasa is None or rasa.poll() is not None:
             return 0
-        return len(process_tree(self.rasa.pid)) - 1 if self.settings.workers > 1 else 1
+        return len(process_tree(rasa.pid)) - 1 if self.settings.workers > 1 else 1
 
     def start_notifier(self) -> None:
         """The webhook outbox worker; only when the clinic configured a webhook."""
@@ -226,28 +334,46 @@ class Stack:
             raise
         return self
 
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes.clear()
+    def kill(self, name: str) -> None:
+        """SIGKILL a server's whole group, as a crash would (tests)."""
+        process = self.supervised[name].process
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait()
 
-    def first_exited(self) -> Optional[subprocess.Popen]:
-        return next((p for p in self.processes if p.poll() is not None), None)
+    def heal(self) -> List[str]:
+        """Restart every server that died, with back-off; what to tell the user.
+
+        A dead server's group is killed first: a Rasa server's orphaned
+        workers would otherwise keep its port."""
+        news: List[str] = []
+        now = time.monotonic()
+        for entry in self.supervised.values():
+            if entry.process.poll() is None:
+                continue
+            if entry.restart_at is None:
+                signal_group(entry.process.pid, signal.SIGKILL)
+                entry.quick_failures = next_failures(entry.quick_failures, now - entry.started)
+                delay = restart_delay(entry.quick_failures)
+                entry.restart_at = now + delay
+                news.append(f"The {entry.name} server stopped (exit code {entry.process.returncode}); "
+                            f"restarting it{f' in {delay:.0f} s' if delay else ''}.")
+            if now >= entry.restart_at:
+                entry.process = self._popen(entry.name, entry.command, entry.env)
+                entry.started, entry.restart_at = time.monotonic(), None
+        return news
+
+    def stop(self) -> None:
+        stop_groups(self.processes, self.settings.stop_grace)
+        self.supervised.clear()
 
 
 def _banner(settings: Settings) -> str:
     url = f"http://localhost:{settings.rasa_port}"
+    where = ("loopback only: put the clinic's reverse proxy in front" if settings.interface == LOOPBACK
+             else f"interface {settings.interface}")
     return (
         "\n"
-        f"  The assistant is running.\n"
+        f"  The assistant is running ({where}).\n"
         f"    chat widget:   {url}/webchat/  (demo page)\n"
         f"    REST webhook:  POST {url}/webhooks/rest/webhook\n"
         f"    try:           curl -s {url}/webhooks/rest/webhook "
@@ -271,8 +397,9 @@ def check_configuration() -> Optional[str]:
 def supervise(name: str, start: Callable[[], object], crashed: Callable[[], Optional[str]],
               stop: Callable[[], None], banner: Callable[[], str]) -> int:
     """What `make run` and `make cluster` share: check clinic.yml, start, print the
-    banner, then wait for Ctrl-C / SIGTERM or a crashed server and stop everything.
-    `crashed()` returns what to tell the user when something died. The exit code."""
+    banner, then wait for Ctrl-C / SIGTERM and stop everything. `crashed()` is
+    called twice a second: it heals what it can and returns a message only when
+    the whole thing must stop. The exit code."""
     problem = check_configuration()
     if problem:
         print(f"Cannot start: {problem}", file=sys.stderr)
@@ -308,20 +435,11 @@ def supervise(name: str, start: Callable[[], object], crashed: Callable[[], Opti
 def run_forever(settings: Settings) -> int:
     stack = Stack(settings)
 
-    warned = False
-
     def crashed() -> Optional[str]:
-        nonlocal warned
-        process = stack.first_exited()
-        if process is not None:
-            return f"A server stopped unexpectedly (exit code {process.returncode}); shutting down."
-        # Sanic does not replace a worker that died; the others share the port
-        # and keep answering, so say so rather than stop answering altogether.
-        alive = stack.rasa_workers()
-        if not warned and alive < settings.workers:
-            print(f"Warning: a Rasa worker process stopped; {alive} of {settings.workers} "
-                  "keep answering. Restart the assistant to recover.", file=sys.stderr, flush=True)
-            warned = True
+        # Nothing is fatal once running: a server that died is restarted (and a
+        # Rasa worker replaced, by assistant/worker_pool.py) while the rest answers.
+        for news in stack.heal():
+            print(news, file=sys.stderr, flush=True)
         return None
 
     return supervise("assistant", stack.start, crashed, stack.stop, lambda: _banner(settings))
@@ -332,7 +450,7 @@ def run_shell(settings: Settings) -> int:
     stack.start_actions()
     try:
         # One process: every worker would read this terminal.
-        env = {**settings.environment(), "SANIC_WORKERS": "1"}
+        env = stack.environment({"SANIC_WORKERS": "1"})
         return subprocess.call(stack.rasa_command("shell"), cwd=PROJECT_ROOT, env=env)
     finally:
         stack.stop()

@@ -36,6 +36,7 @@ def tracker_store(endpoints: Path) -> PrivacySQLTrackerStore:
     os.environ.setdefault("LOCK_DB", str(defaults.lock_db))
     # Rasa expands every ${VAR} of the file; the action server's URL is not needed here.
     os.environ.setdefault("ACTION_SERVER_URL", "http://unused.invalid/webhook")
+    os.environ.setdefault("ACTION_SERVER_TOKEN", "unused")
     config = read_endpoints_from_path(str(endpoints)).tracker_store
     if config is None or not config.type or not config.type.endswith("PrivacySQLTrackerStore"):
         raise SystemExit(

@@ -25,12 +25,28 @@
 
 Each speed-up is checked by the test suite (tests/test_server_speedups.py) and
 measured by `make bench`, whose baseline runs plain `rasa` without them.
+
+Besides speed, the server is hardened here (issue 16):
+
+* Sanic's HTTP/1 transport gets framing checks, read deadlines and a connection
+  cap (assistant/transport.py), and a worker that dies is replaced
+  (assistant/worker_pool.py);
+* while the action server is down, custom actions answer "try again in a
+  moment" instead of nothing (assistant/action_fallback.py);
+* `/` says the server runs without naming Rasa's version.
+
+Every patch is checked against the installed Rasa and Sanic versions first
+(assistant/patching.py): an unknown version stops start-up with a message.
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any, Dict, List, Optional, Tuple
+
+from assistant.patching import exit_if_unsupported, replace
+
+ROOT_TEXT = "The assistant is running."
 
 
 def cache_action_result_validation() -> None:
@@ -106,6 +122,52 @@ def run_graphs_without_dask() -> None:
     rasa.core.processor.DaskGraphRunner = SequentialGraphRunner  # what loads the model to serve
 
 
+def hide_version_at_root() -> None:
+    """Rasa's `/` answers "Hello from Rasa: 3.6.21": a version is a free hint
+    for an attacker looking for known bugs. Same route, no version."""
+    import rasa.server
+    from sanic import response
+
+    def add_root_route(app: Any) -> None:
+        @app.get("/")
+        async def hello(request: Any) -> Any:
+            return response.text(ROOT_TEXT)
+
+    replace(rasa.server, "add_root_route", add_root_route)
+
+
+def harden_http() -> None:
+    """Every Sanic app Rasa configures gets the transport limits (from the
+    environment) before it runs; a bad limit stops start-up with its name."""
+    import rasa.core.run
+
+    from assistant import transport, worker_pool
+
+    try:
+        limits = transport.TransportLimits.from_env()
+    except ValueError as error:
+        print(f"Cannot start: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    transport.patch_sanic()
+    worker_pool.install()
+    stock_configure_app = rasa.core.run.configure_app
+
+    def configure_app(*args: Any, **kwargs: Any) -> Any:
+        app = stock_configure_app(*args, **kwargs)
+        transport.install(app, limits)
+        return app
+
+    replace(rasa.core.run, "configure_app", configure_app)
+
+
+def apply_hardening() -> None:
+    from assistant import action_fallback
+
+    hide_version_at_root()
+    harden_http()
+    action_fallback.install()
+
+
 def apply_speedups() -> None:
     cache_action_result_validation()
     skip_copies_for_debug_logs()
@@ -115,7 +177,9 @@ def apply_speedups() -> None:
 
 
 def main() -> None:
+    exit_if_unsupported("rasa", "sanic")
     apply_speedups()
+    apply_hardening()
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -1,17 +1,19 @@
 """What `make run` starts (python -m assistant.launcher), as a process of its own:
-two Rasa workers sharing the port, a worker that dies is reported while the
-other keeps answering, and SIGTERM stops every process it started."""
+two Rasa workers sharing the port, a worker that dies is reported and replaced
+while the other keeps answering, and SIGTERM stops every process it started,
+even a worker that ignores it."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import List
+from typing import Callable, Dict, List, Optional
 
 import pytest
 
@@ -21,11 +23,12 @@ from tests.test_e2e_rest import say, texts
 
 
 class Launched:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra_env: Optional[Dict[str, str]] = None) -> None:
         self.port = free_port()
-        env = {**os.environ, "RASA_PORT": str(self.port), "ACTIONS_PORT": str(free_port()),
+        self.actions_port = free_port()
+        env = {**os.environ, "RASA_PORT": str(self.port), "ACTIONS_PORT": str(self.actions_port),
                "TRACKER_DB": str(tmp_path / "tracker.db"),
-               "REQUESTS_DB_URL": f"sqlite:///{tmp_path / 'requests.db'}"}
+               "REQUESTS_DB_URL": f"sqlite:///{tmp_path / 'requests.db'}", **(extra_env or {})}
         env.pop("SANIC_WORKERS", None)  # the default
         self.stderr = tmp_path / "stderr.log"
         with open(self.stderr, "wb") as errors, open(tmp_path / "stdout.log", "wb") as output:
@@ -44,18 +47,32 @@ class Launched:
                 time.sleep(0.3)
         raise TimeoutError("make run's assistant did not answer")
 
-    def rasa_pid(self) -> int:
-        """The Rasa server: the launcher's child whose command runs assistant.server."""
+    def child_pid(self, module: str) -> int:
+        """The launcher's child whose command runs `module`."""
         for pid in process_tree(self.process.pid)[1:]:
-            if b"assistant.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if module.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return pid
-        raise AssertionError("no Rasa server among the launcher's processes")
+        raise AssertionError(f"no {module} among the launcher's processes")
+
+    def rasa_pid(self) -> int:
+        return self.child_pid("assistant.server")
+
+    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, (
+                f"timed out waiting for {what}: {self.stderr.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
 
     def workers(self) -> List[int]:
         return process_tree(self.rasa_pid())[1:]
 
 
-def test_make_run_serves_with_two_workers_and_survives_losing_one(tmp_path: Path) -> None:
+def test_make_run_serves_with_two_workers_and_replaces_a_lost_one(tmp_path: Path) -> None:
     launched = Launched(tmp_path)
     started: List[int] = []
     try:
@@ -66,19 +83,47 @@ def test_make_run_serves_with_two_workers_and_survives_losing_one(tmp_path: Path
         assert texts(say(launched, "launcher-1", "does it hurt?"))
 
         os.kill(workers[0], signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while "Warning: a Rasa worker process stopped" not in launched.stderr.read_text():
-            assert time.monotonic() < deadline, "the lost worker was not reported"
-            time.sleep(0.2)
-        assert "1 of 2 keep answering" in launched.stderr.read_text()
-        for n in range(5):  # the other worker answers every message
+        launched.wait_for("the lost worker's report",
+                          lambda: f"Rasa worker {workers[0]} stopped" in launched.stderr.read_text(), 10)
+        assert "starting a replacement" in launched.stderr.read_text()
+        for n in range(5):  # the other worker answers every message meanwhile
             assert texts(say(launched, f"launcher-{n}", "how long does a session take"))
+        launched.wait_for("a replacement worker", lambda: len(launched.workers()) == 2, 10)
+        replacement = (set(launched.workers()) - set(workers)).pop()
+        started.append(replacement)
+        time.sleep(8)  # it loads the model, then takes its share of the turns again
+        for n in range(8):
+            assert texts(say(launched, f"launcher-after-{n}", "does it hurt?"))
     finally:
-        launched.process.send_signal(signal.SIGTERM)
-        code = launched.process.wait(timeout=60)
+        code = launched.stop()
     assert code == 0, launched.stderr.read_text()
     alive = [pid for pid in started if process_tree(pid)]
     assert not alive, f"processes left running after SIGTERM: {alive}"
+
+
+def test_shutdown_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -> None:
+    """A worker stuck in a busy loop never handles SIGTERM (issue 16: orphaned
+    workers kept the port). A stopped process stands in for it here."""
+    launched = Launched(tmp_path, {"STOP_GRACE_SECONDS": "3"})
+    launched.wait_ready()
+    everything = process_tree(launched.process.pid)
+    stuck = launched.workers()[0]
+    os.kill(stuck, signal.SIGSTOP)
+    started = time.monotonic()
+    code = launched.stop()
+    seconds = time.monotonic() - started
+    assert code == 0, launched.stderr.read_text()
+    deadline = time.monotonic() + 5
+    while [pid for pid in everything if process_tree(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in everything if process_tree(pid)], "processes left after SIGTERM"
+    assert seconds < 3 + 10, f"stopping took {seconds:.1f} s"
+    # nothing listens on the port: the next `make run` can start (as Sanic does,
+    # with SO_REUSEADDR, which still refuses a port some process listens on)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", launched.port))
+        probe.listen()
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])

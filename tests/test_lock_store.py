@@ -116,7 +116,8 @@ def test_it_is_built_from_the_production_endpoints(redis_server: Any,
     from assistant.knowledge import PROJECT_ROOT
     from assistant.lock_store import AtomicRedisLockStore
 
-    for name, value in {"ACTION_SERVER_URL": "http://127.0.0.1:1/webhook", "POSTGRES_HOST": "db",
+    for name, value in {"ACTION_SERVER_URL": "http://127.0.0.1:1/webhook", "ACTION_SERVER_TOKEN": "unused",
+                        "POSTGRES_HOST": "db",
                         "POSTGRES_PORT": "5432", "POSTGRES_DB": "clinic", "POSTGRES_USER": "clinic",
                         "POSTGRES_PASSWORD": "secret", "REDIS_HOST": "127.0.0.1",
                         "REDIS_PORT": str(redis_server.port), "REDIS_PASSWORD": redis_server.password,
