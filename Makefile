@@ -50,11 +50,12 @@ setup: $(STAMP) $(SPACY)/meta.json $(DATA_STAMP)
 
 model: $(MODEL)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt requirements.lock
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found. Install it (e.g. 'pyenv install 3.10') or pass PYTHON310=/path/to/python3.10"; exit 1; }
 	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==24.0"
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c requirements.lock
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt -c requirements.lock
 	touch $@
 
 # Our own spaCy pipeline (blank English + entity ruler), built from code because

@@ -4,11 +4,19 @@ A confirmed request is stored durably (assistant/callbacks.py) *before* the
 visitor is told it was received; if the store is down the bot says so and gives
 the phone number instead. The request key is derived from the conversation and
 the moment the form started, so a repeated confirmation stores it once.
+
+Abuse limits (one client created 147 requests in 21 s before these): a contact
+with an open request gets "we already have your request CB-12" instead of a
+second one, and one IP address can leave at most ``callback_requests_per_ip``
+requests (clinic.yml ``rate_limits``, default 3 an hour). The website channel
+puts a keyed hash of the visitor's address into the message metadata; trusted
+REST integrations and local clients carry none and have no per-address limit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
@@ -18,6 +26,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.callback_form import NO_NOTE
 from assistant.callbacks import CallbackDraft, StoreUnavailable, current_store
 from assistant.clinic import current_clinic
+from assistant.conversation_token import CLIENT_METADATA_KEY
+from assistant.rate_limits import limiter_for
+
+logger = logging.getLogger(__name__)
 
 FORM = "callback_form"
 FORM_SLOTS = (
@@ -58,6 +70,23 @@ def draft_from(tracker: Tracker) -> CallbackDraft:
     )
 
 
+def client_of(tracker: Tracker) -> Optional[str]:
+    """The (hashed) address the visitor's latest message came from, if any."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            client = (event.get("metadata") or {}).get(CLIENT_METADATA_KEY)
+            return client if isinstance(client, str) else None
+    return None
+
+
+def over_the_limit(tracker: Tracker) -> bool:
+    client = client_of(tracker)
+    if client is None:
+        return False
+    limiter = limiter_for(current_clinic().rate_limits)
+    return limiter.hit("callback_requests_per_ip", client) is not None
+
+
 class ActionFinishCallback(Action):
     """Runs when the form ends: store if confirmed, otherwise just clean up."""
 
@@ -70,11 +99,21 @@ class ActionFinishCallback(Action):
         confirmed = tracker.get_slot("callback_confirmed") is True
         if not (confirmed and tracker.get_slot("callback_consent") is True):
             return reset_form_slots()  # the validator already told the visitor why
+        draft, store = draft_from(tracker), current_store()
         try:
-            request, _ = current_store().submit(
-                draft_from(tracker), notify=current_clinic().callback_webhook_url is not None
-            )
-        except StoreUnavailable:
+            if store.find_by_key(draft.request_key) is None:  # not a repeated confirmation
+                existing = store.open_request_for(draft.contact)
+                if existing is not None:
+                    dispatcher.utter_message(response="utter_callback_already_open",
+                                             reference=f"CB-{existing.id}")
+                    return reset_form_slots()
+                if over_the_limit(tracker):
+                    dispatcher.utter_message(response="utter_callback_limit")
+                    return reset_form_slots()
+            request, _ = store.submit(draft, notify=current_clinic().callback_webhook_url is not None)
+        except Exception as failure:  # the store, or the limits' storage, is down
+            if not isinstance(failure, StoreUnavailable):
+                logger.error("call-back limit unavailable: %s", type(failure).__name__)
             dispatcher.utter_message(response="utter_callback_not_saved")
             return reset_form_slots()
         dispatcher.utter_message(response="utter_callback_received", reference=f"CB-{request.id}")

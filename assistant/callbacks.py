@@ -7,12 +7,23 @@ and returns the first copy.
 
 The database is SQLite by default (``var/requests.db``); ``REQUESTS_DB_URL``
 takes any SQLAlchemy URL, e.g. ``postgresql://user@host/clinic``.
+
+Abuse and privacy:
+
+* ``open_request_for(contact)`` lets the bot keep one open request per contact
+  (actions/callback.py: "we already have your request CB-12"), so nobody can
+  have the clinic phone a stranger again and again;
+* references are never reused: on SQLite the ids are AUTOINCREMENT (without
+  it SQLite hands out the highest deleted id again: CB-167 was reused after
+  its deletion), and a database made before is rebuilt that way once;
+* deletions are scrubbed from the SQLite file and its WAL (assistant/sqlite_hygiene.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,6 +47,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, declarative_base, sessionmaker
 
 from assistant.knowledge import PROJECT_ROOT
+from assistant.private_files import private_umask
+from assistant.sqlite_hygiene import enable_secure_delete, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,7 @@ def utcnow() -> datetime:
 
 class CallbackRequest(Base):
     __tablename__ = "callback_requests"
+    __table_args__ = {"sqlite_autoincrement": True}  # a deleted reference is never handed out again
 
     id = Column(Integer, primary_key=True)
     request_key = Column(String(64), unique=True, nullable=False)
@@ -100,6 +114,7 @@ class CallbackStore:
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self.engine: Engine = create_engine(url, pool_pre_ping=True, future=True)
+        enable_secure_delete(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
         self._schema_ready = False
 
@@ -108,11 +123,36 @@ class CallbackStore:
             try:
                 if self.url.startswith("sqlite:///"):
                     Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-                Base.metadata.create_all(self.engine)
+                with private_umask():  # whoever creates the file (the bot, a staff tool): 600
+                    Base.metadata.create_all(self.engine)
+                self._autoincrement_ids()
             except (SQLAlchemyError, OSError) as error:
                 raise StoreUnavailable(str(error)) from error
             self._schema_ready = True
         return self._sessions()
+
+    def _autoincrement_ids(self) -> None:
+        """Rebuild a callback_requests table made before ids were AUTOINCREMENT
+        (SQLite only: PostgreSQL sequences never hand out an id twice)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        table = CallbackRequest.__tablename__
+        with self.engine.begin() as connection:
+            sql = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).scalar()
+            if sql is None or "AUTOINCREMENT" in sql.upper():
+                return
+            new_sql = re.sub(r"^CREATE TABLE \S+", f"CREATE TABLE {table}_rebuilt", sql)
+            new_sql = re.sub(r"\bid INTEGER NOT NULL,", "id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,",
+                             new_sql, count=1)
+            new_sql = re.sub(r",\s*PRIMARY KEY \(id\)", "", new_sql, count=1)
+            connection.exec_driver_sql(new_sql)
+            connection.exec_driver_sql(f"INSERT INTO {table}_rebuilt SELECT * FROM {table}")
+            connection.exec_driver_sql(f"DROP TABLE {table}")
+            connection.exec_driver_sql(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+            for index in CallbackRequest.__table__.indexes:
+                index.create(connection, checkfirst=True)
+        logger.info("call-back request ids are now AUTOINCREMENT (table rebuilt once)")
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -132,6 +172,14 @@ class CallbackStore:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
 
     # ---- requests ---------------------------------------------------------
+
+    def open_request_for(self, contact: str) -> Optional[CallbackRequest]:
+        with self._reading() as session:
+            return session.scalars(
+                select(CallbackRequest).where(CallbackRequest.contact == contact,
+                                              CallbackRequest.status == "open")
+                .order_by(CallbackRequest.id)
+            ).first()
 
     def submit(self, draft: CallbackDraft, notify: bool) -> Tuple[CallbackRequest, bool]:
         """Store a request (and its outbox row) once. Returns (request, newly_created)."""
@@ -194,7 +242,9 @@ class CallbackStore:
             ))
             for request in requests:
                 self._delete(session, request)
-            return len(requests)
+        if requests:
+            scrub(self.engine)
+        return len(requests)
 
     def delete_closed_before(self, cutoff: datetime) -> int:
         """Retention: remove closed requests older than `cutoff`."""
@@ -206,7 +256,9 @@ class CallbackStore:
             ))
             for request in requests:
                 self._delete(session, request)
-            return len(requests)
+        if requests:
+            scrub(self.engine)
+        return len(requests)
 
     @staticmethod
     def _delete(session: Session, request: CallbackRequest) -> None:

@@ -14,14 +14,26 @@ conversation. Here:
   without touching the model or the tracker store;
 * if the bot fails internally the reply is a 503 with a JSON error -- never a
   claim that the message was handled -- and the log line carries no message text.
+
+It is the channel for trusted integrations, so it is authenticated: with
+``REST_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``
+(else 401); without it, only direct loopback clients are answered (local
+development, tests, scripts on the server; else 403). A request that came
+through a proxy (``X-Forwarded-For``, ``Forwarded`` or ``X-Real-IP``) is not
+direct, and the cluster's nginx never forwards this channel. Trusted clients
+may send button payloads (``/intent``) as messages, as Rasa allows; the public
+website channel accepts only the payloads it offered (assistant/website.py).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
+import os
 import re
 import unicodedata
-from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, Union
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -30,7 +42,11 @@ from sanic.response import HTTPResponse
 
 logger = logging.getLogger(__name__)
 
-SENDER = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+# Matched with fullmatch: "$" alone would also accept a trailing newline.
+SENDER = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+REST_TOKEN_ENV = "REST_API_TOKEN"
+# Headers a reverse proxy adds: a request carrying one is not from a direct client.
+PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 DEFAULT_MAX_MESSAGE_CHARS = 1000
 EMPTY_MESSAGE_REPLY = "It looks like that message was empty. What would you like to know about dry needling?"
 
@@ -56,9 +72,51 @@ def json_with_sender(request: Request, usage: str) -> Tuple[Optional[HTTPRespons
     if not isinstance(body, dict):
         return error(400, f"send a JSON object: {usage}"), {}
     sender = body.get("sender")
-    if not isinstance(sender, str) or not SENDER.match(sender):
+    if not isinstance(sender, str) or not SENDER.fullmatch(sender):
         return error(400, "'sender' must be 1-128 letters, digits or -_.:@"), {}
     return None, body
+
+
+def _ip(value: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    try:
+        address = ipaddress.ip_address(value.strip().strip('"').strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def proxied(request: Request) -> bool:
+    return any(name in request.headers for name in PROXY_HEADERS)
+
+
+def direct_loopback(request: Request) -> bool:
+    """A client on this machine talking to us directly, not through a proxy."""
+    peer = _ip(request.ip or "")
+    return peer is not None and peer.is_loopback and not proxied(request)
+
+
+def client_address(request: Request) -> Optional[str]:
+    """The visitor's IP address for rate limits; None for a direct loopback client.
+
+    Only a proxy on this machine (loopback peer) is believed about the client:
+    its address is the last one it appended to X-Forwarded-For (nginx's
+    $proxy_add_x_forwarded_for), else X-Real-IP. Anyone else is taken at their
+    socket's address, whatever headers they send."""
+    peer = _ip(request.ip or "")
+    if peer is None:
+        return request.ip or "unknown"
+    if not peer.is_loopback:
+        return str(peer)
+    if not proxied(request):
+        return None
+    forwarded = [part for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    for candidate in ([forwarded[-1]] if forwarded else []) + [request.headers.get("x-real-ip", "")]:
+        address = _ip(candidate)
+        if address is not None:
+            return str(address)
+    return "proxied-unknown"  # a proxy that names no client: limited as one client
 
 
 class GuardedRestInput(InputChannel):
@@ -87,17 +145,42 @@ class GuardedRestInput(InputChannel):
                          max_message_chars=self.max_message_chars), "", ""
         return None, sender, clean_text(message)
 
+    @staticmethod
+    def authorise(request: Request) -> Optional[HTTPResponse]:
+        """None when this trusted-integration channel may answer the request."""
+        expected = os.environ.get(REST_TOKEN_ENV)
+        if expected:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                      expected.encode()):
+                reply = error(401, "send 'Authorization: Bearer <REST_API_TOKEN>'")
+                reply.headers["WWW-Authenticate"] = "Bearer"
+                return reply
+            return None
+        if direct_loopback(request):
+            return None
+        return error(403, "this channel answers local clients only; set REST_API_TOKEN to use it remotely")
+
     async def handle(self, request: Request,
                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
-        """Validate one webhook request, run the turn, return the bot's messages."""
+        """Check the caller, validate one webhook request, run the turn, return the bot's messages."""
+        refused = self.authorise(request)
+        if refused is not None:
+            return refused
         problem, sender, text = self.validate(request)
         if problem is not None:
             return problem
+        return await self.run_turn(sender, text, on_new_message)
+
+    async def run_turn(self, sender: str, text: str,
+                       on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                       metadata: Optional[Dict[str, Any]] = None) -> HTTPResponse:
         if not text:
             return response.json([{"recipient_id": sender, "text": EMPTY_MESSAGE_REPLY}])
         collector = CollectingOutputChannel()
         try:
-            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
+            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
+                                             metadata=metadata))
         except Exception as failure:  # the model, an action or the tracker store failed
             logger.error("message from a %s conversation could not be handled: %s",
                          self.name(), type(failure).__name__)

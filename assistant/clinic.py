@@ -27,6 +27,7 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from assistant.knowledge import PROJECT_ROOT
+from assistant.rate_limits import RateLimitConfigError, RateLimits, parse_rate_limits
 
 DEFAULT_CONFIG = PROJECT_ROOT / "clinic.yml"
 DEFAULT_RETENTION_DAYS = 90  # conversations and closed call-back requests
@@ -53,6 +54,7 @@ class Clinic:
     crisis_line: str
     callback_webhook_url: Optional[str] = None
     retention_days: int = DEFAULT_RETENTION_DAYS
+    rate_limits: RateLimits = RateLimits()  # abuse limits (assistant/rate_limits.py)
 
     @property
     def phone_link(self) -> str:
@@ -158,6 +160,10 @@ def parse_clinic(raw: Any) -> Clinic:
     except (ZoneInfoNotFoundError, ValueError):
         raise ClinicConfigError(f"clinic config: 'timezone' {timezone!r} is not a known time zone") from None
     phone = _text(raw, "phone") or ""
+    try:
+        rate_limits = parse_rate_limits(raw.get("rate_limits"))
+    except RateLimitConfigError as error:
+        raise ClinicConfigError(str(error)) from None
     webhook = _text(raw, "callback_webhook_url", required=False)
     if webhook is not None:
         parsed = urlparse(webhook)
@@ -179,6 +185,7 @@ def parse_clinic(raw: Any) -> Clinic:
         crisis_line=_text(raw, "crisis_line", required=False) or regions[region]["crisis_line"],
         callback_webhook_url=webhook,
         retention_days=_check_retention(raw),
+        rate_limits=rate_limits,
     )
 
 

@@ -28,6 +28,7 @@ from typing import Dict, List, Optional
 from assistant.action_secret import SECRET_FILE_NAME
 from assistant.knowledge import PROJECT_ROOT
 from assistant.launcher import MODEL, Settings, Stack, free_port, supervise
+from assistant.private_files import make_private_dir
 from assistant.services import (
     DatabaseSettings,
     Nginx,
@@ -37,6 +38,7 @@ from assistant.services import (
 )
 
 PRODUCTION_ENDPOINTS = PROJECT_ROOT / "endpoints.production.yml"
+VAR_DIR_MODE_WITH_LOCAL_SERVICES = 0o711
 # A server that dies mid-turn holds its conversation's lock until the lock
 # expires; Rasa's default is 60 s. A turn takes well under a second.
 DEFAULT_LOCK_LIFETIME_SECONDS = 20
@@ -143,6 +145,9 @@ def run(servers: int, port: int, host: str) -> int:
             missing = missing_binaries()
             if missing:
                 raise ServiceUnavailable(f"missing {', '.join(missing)}: run `make services`")
+            # `make run` keeps var/ at 700; this PostgreSQL runs as the `postgres`
+            # user and must pass through it (711: no listing, the files stay 600).
+            make_private_dir(PROJECT_ROOT / "var").chmod(VAR_DIR_MODE_WITH_LOCAL_SERVICES)
             postgres, lock_redis, databases = local_databases(PROJECT_ROOT / "var" / "cluster")
             local = [postgres, lock_redis]
         cluster = Cluster(databases, servers=servers, proxy_port=port, proxy_host=host).start()

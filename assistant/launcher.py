@@ -46,6 +46,7 @@ from typing import Callable, Dict, List, Optional
 
 from assistant.backoff import next_failures, restart_delay
 from assistant.knowledge import PROJECT_ROOT
+from assistant.private_files import PRIVATE_UMASK, make_private_dir, secure_directory
 
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 # Sanic lets in-flight requests finish for SANIC_GRACEFUL_SHUTDOWN_TIMEOUT (we
@@ -265,6 +266,9 @@ class Stack:
                 # a process group of its own: Ctrl-C reaches us, and we stop it
                 # and every worker it forked together (stop_groups)
                 start_new_session=True,
+                # every file the servers create (databases, their -wal files,
+                # the conversation secret) is private: assistant/private_files.py
+                umask=PRIVATE_UMASK,
             )
 
     def _spawn(self, name: str, command: List[str],
@@ -325,6 +329,9 @@ class Stack:
             self._spawn("notifier", [sys.executable, "-m", "assistant.notifier"])
 
     def start(self) -> Stack:
+        # var/ (or TRACKER_DB's folder) 700 and its files 600, also when an
+        # earlier version made them 755/644
+        secure_directory(make_private_dir(self.settings.tracker_db.parent))
         try:
             self.start_actions()
             self.start_rasa()

@@ -6,6 +6,13 @@
     make requests ARGS="done 12"           # mark request CB-12 as done
 
 Reads the same database as the bot (REQUESTS_DB_URL, default var/requests.db).
+
+The CSV is opened by staff in a spreadsheet, and its cells hold what visitors
+typed. A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return would be run as a formula (``=HYPERLINK(...)``, ``=cmd|...``), so such a
+cell gets a leading apostrophe, which spreadsheets show as text; phone numbers
+(``+61...``) are written the same way, so they stay text instead of becoming a
+number or a formula. The file is private to the user who wrote it (mode 600).
 """
 
 from __future__ import annotations
@@ -17,9 +24,25 @@ from pathlib import Path
 from typing import List, Optional
 
 from assistant.callbacks import CallbackRequest, CallbackStore, StoreUnavailable, store_url
+from assistant.private_files import PRIVATE_FILE_MODE, private_umask
 
 COLUMNS = ["reference", "created_at", "status", "name", "contact", "contact_type",
            "preferred_time", "reason"]
+# What makes a spreadsheet treat a cell as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """The cell as text: a leading apostrophe when it could be read as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def write_csv(path: Path, requests: List[CallbackRequest]) -> None:
+    with private_umask(), path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows([spreadsheet_safe(cell) for cell in row(r)] for r in requests)
+    path.chmod(PRIVATE_FILE_MODE)  # also when the file existed before
 
 
 def row(request: CallbackRequest) -> List[str]:
@@ -67,10 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     store = CallbackStore(store_url())
     try:
         if args.command == "export":
-            with args.file.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(COLUMNS)
-                writer.writerows(row(r) for r in store.requests())
+            write_csv(args.file, store.requests())
             print(f"wrote {args.file}")
         elif args.command == "done":
             reference = args.reference.upper().removeprefix("CB-")

@@ -9,6 +9,9 @@ with the same settings as Rasa's ``SQL`` store (SQLite or PostgreSQL).
   in-memory conversation back when the turn ends.
 * Retention: ``delete_inactive_before`` removes conversations whose last event
   is older than a cut-off (``make retention``).
+* Deleted means gone: on SQLite every connection uses ``secure_delete`` and
+  each deletion ends with a WAL checkpoint (assistant/sqlite_hygiene.py), so a
+  forgotten e-mail address is neither in tracker.db nor in tracker.db-wal.
 * Speed: the two queries of every turn (load the latest session's events;
   count them before saving new ones) are plain SQL, not ORM queries that
   SQLAlchemy rebuilds and re-keys each time (a tenth of the server's CPU under
@@ -39,6 +42,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, 
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import func
 from sqlalchemy.pool import QueuePool
+
+from assistant.sqlite_hygiene import scrub, secure_delete_on_connect
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    secure_delete_on_connect(connection, _record)
 
 
 class PrivacySQLTrackerStore(SQLTrackerStore):
@@ -174,7 +180,8 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
                        .filter(self.SQLEvent.sender_id == sender_id)
                        .delete(synchronize_session=False))
             session.commit()
-            return int(deleted)
+        scrub(self.engine)
+        return int(deleted)
 
     def delete_inactive_before(self, cutoff_timestamp: float) -> int:
         """Delete every conversation whose latest event is older than the cut-off."""
@@ -190,4 +197,6 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
                  .filter(self.SQLEvent.sender_id.in_(senders[start:start + 500]))
                  .delete(synchronize_session=False))
             session.commit()
-            return len(senders)
+        if senders:
+            scrub(self.engine)
+        return len(senders)

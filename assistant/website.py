@@ -14,6 +14,24 @@ on the clinic's own site needs:
 
 Every page and file is served with a Content-Security-Policy that allows our
 own origin only: nothing a visitor types can reach a third party.
+
+This is the public channel, so it also guards each conversation and the bot:
+
+* **Conversation token.** The reply to the first message of a new
+  conversation carries ``X-Conversation-Token`` (assistant/conversation_token.py);
+  the widget sends it back as ``"token"`` with every later message and hand-off
+  report. A message for an existing conversation without it gets a 403 (code
+  ``conversation_token``) and reaches nothing: no reply, no form step, no deletion.
+* **Only offered payloads.** A message starting with "/" is a button payload only
+  when it is one of the buttons of the bot's latest turn in that conversation;
+  anything else a visitor types, e.g. ``/emergency`` or ``/forget_me``, is taken
+  as text (without the slash), so it goes through the model and its thresholds.
+* **Rate limits** per IP address and per conversation (assistant/rate_limits.py):
+  429 with ``Retry-After`` and a JSON error the widget shows as a friendly note.
+  The visitor's address reaches the action server only as a keyed hash in the
+  message metadata (``client``), for the call-back request limit.
+* The hand-off endpoint needs an ``Origin`` header (browsers always send one
+  with a POST) and the conversation's token.
 """
 
 from __future__ import annotations
@@ -27,14 +45,31 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Tup
 from urllib.parse import urlparse
 
 from rasa.core.channels.channel import InputChannel, UserMessage
-from rasa.shared.core.events import SlotSet
+from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from assistant.channels import DEFAULT_MAX_MESSAGE_CHARS, GuardedRestInput, error, json_with_sender
+from assistant.channels import (
+    DEFAULT_MAX_MESSAGE_CHARS,
+    GuardedRestInput,
+    client_address,
+    error,
+    json_with_sender,
+)
 from assistant.clinic import Clinic, current_clinic
+from assistant.conversation_token import (
+    CLIENT_METADATA_KEY,
+    TOKEN_FIELD,
+    TOKEN_HEADER,
+    client_key,
+    token_for,
+    token_valid,
+)
 from assistant.knowledge import PROJECT_ROOT
+from assistant.log_privacy import keep_message_text_out_of_logs
+from assistant.rate_limits import limiter_for
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +97,8 @@ HANDOFF_PATH = "/webhooks/website/handoff"
 HANDOFF_SLOT = "handoff_choice"
 # sanic-cors (which Rasa installs app-wide) leaves a request alone once this is set.
 SANIC_CORS_EVALUATED = "_sanic_cors_e"
+TOKEN_REFUSED_CODE = "conversation_token"  # the widget starts a new conversation on this
+RATE_LIMITED_CODE = "rate_limited"
 
 
 class WebsiteConfigError(ValueError):
@@ -138,7 +175,39 @@ class WebsiteInput(GuardedRestInput):
     @staticmethod
     def cors_headers(request: Request) -> Dict[str, str]:
         origin = request.headers.get("origin")
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Expose-Headers": TOKEN_HEADER} if origin else {}
+
+    @staticmethod
+    def authorise(request: Request) -> Optional[HTTPResponse]:
+        return None  # public: each conversation is guarded by its token instead
+
+    async def handle(self, request: Request,
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        problem, sender, text = self.validate(request)
+        if problem is not None:
+            return problem
+        agent = request.app.ctx.agent
+        try:
+            refused, new = await conversation_access(agent, sender, request.json.get(TOKEN_FIELD))
+            if refused is not None:
+                return refused
+            address = client_address(request)
+            key = client_key(address) if address is not None else None
+            if key is not None:
+                waiting = rate_limited(key, sender, new)
+                if waiting is not None:
+                    return waiting
+            if text.startswith(INTENT_MESSAGE_PREFIX):
+                text = await offered_or_text(agent, sender, text)
+        except Exception as failure:  # the tracker store or the limits' storage is down
+            logger.error("website message refused, a store is unavailable: %s", type(failure).__name__)
+            return error(503, "the assistant could not handle this message; please try again")
+        reply = await self.run_turn(sender, text, on_new_message,
+                                    {CLIENT_METADATA_KEY: key} if key is not None else None)
+        if new and reply.status == 200 and text:
+            reply.headers[TOKEN_HEADER] = token_for(sender)
+        return reply
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         site = _UnprefixedBlueprint(f"website_{id(self)}", __name__)
@@ -184,6 +253,10 @@ class WebsiteInput(GuardedRestInput):
             if not self.origin_allowed(request):
                 return error(403, refused)
             problem, sender, choice = handoff_choice(request, current_clinic())
+            if problem is None and "origin" not in request.headers:
+                problem = error(403, "hand-off reports come from the widget only (no Origin header)")
+            if problem is None and not token_valid(sender, request.json.get(TOKEN_FIELD)):
+                problem = error(403, "not this conversation's token", code=TOKEN_REFUSED_CODE)
             if problem is None and choice:
                 try:
                     await record_handoff(request.app.ctx.agent, sender, choice)
@@ -223,6 +296,59 @@ def handoff_choice(request: Request, clinic: Clinic) -> Tuple[Optional[HTTPRespo
     return None, sender, choices.get(body["payload"], "")
 
 
+async def conversation_access(agent: Any, sender: str,
+                              token: Any) -> Tuple[Optional[HTTPResponse], bool]:
+    """(403 or None, whether this message starts a new conversation).
+
+    With the conversation's token: go on. Without it: only a conversation that
+    does not exist yet may start (its first reply carries the token)."""
+    if token_valid(sender, token):
+        return None, False
+    if token is None and await agent.tracker_store.retrieve(sender) is None:
+        return None, True
+    return error(403, "this conversation needs its token; start a new chat",
+                 code=TOKEN_REFUSED_CODE), False
+
+
+def rate_limited(key: str, sender: str, new: bool) -> Optional[HTTPResponse]:
+    """A 429 when this client or conversation is over one of its limits."""
+    limiter = limiter_for(current_clinic().rate_limits)
+    checks = [("messages_per_ip", key), ("messages_per_conversation", sender)]
+    if new:
+        checks.insert(0, ("new_conversations_per_ip", key))
+    for name, subject in checks:
+        retry_after = limiter.hit(name, subject)
+        if retry_after is not None:
+            logger.info("website request over its rate limit (%s)", name)
+            reply = error(429, "too many messages; please wait a moment", code=RATE_LIMITED_CODE,
+                          retry_after=retry_after)
+            reply.headers["Retry-After"] = str(retry_after)
+            return reply
+    return None
+
+
+def offered_payloads(events: Iterable[Any]) -> List[str]:
+    """The button payloads of the bot's latest turn (what the widget shows)."""
+    payloads: List[str] = []
+    for event in reversed(list(events)):
+        if isinstance(event, UserUttered):
+            break
+        if isinstance(event, BotUttered):
+            payloads += [str(b.get("payload", "")) for b in (event.data or {}).get("buttons") or []
+                         if isinstance(b, dict)]
+    return payloads
+
+
+async def offered_or_text(agent: Any, sender: str, text: str) -> str:
+    """`text` if the bot just offered it as a button; otherwise the same words as
+    plain text, so that nobody can pick an intent (/emergency, /forget_me,
+    /inform{...}) the model would not have chosen."""
+    tracker = await agent.tracker_store.retrieve(sender)
+    if tracker is not None and text in offered_payloads(tracker.events):
+        return text
+    return text.lstrip(INTENT_MESSAGE_PREFIX).strip()
+
+
 async def record_handoff(agent: Any, sender: str, choice: str) -> bool:
     """Add the choice to the conversation (a slot event); not for unknown ones."""
     async with agent.lock_store.lock(sender):
@@ -257,6 +383,7 @@ class _UnprefixedBlueprint(Blueprint):
         async def put_first(app: Any, loop: Any) -> None:
             for middleware in reversed(first):
                 app.request_middleware.appendleft(middleware)
+            keep_message_text_out_of_logs()  # after Rasa set up its logging and warnings
 
         app.register_listener(put_first, "before_server_start")
         return super().register(app, {**options, "url_prefix": None})

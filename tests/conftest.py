@@ -105,6 +105,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: A
     running.stop()
 
 
+def conversation_token(stack: Any, sender: str) -> str:
+    """The token the website channel gives `sender`'s conversation (from the
+    secret the running stack generated next to its tracker store)."""
+    from assistant.conversation_token import SECRET_FILE_NAME, token_for
+
+    secret = stack.settings.tracker_db.with_name(SECRET_FILE_NAME).read_text(encoding="ascii").strip()
+    return token_for(sender, secret.encode())
+
+
 def require_services() -> None:
     """Skip (or, where REQUIRE_SERVICES=1 as in CI, fail) without the Debian
     PostgreSQL, Redis and nginx packages that `make services` installs."""

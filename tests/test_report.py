@@ -17,7 +17,7 @@ from assistant.clinic import load_clinic
 from assistant.insights import cli
 from assistant.insights.generate import generate
 from assistant.knowledge import PROJECT_ROOT, cached_knowledge
-from tests.conftest import ARTIFACTS, report_figure
+from tests.conftest import ARTIFACTS, conversation_token, report_figure
 from tests.test_e2e_rest import say, texts
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
@@ -35,8 +35,9 @@ def tap(stack: Any, sender: str, payload: str) -> int:
     """What the widget sends when the visitor taps the phone number or booking link."""
     request = urllib.request.Request(
         stack.url + "/webhooks/website/handoff",
-        data=json.dumps({"sender": sender, "payload": payload}).encode(),
-        headers={"Content-Type": "application/json"})
+        data=json.dumps({"sender": sender, "payload": payload,
+                         "token": conversation_token(stack, sender)}).encode(),
+        headers={"Content-Type": "application/json", "Origin": stack.url})
     with urllib.request.urlopen(request, timeout=30) as reply:
         return reply.status
 
@@ -49,7 +50,7 @@ def conversations(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     scripts: Dict[str, List[str]] = {
         "faq": ["hello", "does it hurt?", "can it help my tennis elbow"],
         "book": ["how long does a session take", "how do i book"],
-        "callback": ["will i be sore afterwards", "/request_callback", "Robin Example", "0412 345 678",
+        "callback": ["will i be sore afterwards", "/request_callback", "Robin Example", "0412 345 611",
                      "Weekday mornings", "skip", "/affirm", "/affirm"],
         "unclear": ["my name is Quentin Marlowe, what's the weather like tomorrow",
                     "text me on 0498 765 432 about the football scores",
@@ -118,7 +119,7 @@ def test_no_planted_personal_detail_reaches_the_report_or_the_review(conversatio
     written = {name: (out / name).read_text(encoding="utf-8")
                for name in ("report.json", "report.html", "unanswered.yml")}
     for name, text in written.items():
-        for detail in PLANTED + ["Robin", "0412 345 678", "+61412345678"]:
+        for detail in PLANTED + ["Robin", "0412 345 611", "+61412345611"]:
             assert detail.lower() not in text.lower(), f"{detail!r} in {name}"
     assert "[name]" in written["report.json"] and "[phone]" in written["report.json"]
     assert "[email]" in written["report.json"]

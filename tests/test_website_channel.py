@@ -14,7 +14,7 @@ import requests
 from assistant.clinic import load_clinic
 from assistant.knowledge import PROJECT_ROOT
 from assistant.website import WebsiteConfigError, parse_origins
-from tests.conftest import ALLOWED_ORIGIN
+from tests.conftest import ALLOWED_ORIGIN, conversation_token
 from tests.test_e2e_limits import new_sender
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
@@ -163,10 +163,13 @@ def test_a_tap_on_the_clinic_phone_or_booking_link_is_recorded_once_per_tap(stac
     import sqlite3
 
     sender = new_sender("tap")
-    assert requests.post(webhook(stack, "website"), json={"sender": sender, "message": "how do i book"},
-                         timeout=30).status_code == 200
+    first = requests.post(webhook(stack, "website"), json={"sender": sender, "message": "how do i book"},
+                          timeout=30)
+    assert first.status_code == 200
+    token = first.headers["X-Conversation-Token"]
     for payload in (CLINIC.phone_link, CLINIC.booking_url, "https://elsewhere.example/", "tel:000"):
-        reply = handoff(stack, {"sender": sender, "payload": payload}, {"Origin": ALLOWED_ORIGIN})
+        reply = handoff(stack, {"sender": sender, "payload": payload, "token": token},
+                        {"Origin": ALLOWED_ORIGIN})
         assert reply.status_code == 204
         assert reply.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     with sqlite3.connect(stack.settings.tracker_db) as store:
@@ -179,7 +182,8 @@ def test_a_tap_for_an_unknown_conversation_creates_nothing(stack: Any) -> None:
     import sqlite3
 
     sender = new_sender("tap")
-    assert handoff(stack, {"sender": sender, "payload": CLINIC.phone_link}).status_code == 204
+    body = {"sender": sender, "payload": CLINIC.phone_link, "token": conversation_token(stack, sender)}
+    assert handoff(stack, body, {"Origin": ALLOWED_ORIGIN}).status_code == 204
     with sqlite3.connect(stack.settings.tracker_db) as store:
         assert store.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (sender,)).fetchone() == (0,)
 

@@ -10,8 +10,12 @@
  *
  * Plain JavaScript, no dependencies, no requests to anyone but the bot. Bot and
  * user text is always inserted as text (textContent), never as HTML. The
- * conversation (sender id + transcript) lives in sessionStorage, so it survives
- * reloads and navigation within the site and ends with the browser tab.
+ * conversation (sender id, its token + transcript) lives in sessionStorage, so it
+ * survives reloads and navigation within the site and ends with the browser tab.
+ *
+ * The bot's reply to a conversation's first message carries its token
+ * (X-Conversation-Token); every later message and hand-off report sends it back,
+ * and the bot refuses a known conversation without it.
  */
 (function () {
   "use strict";
@@ -36,6 +40,9 @@
   };
   var STORAGE_KEY = "dry-needling-chat:" + botUrl;
   var MAX_TRANSCRIPT = 200;
+  var TOKEN_HEADER = "X-Conversation-Token";
+  var TOKEN_REFUSED = "conversation_token";  // the bot's error code: start a new conversation
+  var TOO_MANY = "You're sending messages faster than I can answer. Please wait a moment, then try again.";
 
   // ---- state ------------------------------------------------------------------
 
@@ -48,7 +55,8 @@
   }
 
   function freshState() {
-    return { sender: newSender(), open: false, transcript: [{ from: "bot", text: config.welcome }] };
+    return { sender: newSender(), token: null, open: false,
+             transcript: [{ from: "bot", text: config.welcome }] };
   }
 
   function loadState() {
@@ -226,11 +234,28 @@
         method: "POST",
         keepalive: true,
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ sender: state.sender, payload: payload }),
+        body: JSON.stringify({ sender: state.sender, token: state.token || null, payload: payload }),
         credentials: "omit",
         referrerPolicy: "no-referrer"
       }).catch(function () {});
     } catch (ignored) { /* an old browser without fetch keepalive */ }
+  }
+
+  function post(payload, signal) {
+    var body = { sender: state.sender, message: payload };
+    if (state.token) body.token = state.token;
+    return fetch(config.webhook, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      signal: signal,
+      credentials: "omit",
+      referrerPolicy: "no-referrer"
+    }).then(function (reply) {
+      return reply.json().catch(function () { return null; }).then(function (parsed) {
+        return { reply: reply, body: parsed };
+      });
+    });
   }
 
   function sendMessage(payload, shownAs, isRetry) {
@@ -239,24 +264,30 @@
     setWaiting(true);
     var controller = new AbortController();
     var timer = setTimeout(function () { controller.abort(); }, config.timeoutMs);
-    fetch(config.webhook, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: state.sender, message: payload }),
-      signal: controller.signal,
-      credentials: "omit",
-      referrerPolicy: "no-referrer"
-    }).then(function (reply) {
-      return reply.json().catch(function () { return null; }).then(function (body) {
-        if (reply.ok && Array.isArray(body)) {
-          var entries = botEntries(body);
-          add(entries.length ? entries : [{ from: "bot", text: "Sorry, I have no answer to that." }]);
-        } else if (reply.status >= 400 && reply.status < 500 && body && body.error) {
-          add([{ from: "bot", error: true, text: "Sorry, I couldn't take that message: " + body.error + "." }]);
-        } else {
-          throw new Error("bot replied " + reply.status);
-        }
-      });
+    post(payload, controller.signal).then(function (answer) {
+      if (answer.reply.status === 403 && answer.body && answer.body.code === TOKEN_REFUSED) {
+        // This tab's conversation is unknown to the bot without its token (e.g.
+        // kept from before an update): carry on in a new one.
+        state.sender = newSender();
+        state.token = null;
+        saveState();
+        return post(payload, controller.signal);
+      }
+      return answer;
+    }).then(function (answer) {
+      var reply = answer.reply, body = answer.body;
+      var token = reply.headers.get(TOKEN_HEADER);
+      if (token) { state.token = token; saveState(); }
+      if (reply.ok && Array.isArray(body)) {
+        var entries = botEntries(body);
+        add(entries.length ? entries : [{ from: "bot", text: "Sorry, I have no answer to that." }]);
+      } else if (reply.status === 429) {
+        add([failure(TOO_MANY, payload, shownAs)]);
+      } else if (reply.status >= 400 && reply.status < 500 && body && body.error) {
+        add([{ from: "bot", error: true, text: "Sorry, I couldn't take that message: " + body.error + "." }]);
+      } else {
+        throw new Error("bot replied " + reply.status);
+      }
     }).catch(function () {
       add([failure("Sorry, I can't reach the assistant right now. Please try again in a moment.", payload, shownAs)]);
     }).then(function () {
