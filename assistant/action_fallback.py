@@ -16,11 +16,13 @@ timeout, a 5xx or a refused secret), `RemoteAction.run`:
 * for `action_session_start`, returns the same events the action would
   (actions/clinic.py: a new session with the clinic's details), built here
   from the same clinic.yml;
-* for any other action, including the form's validation, says
-  `utter_try_again_later` ("try again in a moment") and changes nothing else.
-  The form's slot is then not filled, the form stays where it was and asks its
-  question again, so once the action server is back (the launcher restarts it)
-  the half-filled form goes on from there.
+* for any other action, says `utter_try_again_later` ("try again in a
+  moment") and changes nothing else;
+* for a form's validation (`validate_<form>`), says the same and also empties
+  the slots Rasa extracted from this message: they were never checked (a
+  phone number would be stored as typed, unnormalised). The form stays where
+  it was and asks its question again, so once the action server is back (the
+  launcher restarts it) the half-filled form goes on from there.
 
 An action that *rejects* (HTTP 400, `ActionExecutionRejection`) is a normal
 answer of a running action server and is passed on as before.
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 TRY_AGAIN_RESPONSE = "utter_try_again_later"
 SESSION_START = "action_session_start"
+VALIDATION_PREFIX = "validate_"  # a form's validation action: validate_<form>
 
 
 def session_start_events() -> List[Any]:
@@ -49,6 +52,21 @@ def session_start_events() -> List[Any]:
 
     slots = [SlotSet(name, value) for name, value in current_clinic().slots().items()]
     return [SessionStarted(), *slots, ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+def unchecked_slot_resets(tracker: Any) -> List[Any]:
+    """SlotSet(None) for the slot values a form's validation was asked to check:
+    Rasa passes them as the SlotSet events after the form's ActionExecuted."""
+    from rasa.shared.core.constants import REQUESTED_SLOT
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+
+    candidates: List[str] = []
+    for event in reversed(tracker.events):
+        if isinstance(event, ActionExecuted):
+            break
+        if isinstance(event, SlotSet) and event.key != REQUESTED_SLOT and event.key not in candidates:
+            candidates.append(event.key)
+    return [SlotSet(name, None) for name in reversed(candidates)]
 
 
 async def try_again_events(output_channel: Any, nlg: Any, tracker: Any) -> List[Any]:
@@ -76,7 +94,10 @@ def _with_fallback(stock: Callable[..., Any]) -> Callable[..., Any]:
                            self.name(), type(reason).__name__)
             if self.name() == SESSION_START:
                 return session_start_events()
-            return await try_again_events(output_channel, nlg, tracker)
+            events = await try_again_events(output_channel, nlg, tracker)
+            if self.name().startswith(VALIDATION_PREFIX):
+                events += unchecked_slot_resets(tracker)
+            return events
 
     return run
 

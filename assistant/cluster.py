@@ -32,6 +32,7 @@ from assistant.private_files import make_private_dir
 from assistant.services import (
     DatabaseSettings,
     Nginx,
+    ProxyLimits,
     ServiceUnavailable,
     local_databases,
     missing_binaries,
@@ -50,7 +51,7 @@ class Cluster:
     def __init__(self, databases: DatabaseSettings, servers: int = 2, proxy_port: int = 8080,
                  run_dir: Path = PROJECT_ROOT / "var" / "cluster", model: Path = MODEL,
                  log_dir: Optional[Path] = None, extra_env: Optional[Dict[str, str]] = None,
-                 proxy_host: str = "127.0.0.1") -> None:
+                 proxy_host: str = "127.0.0.1", proxy_limits: Optional[ProxyLimits] = None) -> None:
         if servers < 1:
             raise ValueError("a cluster needs at least one Rasa server")
         self.databases = databases
@@ -67,7 +68,8 @@ class Cluster:
                             extra_env=env, workers=1, action_secret=run_dir / SECRET_FILE_NAME)
         self.stack = Stack(settings, log_dir=log_dir)
         self.server_ports = [free_port() for _ in range(servers)]
-        self.nginx = Nginx(run_dir / "nginx", proxy_port, self.server_ports, host=proxy_host)
+        self.nginx = Nginx(run_dir / "nginx", proxy_port, self.server_ports, host=proxy_host,
+                           limits=proxy_limits)
 
     @staticmethod
     def server_name(index: int) -> str:

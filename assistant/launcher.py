@@ -362,7 +362,7 @@ class Stack:
                 entry.quick_failures = next_failures(entry.quick_failures, now - entry.started)
                 delay = restart_delay(entry.quick_failures)
                 entry.restart_at = now + delay
-                news.append(f"The {entry.name} server stopped (exit code {entry.process.returncode}); "
+                news.append(f"The {entry.name} process stopped (exit code {entry.process.returncode}); "
                             f"restarting it{f' in {delay:.0f} s' if delay else ''}.")
             if now >= entry.restart_at:
                 entry.process = self._popen(entry.name, entry.command, entry.env)

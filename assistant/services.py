@@ -300,12 +300,43 @@ def local_databases(work_dir: Path,
     return postgres, lock_redis, settings
 
 
-def render_nginx_config(listen: str, upstream_ports: List[int], run_dir: Path) -> str:
+@dataclass(frozen=True)
+class ProxyLimits:
+    """nginx's abuse limits per client address (deploy/nginx.conf).
+
+    A visitor's page load asks for 4-5 files at once and then one message every
+    few seconds; a flood asks for hundreds a second. 10 a second with bursts of
+    20 leaves a clinic's waiting-room Wi-Fi (several visitors behind one
+    address) room; 20 connections are more than a browser opens (6 per host)."""
+
+    rate: int = 10
+    burst: int = 20
+    connections: int = 20
+
+    ENV_NAMES = ("PROXY_RATE", "PROXY_BURST", "PROXY_CONNECTIONS")
+
+    @classmethod
+    def from_env(cls, env: Optional[Dict[str, str]] = None) -> ProxyLimits:
+        env = dict(os.environ if env is None else env)
+        values = []
+        for name, default in zip(cls.ENV_NAMES, (cls.rate, cls.burst, cls.connections), strict=True):
+            raw = env.get(name) or str(default)
+            if not raw.isdigit() or int(raw) < 1:
+                raise ServiceUnavailable(f"{name} must be a whole number of at least 1, not {raw!r}")
+            values.append(int(raw))
+        return cls(*values)
+
+
+def render_nginx_config(listen: str, upstream_ports: List[int], run_dir: Path,
+                        limits: Optional[ProxyLimits] = None) -> str:
     """deploy/nginx.conf with its {{placeholders}} filled in."""
+    limits = limits or ProxyLimits.from_env()
     upstreams = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;"
                           for port in upstream_ports)
     text = NGINX_TEMPLATE.read_text(encoding="utf-8")
-    for name, value in {"LISTEN": listen, "UPSTREAMS": upstreams.strip(), "RUN_DIR": str(run_dir)}.items():
+    for name, value in {"LISTEN": listen, "UPSTREAMS": upstreams.strip(), "RUN_DIR": str(run_dir),
+                        "PROXY_RATE": str(limits.rate), "PROXY_BURST": str(limits.burst),
+                        "PROXY_CONNECTIONS": str(limits.connections)}.items():
         text = text.replace("{{" + name + "}}", value)
     return text
 
@@ -313,11 +344,13 @@ def render_nginx_config(listen: str, upstream_ports: List[int], run_dir: Path) -
 class Nginx:
     """nginx as the round-robin reverse proxy in front of the Rasa servers."""
 
-    def __init__(self, run_dir: Path, port: int, upstream_ports: List[int], host: str = "127.0.0.1") -> None:
+    def __init__(self, run_dir: Path, port: int, upstream_ports: List[int], host: str = "127.0.0.1",
+                 limits: Optional[ProxyLimits] = None) -> None:
         self.run_dir = run_dir
         self.port = port
         self.host = host
         self.upstream_ports = upstream_ports
+        self.limits = limits or ProxyLimits.from_env()
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> Nginx:
@@ -327,8 +360,8 @@ class Nginx:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o755)  # nginx's worker user must reach its temp folders
         config = self.run_dir / "nginx.conf"
-        config.write_text(render_nginx_config(f"{self.host}:{self.port}", self.upstream_ports, self.run_dir),
-                          encoding="utf-8")
+        config.write_text(render_nginx_config(f"{self.host}:{self.port}", self.upstream_ports, self.run_dir,
+                                              self.limits), encoding="utf-8")
         nginx = shutil.which("nginx") or "nginx"
         check = subprocess.run([nginx, "-t", "-q", "-c", str(config), "-e", str(self.run_dir / "error.log")],
                                capture_output=True, text=True)

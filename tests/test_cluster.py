@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -34,12 +34,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Itera
     require_services()
     from assistant.cluster import Cluster
     from assistant.launcher import free_port
-    from assistant.services import local_databases
+    from assistant.services import ProxyLimits, local_databases
 
     workdir = tmp_path_factory.mktemp("cluster")
     postgres, lock_redis, databases = local_databases(workdir, durable=False)
+    # These tests send dozens of turns a second from one address: nginx's
+    # per-client limits (tested in tests/test_transport.py) are lifted here.
+    unlimited = ProxyLimits(rate=10_000, burst=10_000, connections=10_000)
     running = Cluster(databases, servers=2, proxy_port=free_port(), run_dir=workdir / "run",
-                      model=model_path, log_dir=workdir / "logs")
+                      model=model_path, log_dir=workdir / "logs", proxy_limits=unlimited)
     try:
         running.start()
         yield running
@@ -50,10 +53,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Itera
 
 
 def post(url: str, sender: str, message: str, timeout: float = 60) -> List[Dict[str, Any]]:
+    """A message on the REST channel: to one server directly (nginx never forwards it)."""
     request = urllib.request.Request(
         url + "/webhooks/rest/webhook", data=json.dumps({"sender": sender, "message": message}).encode(),
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+TOKENS: Dict[str, str] = {}  # conversation -> its token, kept as the widget keeps it
+
+
+def web(url: str, sender: str, message: str, timeout: float = 60,
+        headers: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
+    """A message on the website channel (through nginx, as visitors send them)."""
+    body = {"sender": sender, "message": message, **({"token": TOKENS[sender]} if sender in TOKENS else {})}
+    request = urllib.request.Request(url + "/webhooks/website/webhook", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if response.headers.get("X-Conversation-Token"):
+            TOKENS[sender] = response.headers["X-Conversation-Token"]
         return json.loads(response.read())
 
 
@@ -120,7 +139,7 @@ def test_a_call_back_form_alternating_between_two_servers_is_stored_once(cluster
 
 
 def run_conversation(url: str, sender: str, script: List[str]) -> List[str]:
-    return [text_of(post(url, sender, message)) for message in script]
+    return [text_of(web(url, sender, message)) for message in script]
 
 
 def test_many_concurrent_conversations_across_the_proxy_store_every_event_once(cluster: Any) -> None:
@@ -138,7 +157,7 @@ def test_many_concurrent_conversations_across_the_proxy_store_every_event_once(c
 
 def test_concurrent_messages_of_one_conversation_are_serialised(cluster: Any) -> None:
     sender = f"cluster-burst-{uuid.uuid4().hex[:8]}"
-    post(cluster.url, sender, "hello")
+    web(cluster.url, sender, "hello")
     burst = ["does it hurt?", "how long does a session take", "is it the same as acupuncture",
              "what is dry needling", "will i be sore afterwards", "is it safe"]
     with ThreadPoolExecutor(max_workers=len(burst)) as pool:
@@ -167,7 +186,7 @@ def test_a_killed_server_does_not_stop_the_cluster_and_history_survives_its_rest
         while not done.is_set():
             started = time.monotonic()
             try:
-                post(cluster.url, sender, FAQ_SCRIPT[1 + turn % 4])
+                web(cluster.url, sender, FAQ_SCRIPT[1 + turn % 4])
                 results.append((started, True))
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 results.append((started, False))
@@ -210,7 +229,7 @@ def test_the_widget_and_website_channel_are_served_through_the_proxy(cluster: An
         headers={"Content-Type": "application/json", "Origin": cluster.url})
     with urllib.request.urlopen(request, timeout=30) as response:
         assert "uncomfortable" in text_of(json.loads(response.read()))
-    too_big = urllib.request.Request(cluster.url + "/webhooks/rest/webhook", data=b"x" * 100_000,
+    too_big = urllib.request.Request(cluster.url + "/webhooks/website/webhook", data=b"x" * 100_000,
                                      headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(too_big, timeout=10)

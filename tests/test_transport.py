@@ -349,3 +349,56 @@ def test_a_bad_limit_is_named(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         TransportLimits.from_env({name: value})
     assert TransportLimits.from_env({}) == TransportLimits()
+
+
+def proxy_in_front(stack: Stack, tmp_path: Path, limits: Any) -> Any:
+    """deploy/nginx.conf, as `make cluster` runs it, in front of the test's Rasa server."""
+    from assistant.services import Nginx
+    from tests.conftest import require_services
+
+    require_services()
+    return Nginx(tmp_path / "nginx", free_port(), [stack.settings.rasa_port], limits=limits).start()
+
+
+def test_the_proxy_limits_requests_per_client(hardened: Stack, tmp_path: Path) -> None:
+    from assistant.services import ProxyLimits
+
+    nginx = proxy_in_front(hardened, tmp_path, ProxyLimits(rate=2, burst=3, connections=100))
+    try:
+        statuses, refusal = [], b""
+        for _ in range(10):  # at once: far over 2 a second with a burst of 3
+            received, _, _ = exchange(nginx.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            statuses.append(received.split(b" ", 2)[1])
+            if statuses[-1] == b"429":
+                refusal = received
+        assert statuses[:3] == [b"200"] * 3 and b"429" in statuses, statuses
+        assert b"retry-after: 1" in refusal.lower() and b'"error"' in refusal
+        time.sleep(1.2)  # the allowance refills
+        received, _, _ = exchange(nginx.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert received.startswith(b"HTTP/1.1 200 ")
+    finally:
+        nginx.stop()
+
+
+def test_the_proxy_limits_connections_per_client(hardened: Stack, tmp_path: Path) -> None:
+    from assistant.services import ProxyLimits
+
+    nginx = proxy_in_front(hardened, tmp_path, ProxyLimits(rate=1000, burst=1000, connections=3))
+    # requests whose bodies never come: each holds its connection
+    held = [socket.create_connection(("127.0.0.1", nginx.port), timeout=5) for _ in range(3)]
+    try:
+        for connection in held:
+            connection.sendall(b"POST /webhooks/website/webhook HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+        time.sleep(0.3)
+        received, closed, seconds = exchange(nginx.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", wait=3)
+        assert received.startswith(b"HTTP/1.1 429 "), received[:200]
+    finally:
+        for connection in held:
+            connection.close()
+        time.sleep(0.3)
+    try:
+        received, _, _ = exchange(nginx.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert received.startswith(b"HTTP/1.1 200 ")
+    finally:
+        nginx.stop()
