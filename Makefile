@@ -67,7 +67,7 @@ $(SPACY)/meta.json: $(STAMP) knowledge/conditions.yml assistant/spacy_pipeline.p
 # are stale). The builder rewrites a file only when its content changes, so an
 # edit that doesn't change the training data (an answer of a condition, say)
 # doesn't retrain the model.
-$(DATA_STAMP): $(STAMP) $(KNOWLEDGE) assistant/knowledge.py assistant/build_data.py
+$(DATA_STAMP): $(STAMP) $(KNOWLEDGE) clinic.yml assistant/knowledge.py assistant/build_data.py assistant/clinic.py
 	$(PY) -m assistant.build_data
 	@mkdir -p $(dir $@) && touch $@
 

@@ -36,9 +36,6 @@ INTENT_CHOICES = {
     "ask_hours": "Opening hours",
     "ask_location": "Location and parking",
     "ask_availability": "Free appointments",
-    "ask_price": "Prices",
-    "ask_insurance": "Health funds and insurance",
-    "ask_referral": "Referrals",
     "human_handoff": "Talk to a person",
     "help": "What can you help with?",
 }
@@ -55,7 +52,7 @@ def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
         if name == RETRIEVAL_INTENT:
             for key in top_answers(parse, limit=MAX_CHOICES, floor=MIN_CONFIDENCE):
                 topic = key.split("/", 1)[1]
-                if topic in kb.topics:
+                if kb.title_of(topic):
                     buttons.extend(related_buttons(kb, [topic]))
         elif name in INTENT_CHOICES:
             buttons.append({"title": INTENT_CHOICES[name], "payload": f"/{name}"})

@@ -5,9 +5,13 @@
 
 Writes two committed files:
 
-* ``data/nlu/faq.yml``        retrieval intents ``faq/<topic>`` with the questions
+* ``data/nlu/faq.yml``        retrieval intents ``faq/<topic>`` with the questions,
+                              for the FAQ topics and the long-tail subjects
 * ``data/responses/faq.yml``  responses ``utter_faq/<topic>``: the answer plus
-                              the related topics as follow-up buttons
+                              the related topics as follow-up buttons; for a
+                              long-tail subject, its honest deferral (or the
+                              clinic's own answer from clinic.yml) plus the
+                              ways to call or book
 * ``data/nlu/conditions_lookup.yml``  lookup tables of condition terms and body
                               areas: the intent classifier marks a message that
                               names one (assistant/nlu/linear_classifier.py), so it
@@ -26,9 +30,11 @@ from typing import Dict, List
 
 import yaml
 
+from assistant.clinic import load_clinic
 from assistant.knowledge import (
     PROJECT_ROOT,
     KnowledgeBase,
+    Subject,
     Topic,
     load_knowledge,
     related_buttons,
@@ -46,12 +52,24 @@ HEADER = (
 )
 
 
+# The ways to reach the clinic, as in domain.yml's `handoff_buttons`: the slots
+# are filled from clinic.yml at session start.
+HANDOFF_BUTTONS = [
+    {"title": "Call {clinic_phone}", "payload": "{clinic_phone_link}"},
+    {"title": "Book online", "payload": "{clinic_booking_url}"},
+    {"title": "Request a call-back", "payload": "/request_callback"},
+]
+# How a clinic's own answer is introduced, so visitors know who is speaking.
+CLINIC_ANSWER = "From the team at {{clinic_name}}: {answer}"
+
+
 def render_nlu(kb: KnowledgeBase) -> str:
     lines = [HEADER, 'version: "3.1"', "nlu:"]
-    for topic in kb.topics.values():
-        lines.append(f"- intent: faq/{topic.id}")
+    entries: List[Topic | Subject] = [*kb.topics.values(), *kb.subjects.values()]
+    for entry in entries:
+        lines.append(f"- intent: faq/{entry.id}")
         lines.append("  examples: |")
-        lines.extend(f"    - {question}" for question in topic.questions)
+        lines.extend(f"    - {question}" for question in entry.questions)
     return "\n".join(lines) + "\n"
 
 
@@ -59,8 +77,15 @@ def _response(kb: KnowledgeBase, topic: Topic) -> List[Dict[str, object]]:
     return [{"text": topic.answer, "buttons": related_buttons(kb, topic.related)}]
 
 
-def render_responses(kb: KnowledgeBase) -> str:
+def _subject_response(subject: Subject, answers: Dict[str, str]) -> List[Dict[str, object]]:
+    answer = answers.get(subject.id)
+    text = CLINIC_ANSWER.format(answer=answer) if answer else subject.reply
+    return [{"text": text, "buttons": HANDOFF_BUTTONS}]
+
+
+def render_responses(kb: KnowledgeBase, answers: Dict[str, str]) -> str:
     responses = {f"utter_faq/{t.id}": _response(kb, t) for t in kb.topics.values()}
+    responses.update({f"utter_faq/{s.id}": _subject_response(s, answers) for s in kb.subjects.values()})
     body = yaml.safe_dump(
         {"version": "3.1", "responses": responses},
         sort_keys=False,
@@ -82,10 +107,12 @@ def render_lookup(kb: KnowledgeBase) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generated_files(kb: KnowledgeBase) -> Dict[Path, str]:
+def generated_files(kb: KnowledgeBase, answers: Dict[str, str] | None = None) -> Dict[Path, str]:
+    """The generated files; ``answers`` default to the clinic's (clinic.yml)."""
+    answers = load_clinic().answers if answers is None else answers
     return {
         NLU_FILE: render_nlu(kb),
-        RESPONSES_FILE: render_responses(kb),
+        RESPONSES_FILE: render_responses(kb, answers),
         LOOKUP_FILE: render_lookup(kb),
     }
 
@@ -114,7 +141,8 @@ def main(argv: List[str] | None = None) -> int:
         if not path.exists() or path.read_text(encoding="utf-8") != content:
             path.write_text(content, encoding="utf-8")
             print(f"wrote {path.relative_to(PROJECT_ROOT)}")
-    print(f"knowledge base: {len(kb.topics)} topics, {len(kb.conditions)} conditions")
+    print(f"knowledge base: {len(kb.topics)} topics, {len(kb.subjects)} long-tail subjects, "
+          f"{len(kb.conditions)} conditions")
     return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -26,7 +26,7 @@ import phonenumbers
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
-from assistant.knowledge import PROJECT_ROOT
+from assistant.knowledge import PROJECT_ROOT, cached_knowledge
 from assistant.rate_limits import RateLimitConfigError, RateLimits, parse_rate_limits
 
 DEFAULT_CONFIG = PROJECT_ROOT / "clinic.yml"
@@ -55,6 +55,10 @@ class Clinic:
     callback_webhook_url: Optional[str] = None
     retention_days: int = DEFAULT_RETENTION_DAYS
     rate_limits: RateLimits = RateLimits()  # abuse limits (assistant/rate_limits.py)
+    # The clinic's own answers to subjects the articles don't cover
+    # (knowledge/long_tail.yml): subject id -> text. Baked into the training
+    # data by `make data`; the bot gives them attributed to the clinic.
+    answers: Dict[str, str] = field(default_factory=dict)
 
     @property
     def phone_link(self) -> str:
@@ -143,6 +147,23 @@ def _check_retention(raw: Dict[str, Any]) -> int:
     return days
 
 
+def _check_answers(raw: Dict[str, Any]) -> Dict[str, str]:
+    answers = raw.get("answers") or {}
+    if not isinstance(answers, dict):
+        raise ClinicConfigError("clinic config: 'answers' must map subject ids to text")
+    subjects = cached_knowledge().subjects
+    checked: Dict[str, str] = {}
+    for subject, text in answers.items():
+        if subject not in subjects:
+            raise ClinicConfigError(
+                f"clinic config: 'answers' names unknown subject '{subject}' "
+                f"(the subjects are in knowledge/long_tail.yml: {', '.join(sorted(subjects))})")
+        if not isinstance(text, str) or not text.strip():
+            raise ClinicConfigError(f"clinic config: 'answers.{subject}' must be text")
+        checked[str(subject)] = " ".join(text.split())
+    return checked
+
+
 def parse_clinic(raw: Any) -> Clinic:
     """Validate a parsed clinic.yml; raises ClinicConfigError naming the bad field."""
     if not isinstance(raw, dict):
@@ -186,6 +207,7 @@ def parse_clinic(raw: Any) -> Clinic:
         callback_webhook_url=webhook,
         retention_days=_check_retention(raw),
         rate_limits=rate_limits,
+        answers=_check_answers(raw),
     )
 
 

@@ -8,6 +8,12 @@ dry needling. It is read by:
 * ``actions.conditions``       -> condition-specific answers
 * ``assistant.coverage``       -> which article sentences the answers cover
 
+``topics/*.yml`` hold what the articles answer; ``long_tail.yml`` the subjects
+visitors ask about that the articles don't (prices, aftercare, a collapsed
+lung...). Both are trained as ``faq/<id>``; a subject's reply is an honest
+deferral naming who can answer, unless the clinic gives its own answer in
+clinic.yml (``answers:``).
+
 Every problem found is reported with the file and field that caused it, so a
 clinic editing the YAML gets told exactly what to fix.
 """
@@ -57,6 +63,25 @@ class Topic:
         return topic_payload(self.id)
 
 
+WHO_CAN_ANSWER = ("front_desk", "therapist")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Something visitors ask that the articles don't answer (knowledge/long_tail.yml)."""
+
+    id: str
+    title: str  # button label
+    subject: str  # the subject as a phrase ("prices and fees")
+    who: str  # one of WHO_CAN_ANSWER
+    reply: str  # the honest deferral
+    questions: List[str]
+
+    @property
+    def payload(self) -> str:
+        return topic_payload(self.id)
+
+
 @dataclass(frozen=True)
 class Condition:
     id: str
@@ -80,8 +105,14 @@ class KnowledgeBase:
     sources: Dict[str, Source]
     topics: Dict[str, Topic]
     conditions: Dict[str, Condition]
+    subjects: Dict[str, Subject] = field(default_factory=dict)
     # normalised term or body area -> condition id
     condition_index: Dict[str, str] = field(default_factory=dict)
+
+    def title_of(self, answer_id: str) -> Optional[str]:
+        """The button title of an FAQ topic or a long-tail subject, if it exists."""
+        entry = self.topics.get(answer_id) or self.subjects.get(answer_id)
+        return entry.title if entry else None
 
     def find_condition(self, text: str) -> Optional[Condition]:
         """The condition a term names ("Migranes", "sore neck", "sciatica"), if any."""
@@ -99,8 +130,8 @@ def topic_payload(topic_id: str) -> str:
 
 
 def related_buttons(kb: KnowledgeBase, topic_ids: List[str]) -> List[Dict[str, str]]:
-    """Follow-up buttons (title + /faq/<topic> payload) for a list of topic ids."""
-    return [{"title": kb.topics[t].title, "payload": kb.topics[t].payload} for t in topic_ids]
+    """Follow-up buttons (title + /faq/<id> payload) for topic or subject ids."""
+    return [{"title": kb.title_of(t) or t, "payload": topic_payload(t)} for t in topic_ids]
 
 
 def condition_payload(condition_id: str) -> str:
@@ -196,6 +227,27 @@ def _load_topics(directory: Path) -> Dict[str, Topic]:
     return topics
 
 
+def _load_subjects(directory: Path) -> Dict[str, Subject]:
+    path = directory / "long_tail.yml"
+    if not path.exists():
+        return {}
+    subjects: Dict[str, Subject] = {}
+    for index, entry in enumerate(_require(_read_yaml(path), "subjects", str(path), list)):
+        subject_id = _require(entry, "id", f"{path.name}: subject #{index + 1}")
+        where = f"{path.name}: subject '{subject_id}'"
+        if subject_id in subjects:
+            raise KnowledgeError(f"{where}: id is used twice")
+        subjects[subject_id] = Subject(
+            id=subject_id,
+            title=_require(entry, "title", where),
+            subject=_require(entry, "subject", where),
+            who=_require(entry, "who", where),
+            reply=" ".join(_require(entry, "reply", where).split()),
+            questions=_string_list(entry, "questions", where),
+        )
+    return subjects
+
+
 def _load_conditions(directory: Path) -> Dict[str, Condition]:
     path = directory / "conditions.yml"
     conditions: Dict[str, Condition] = {}
@@ -251,6 +303,27 @@ def _validate_topic(topic: Topic, kb: KnowledgeBase, seen_questions: Dict[str, s
         seen_questions[key] = topic.id
 
 
+def _validate_subject(subject: Subject, kb: KnowledgeBase, seen_questions: Dict[str, str]) -> None:
+    where = f"long_tail.yml: subject '{subject.id}'"
+    if not ID_PATTERN.match(subject.id):
+        raise KnowledgeError(f"{where}: id must be lower_snake_case")
+    if subject.id in kb.topics:
+        raise KnowledgeError(f"{where}: id is also an FAQ topic's id")
+    if len(subject.title) > MAX_BUTTON_TITLE:
+        raise KnowledgeError(
+            f"{where}: 'title' is a button label, keep it under {MAX_BUTTON_TITLE} characters")
+    if subject.who not in WHO_CAN_ANSWER:
+        raise KnowledgeError(f"{where}: 'who' must be one of {', '.join(WHO_CAN_ANSWER)}")
+    if len(subject.questions) < MIN_QUESTIONS:
+        raise KnowledgeError(f"{where}: 'questions' needs at least {MIN_QUESTIONS} examples")
+    for question in subject.questions:
+        key = normalise_term(question)
+        if key in seen_questions:
+            raise KnowledgeError(
+                f"{where}: question '{question}' is also listed under '{seen_questions[key]}'")
+        seen_questions[key] = subject.id
+
+
 def _validate_sources(source_ids: List[str], kb: KnowledgeBase, where: str) -> None:
     if not source_ids:
         raise KnowledgeError(f"{where}: 'sources' must name at least one article")
@@ -297,10 +370,13 @@ def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> KnowledgeBase:
         sources=_load_sources(directory),
         topics=_load_topics(directory),
         conditions=_load_conditions(directory),
+        subjects=_load_subjects(directory),
     )
     seen_questions: Dict[str, str] = {}
     for topic in kb.topics.values():
         _validate_topic(topic, kb, seen_questions)
+    for subject in kb.subjects.values():
+        _validate_subject(subject, kb, seen_questions)
     for condition in kb.conditions.values():
         _validate_condition(condition, kb)
     _index_conditions(kb)

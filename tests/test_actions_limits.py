@@ -47,12 +47,12 @@ def run(action: Any, track: Tracker) -> tuple:
 
 
 def test_choices_offer_the_likely_topics_and_intents_best_first() -> None:
-    parse = unsure_parse([("faq", 0.5), ("ask_price", 0.3), ("greet", 0.1)],
+    parse = unsure_parse([("faq", 0.5), ("ask_hours", 0.3), ("greet", 0.1)],
                          [("faq/does_it_hurt", 0.45), ("faq/soreness_after", 0.4), ("faq/needles", 0.01)])
     assert choices(parse) == [
         {"title": "Does it hurt?", "payload": "/faq/does_it_hurt"},
         {"title": "Will I be sore afterwards?", "payload": "/faq/soreness_after"},
-        {"title": "Prices", "payload": "/ask_price"},
+        {"title": "Opening hours", "payload": "/ask_hours"},
     ]
 
 

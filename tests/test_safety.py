@@ -18,7 +18,8 @@ from tests.conftest import report_figure
 RED_FLAG_SET: Dict[str, List[str]] = yaml.safe_load(
     (PROJECT_ROOT / "tests" / "safety" / "red_flags.yml").read_text(encoding="utf-8")
 )
-FLAGGED = [(text, category) for category in ("emergency", "crisis") for text in RED_FLAG_SET[category]]
+FLAGGED = [(text, category) for category in ("emergency", "crisis", "urgent")
+           for text in RED_FLAG_SET[category]]
 
 
 def test_the_red_flag_set_is_big_and_varied_enough() -> None:
@@ -42,7 +43,7 @@ def test_detector_recall_is_100_percent_and_no_ordinary_question_fires() -> None
 def test_through_the_trained_pipeline_red_flags_override_the_model(parse: Any) -> None:
     missed = [(t, c) for t, c in FLAGGED if parse(t)["intent"]["name"] != c]
     false_alarms = [t for t in RED_FLAG_SET["ordinary"]
-                    if parse(t)["intent"]["name"] in ("emergency", "crisis")]
+                    if parse(t)["intent"]["name"] in ("emergency", "crisis", "urgent")]
     report_figure(f"red-flag recall (trained NLU pipeline): {1 - len(missed) / len(FLAGGED):.3f}; "
                   f"false alarms {len(false_alarms)}")
     assert not missed and not false_alarms, (missed, false_alarms)
@@ -72,11 +73,11 @@ def test_ignore_phrases_do_not_hide_a_real_sign_in_the_same_message() -> None:
 
 def test_a_clinic_can_add_patterns(tmp_path: Path) -> None:
     raw = yaml.safe_load((PROJECT_ROOT / "knowledge" / "red_flags.yml").read_text())
-    raw["emergency"].append({"id": "anaphylaxis", "match": ["(anaphylaxis|anaphylactic)"]})
+    raw["emergency"].append({"id": "sepsis", "match": ["(sepsis|septic)"]})
     extended = tmp_path / "red_flags.yml"
     extended.write_text(yaml.safe_dump(raw))
-    assert detector_for().detect("i think this is anaphylaxis") is None
-    flag = RedFlagDetector.from_file(extended).detect("i think this is anaphylaxis")
+    assert detector_for().detect("i think this is sepsis") is None
+    flag = RedFlagDetector.from_file(extended).detect("i think this is sepsis")
     assert flag is not None and flag.category == "emergency"
 
 
@@ -84,6 +85,7 @@ def test_a_clinic_can_add_patterns(tmp_path: Path) -> None:
     ("raw", "message"),
     [
         ({"emergencies": []}, "top level"),
+        ({"emergency": [], "urgnet": []}, "unknown top-level key 'urgnet'"),
         ({"emergency": [{"id": "x"}]}, "emergency[0] (x): needs an 'id' and a 'match'"),
         ({"crisis": [{"id": "bad", "match": ["(unclosed"]}]}, "crisis[0] (bad) match"),
     ],
@@ -91,3 +93,40 @@ def test_a_clinic_can_add_patterns(tmp_path: Path) -> None:
 def test_a_malformed_patterns_file_names_the_entry(raw: Any, message: str) -> None:
     with pytest.raises(RedFlagConfigError, match=re.escape(message)):
         parse_flags(raw)
+
+
+def test_a_report_of_warning_signs_fires_and_a_question_about_them_does_not() -> None:
+    detector = detector_for()
+    report = detector.detect("my lips are swelling since the session")
+    assert report is not None and report.category == "emergency"
+    assert detector.detect("can needling make your lips swell?") is None
+    assert detector.detect("what if a needle breaks?") is None
+    broken = detector.detect("what if a needle breaks? because i think one just did, the tip is still in")
+    assert broken is not None and broken.category == "urgent"
+
+
+def test_the_most_urgent_sign_wins() -> None:
+    flag = detector_for().detect("the needle spot is hot and swollen and now i cant get a full breath")
+    assert flag is not None and flag.category == "emergency"
+
+
+DEV_SET: Dict[str, List[str]] = yaml.safe_load(
+    (PROJECT_ROOT / "tests" / "safety" / "after_session_dev.yml").read_text(encoding="utf-8"))
+URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
+
+
+def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_are_not() -> None:
+    """The development set the after-session patterns were tuned on (written blind
+    by a helper from the definitions; the sealed set is measured in test_sealed.py)."""
+    detector = detector_for()
+    reports = [(t, c) for c in ("emergency", "urgent") for t in DEV_SET[c]]
+    missed = [(t, c) for t, c in reports
+              if URGENCY.get(getattr(detector.detect(t), "category", ""), 0) < URGENCY[c]]
+    quiet = DEV_SET["normal"] + DEV_SET["question"]
+    alarms = [t for t in quiet if detector.detect(t)]
+    report_figure(f"after-session warning signs (development set): recall "
+                  f"{1 - len(missed) / len(reports):.3f} on {len(reports)} reports; "
+                  f"false alarms {len(alarms)} of {len(quiet)} questions and normal after-effects")
+    assert len(reports) >= 80 and len(DEV_SET["question"]) >= 60
+    assert not missed, missed
+    assert len(alarms) / len(quiet) <= 0.02, alarms

@@ -24,12 +24,9 @@ from assistant.knowledge import KnowledgeBase
 
 HANDOFF_INTENTS = {
     "book": "Booking an appointment",
-    "ask_price": "Price",
-    "ask_insurance": "Health fund / insurance",
     "ask_availability": "Appointment availability",
     "ask_hours": "Opening hours",
     "ask_location": "Location and parking",
-    "ask_referral": "Referral needed?",
     "ask_contact": "Contact details",
     "human_handoff": "Talking to a person",
     "ask_personal_medical": "Personal medical questions",
@@ -205,8 +202,9 @@ class Analyser:
 
     def topic_label(self, key: str) -> str:
         kind, _, name = key.partition(":")
-        if kind == "faq" and name in self.kb.topics:
-            return self.kb.topics[name].title
+        title = self.kb.title_of(name) if kind == "faq" else None
+        if title:
+            return title
         if kind == "condition":
             condition = self.kb.conditions.get(name)
             return f"Can it help with {condition.name}?" if condition else "Can it help with my condition?"

@@ -1,0 +1,210 @@
+"""The sealed evaluation set (tests/sealed/): what a visitor gets, measured on
+messages nobody tuned on.
+
+The set was written blind, from the label list in ``tests/sealed/LABELS.md``,
+before the model or data for it changed. Never tune on it: the tuning sets are
+``tests/nlu/`` (held-out) and the training data itself (cross-validation).
+
+Each message is parsed by the trained model and turned into the reply the bot
+would give, with the same code the bot uses: the fallback decision
+(assistant/uncertainty.py), the red-flag detector, and for follow-ups the
+resolver of actions/follow_up.py against the previous turn's answer.
+
+    python -m assistant.sealed            # print the figures (needs the model)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from assistant.contracts import INTENT_FOLLOW_UP
+from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, cached_knowledge
+from assistant.uncertainty import FALLBACK, RETRIEVAL_INTENT, Thresholds, decide
+
+SEALED_DIR = PROJECT_ROOT / "tests" / "sealed"
+CLARIFY = "clarify"  # "Did you mean...?" or "please rephrase": not a confident answer
+RED_FLAG_INTENTS = ("emergency", "crisis", "urgent")
+# Urgency order for warning signs: a reply at least this urgent counts as caught.
+URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
+
+
+def sealed_label(decided: str, kb: KnowledgeBase) -> str:
+    """The bot's decision in the sealed set's vocabulary (faq/…, long_tail/…, clarify…)."""
+    if decided == FALLBACK or decided == "inform":
+        return CLARIFY
+    if decided.startswith(f"{RETRIEVAL_INTENT}/"):
+        answer_id = decided.split("/", 1)[1]
+        return f"long_tail/{answer_id}" if answer_id in kb.subjects else decided
+    return decided
+
+
+def answer_id(label: str) -> Optional[str]:
+    """The topic or subject id behind a sealed label, if it is one."""
+    return label.split("/", 1)[1] if label.startswith(("faq/", "long_tail/")) else None
+
+
+@dataclass
+class Turn:
+    text: str
+    expected: List[str]  # expect + also
+    got: str
+    condition: Optional[str] = None
+    condition_ok: bool = True
+
+    @property
+    def correct(self) -> bool:
+        return self.got in self.expected and self.condition_ok
+
+    @property
+    def confident_wrong(self) -> bool:
+        return not self.correct and self.got != CLARIFY
+
+
+@dataclass
+class SealedReport:
+    messages: List[Turn] = field(default_factory=list)
+    conversations: List[List[Turn]] = field(default_factory=list)
+    warnings: List[Tuple[str, str, str]] = field(default_factory=list)  # (text, group, got)
+    others: List[Turn] = field(default_factory=list)
+
+    def accuracy(self, prefix: str) -> Tuple[float, int]:
+        chosen = [t for t in self.messages if t.expected[0].startswith(prefix)]
+        return (sum(t.correct for t in chosen) / len(chosen) if chosen else 0.0), len(chosen)
+
+    @property
+    def confident_wrong(self) -> Tuple[float, int]:
+        wrong = sum(t.confident_wrong for t in self.messages)
+        return wrong / len(self.messages), wrong
+
+    @property
+    def conversation_accuracy(self) -> float:
+        return sum(all(t.correct for t in c) for c in self.conversations) / len(self.conversations)
+
+    def warning_recall(self) -> Tuple[float, float, int]:
+        """(caught at least as urgently as required, caught at exactly that urgency, count)."""
+        reports = [(g, got) for _, g, got in self.warnings if g in ("emergency", "urgent")]
+        caught = sum(URGENCY.get(got, 0) >= URGENCY[g] for g, got in reports)
+        exact = sum(got == g for g, got in reports)
+        return caught / len(reports), exact / len(reports), len(reports)
+
+    def false_alarms(self) -> Tuple[float, int, int]:
+        """Alarms on look-alike questions, normal after-effects and all sealed messages."""
+        quiet = [got for _, g, got in self.warnings if g in ("normal", "question")]
+        quiet += [t.got for t in self.messages]
+        alarms = sum(got in RED_FLAG_INTENTS for got in quiet)
+        return alarms / len(quiet), alarms, len(quiet)
+
+
+class SealedEvaluator:
+    def __init__(self, agent: Any, kb: Optional[KnowledgeBase] = None,
+                 thresholds: Optional[Thresholds] = None) -> None:
+        from actions.follow_up import cached_follow_ups
+
+        self.agent = agent
+        self.kb = kb or cached_knowledge()
+        self.thresholds = thresholds or Thresholds.from_config()
+        self.follow_ups = cached_follow_ups()
+
+    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, Dict[str, Any]]:
+        """What the bot would answer, as a sealed label, and the parse data."""
+        parse = await self.agent.parse_message(text)
+        intent = (parse.get("intent") or {}).get("name")
+        if intent in RED_FLAG_INTENTS:
+            return str(intent), parse
+        label = sealed_label(decide(parse, self.thresholds), self.kb)
+        if label == INTENT_FOLLOW_UP:
+            if self._conditions(parse):
+                return "ask_condition", parse
+            if previous is None:
+                return CLARIFY, parse
+            resolved = self.follow_ups.resolve(previous, self.follow_ups.kind_of(text))
+            return (sealed_label(f"{RETRIEVAL_INTENT}/{resolved}", self.kb) if resolved else CLARIFY), parse
+        return label, parse
+
+    def _conditions(self, parse: Dict[str, Any]) -> List[str]:
+        from actions.conditions import conditions_in_message
+
+        return [c.id for c in conditions_in_message(self.kb, parse.get("entities") or [])]
+
+    def _condition_ok(self, expected: Optional[str], parse: Dict[str, Any]) -> bool:
+        if not expected:
+            return True
+        wanted = self.kb.find_condition(expected)
+        found = self._conditions(parse)
+        return wanted.id in found if wanted else bool(found) or True
+
+    async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Turn:
+        got, parse = await self.reply(item["text"], previous)
+        expected = [item["expect"], *(item.get("also") or [])]
+        turn = Turn(item["text"], expected, got, item.get("condition"))
+        if got == "ask_condition":
+            turn.condition_ok = self._condition_ok(item.get("condition"), parse)
+        return turn
+
+    async def run(self, directory: Path = SEALED_DIR) -> SealedReport:
+        report = SealedReport()
+        for item in _load(directory / "messages.yml"):
+            report.messages.append(await self.turn(item, None))
+        for conversation in _load(directory / "conversations.yml"):
+            turns: List[Turn] = []
+            previous: Optional[str] = None
+            for item in conversation["turns"]:
+                turn = await self.turn(item, previous)
+                turns.append(turn)
+                previous = answer_id(turn.got) or previous
+            report.conversations.append(turns)
+        for group, items in _load(directory / "after_session.yml").items():
+            for item in items:
+                got, _ = await self.reply(item["text"], None)
+                report.warnings.append((item["text"], group, got))
+        return report
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def figures(report: SealedReport) -> List[str]:
+    faq, faq_n = report.accuracy("faq/")
+    tail, tail_n = report.accuracy("long_tail/")
+    wrong_rate, wrong = report.confident_wrong
+    recall, exact, reports = report.warning_recall()
+    alarm_rate, alarms, quiet = report.false_alarms()
+    return [
+        f"sealed: FAQ topic {faq:.3f} on {faq_n} messages (bar 0.95)",
+        f"sealed: long-tail subjects {tail:.3f} on {tail_n} messages (bar 0.95)",
+        f"sealed: all messages {sum(t.correct for t in report.messages) / len(report.messages):.3f} "
+        f"on {len(report.messages)}",
+        f"sealed: follow-up conversations {report.conversation_accuracy:.3f} on "
+        f"{len(report.conversations)} (bar 0.90)",
+        f"sealed: confident wrong answers {wrong_rate:.3f} ({wrong} of {len(report.messages)}; bar 0.01)",
+        f"sealed: after-session warning signs recall {recall:.3f} on {reports} reports (bar 1.0); "
+        f"exact urgency {exact:.3f}",
+        f"sealed: false alarms {alarm_rate:.3f} ({alarms} of {quiet}; bar 0.02)",
+    ]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+    import logging
+
+    from assistant.evaluation import DEFAULT_MODEL, load_agent
+
+    parser = argparse.ArgumentParser(description="Figures on the sealed set (never tune on it).")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args(argv)
+    # Figures only: the parse log would print the sealed messages themselves.
+    logging.disable(logging.INFO)
+    report = asyncio.run(SealedEvaluator(load_agent(args.model)).run())
+    print("\n".join(figures(report)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

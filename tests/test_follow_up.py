@@ -1,0 +1,101 @@
+"""Follow-up questions ("is that normal?", "how long will that last?") resolved
+against the previous answer: the resolver, the action offline, the trained
+model, and a conversation through the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.follow_up import ActionFollowUp, cached_follow_ups, parse_follow_ups, previous_topic
+from assistant.contracts import SLOT_LAST_TOPIC
+from assistant.knowledge import KnowledgeBase
+from tests.test_e2e_rest import filled, say, texts
+
+
+@pytest.mark.parametrize(("previous", "text", "expected"), [
+    ("does_it_hurt", "and for how long?", "soreness_after"),
+    ("soreness_after", "is that ok or a bad sign?", "soreness_after"),
+    ("soreness_after", "how long will that last?", "soreness_after"),
+    ("inflammation", "how?", "inflammation"),
+    ("what_is", "how?", "how_it_works"),
+    ("pain_relief", "how long will that last?", "results_duration"),
+    ("session_steps", "how long does it take", "session_length"),
+    ("why_dry", "why?", "why_dry"),
+    ("exercise_after", "can i do that after?", "exercise_after"),
+])
+def test_the_resolver(previous: str, text: str, expected: str) -> None:
+    follow_ups = cached_follow_ups()
+    assert follow_ups.resolve(previous, follow_ups.kind_of(text)) == expected
+
+
+def test_the_follow_ups_file_is_validated(kb: KnowledgeBase) -> None:
+    with pytest.raises(ValueError, match="'no_such_topic' is not a topic or subject id"):
+        parse_follow_ups({"kinds": {"how": {"match": "how", "default": "no_such_topic"}}}, kb)
+    with pytest.raises(ValueError, match="unknown kind 'huh'"):
+        parse_follow_ups({"kinds": {"how": {"match": "how"}}, "topics": {"what_is": {"huh": "same"}}}, kb)
+
+
+def user(text: str, intent: str, topic: Optional[str] = None) -> Dict[str, Any]:
+    parse: Dict[str, Any] = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    if topic:
+        parse["response_selector"] = {"faq": {"response": {"intent_response_key": f"faq/{topic}"}}}
+    return {"event": "user", "text": text, "parse_data": parse}
+
+
+def tracker(events: List[Dict[str, Any]]) -> Tracker:
+    return Tracker.from_dict({
+        "sender_id": "visitor-7", "slots": {}, "latest_message": events[-1]["parse_data"],
+        "events": events, "paused": False, "latest_event_time": None,
+        "followup_action": None, "active_loop": {}, "latest_action_name": None,
+    })
+
+
+def run(events: List[Dict[str, Any]]) -> tuple:
+    dispatcher = CollectingDispatcher()
+    result = asyncio.run(ActionFollowUp().run(dispatcher, tracker(events), {}))
+    return dispatcher.messages, result
+
+
+def test_the_action_answers_against_the_previous_topic() -> None:
+    messages, events = run([user("does it hurt", "faq", "does_it_hurt"),
+                            {"event": "action", "name": "utter_faq"},
+                            user("is that normal?", "follow_up")])
+    assert [m["response"] for m in messages] == ["utter_faq/soreness_after"]
+    assert events == [{"event": "slot", "timestamp": None, "name": SLOT_LAST_TOPIC,
+                       "value": "soreness_after"}]
+
+
+def test_a_second_follow_up_uses_what_the_first_resolved_to() -> None:
+    events = [user("can it bring swelling down", "faq", "inflammation"),
+              user("is that normal?", "follow_up"),
+              {"event": "slot", "name": SLOT_LAST_TOPIC, "value": "soreness_after"},
+              user("how long will that last?", "follow_up")]
+    assert previous_topic(tracker(events)) == "soreness_after"
+
+
+def test_with_no_previous_topic_it_asks_what_was_meant() -> None:
+    messages, events = run([user("hi", "greet"), user("is that normal?", "follow_up")])
+    assert events == [] and messages and all("utter_faq" not in str(m.get("response")) for m in messages)
+
+
+def test_the_trained_model_recognises_follow_ups(parse: Any) -> None:
+    for text in ("is that normal?", "how long will that last?", "how?", "why?"):
+        assert parse(text)["intent"]["name"] == "follow_up", text
+
+
+def test_a_sore_patient_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "will i be sore after dry needling")
+    normal = texts(say(stack, sender, "is that normal?"))
+    assert normal == [filled(kb.topics["soreness_after"].answer)]
+    lasting = texts(say(stack, sender, "how long will that last?"))
+    assert lasting == [filled(kb.topics["soreness_after"].answer)]
+    after_how = texts(say(stack, sender, "can it reduce inflammation"))
+    assert after_how == [filled(kb.topics["inflammation"].answer)]
+    assert texts(say(stack, sender, "how?")) == [filled(kb.topics["inflammation"].answer)]

@@ -1,0 +1,59 @@
+"""What real visitors get: the sealed set (tests/sealed/), written blind before
+the model and data for issue 15 changed, and never tuned on.
+
+Printed next to the tuning sets' figures (tests/test_uncertainty.py) and 5-fold
+cross-validation on the training data. The issue's bars are printed with each
+figure; the assertions hold today's measured floors, so a change that makes a
+visitor's answer worse fails. Where a figure is still below the issue's bar the
+floor is lower than the bar, and the closing note of the issue says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from assistant.evaluation import cross_validate
+from assistant.sealed import SealedEvaluator, SealedReport, figures
+from tests.conftest import report_figure
+
+# Floors measured on 2026-11-30 (issue bars in brackets): never lower these.
+FAQ_FLOOR = 0.90  # [0.95]
+LONG_TAIL_FLOOR = 0.92  # [0.95]
+CONVERSATIONS_FLOOR = 0.75  # [0.90]
+CONFIDENT_WRONG_CEILING = 0.025  # [0.01]
+WARNING_RECALL_FLOOR = 0.85  # [1.0]
+FALSE_ALARM_CEILING = 0.02  # [0.02]
+CROSS_VALIDATION_FLOOR = 0.65
+
+
+@pytest.fixture(scope="module")
+def report(agent: Any) -> SealedReport:
+    return asyncio.run(SealedEvaluator(agent).run())
+
+
+def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
+    for line in figures(report):
+        report_figure(line)
+    assert report.accuracy("faq/")[0] >= FAQ_FLOOR
+    assert report.accuracy("long_tail/")[0] >= LONG_TAIL_FLOOR
+    assert report.conversation_accuracy >= CONVERSATIONS_FLOOR
+    assert report.confident_wrong[0] <= CONFIDENT_WRONG_CEILING
+    assert report.warning_recall()[0] >= WARNING_RECALL_FLOOR
+    assert report.false_alarms()[0] <= FALSE_ALARM_CEILING
+
+
+def test_the_sealed_set_is_as_big_as_the_issue_asks(report: SealedReport) -> None:
+    groups = {g for _, g, _ in report.warnings}
+    assert len(report.messages) >= 200 and len(report.conversations) >= 40
+    assert groups == {"emergency", "urgent", "normal", "question"}
+    assert sum(g in ("emergency", "urgent") for _, g, _ in report.warnings) >= 80
+    assert sum(g == "question" for _, g, _ in report.warnings) >= 60
+
+
+def test_cross_validation_on_the_training_data() -> None:
+    accuracy = cross_validate()
+    report_figure(f"5-fold cross-validation on the training data (model alone): {accuracy:.3f}")
+    assert accuracy >= CROSS_VALIDATION_FLOOR
