@@ -20,11 +20,19 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from assistant.knowledge import PROJECT_ROOT
 from assistant.services import DatabaseSettings
 from tests.conftest import require_services
 
 FORM_SCRIPT = ["/request_callback", "Robin Example", "0412 345 678", "Weekday mornings", "skip",
                "/affirm", "/affirm"]
+# The app's own limits (clinic.yml rate_limits, counted in the cluster's Redis):
+# generous for the load these tests send from 127.0.0.1 through nginx, low for
+# the addresses the limit tests name.
+CLUSTER_LIMITS_NEW_CONVERSATIONS = 60
+CLUSTER_RATE_LIMITS = {"messages_per_ip": "3000/minute", "messages_per_conversation": "600/minute",
+                       "new_conversations_per_ip": f"{CLUSTER_LIMITS_NEW_CONVERSATIONS}/minute",
+                       "callback_requests_per_ip": "2/hour"}
 FAQ_SCRIPT = ["hello", "does it hurt?", "how long does a session take", "is it the same as acupuncture",
               "thanks"]
 
@@ -41,8 +49,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Itera
     # These tests send dozens of turns a second from one address: nginx's
     # per-client limits (tested in tests/test_transport.py) are lifted here.
     unlimited = ProxyLimits(rate=10_000, burst=10_000, connections=10_000)
+    clinic = workdir / "clinic.yml"
+    clinic.write_text((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8") + "\nrate_limits:\n"
+                      + "".join(f"  {key}: {value}\n" for key, value in CLUSTER_RATE_LIMITS.items()),
+                      encoding="utf-8")
     running = Cluster(databases, servers=2, proxy_port=free_port(), run_dir=workdir / "run",
-                      model=model_path, log_dir=workdir / "logs", proxy_limits=unlimited)
+                      model=model_path, log_dir=workdir / "logs", proxy_limits=unlimited,
+                      extra_env={"CLINIC_CONFIG": str(clinic)})
     try:
         running.start()
         yield running
@@ -235,6 +248,41 @@ def test_the_widget_and_website_channel_are_served_through_the_proxy(cluster: An
         urllib.request.urlopen(too_big, timeout=10)
     assert refused.value.code == 413
     assert "error" in json.loads(refused.value.read())
+    # the plain REST channel (trusted integrations) is never offered through the proxy
+    rest = urllib.request.Request(cluster.url + "/webhooks/rest/webhook", data=json.dumps(message).encode(),
+                                  headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as not_there:
+        urllib.request.urlopen(rest, timeout=10)
+    assert not_there.value.code == 404
+
+
+def test_rate_limits_are_counted_in_redis_across_the_servers(cluster: Any) -> None:
+    """Visitors from one address, half on each server (as nginx reports them):
+    the servers share one count (in each server alone it would be half)."""
+    address = {"X-Forwarded-For": "198.51.100.61"}
+    codes = []
+    for index in range(CLUSTER_LIMITS_NEW_CONVERSATIONS + 2):
+        try:
+            web(cluster.server_url(index % 2), f"cluster-limit-{index}-{uuid.uuid4().hex[:6]}", "hello",
+                headers=address)
+            codes.append(200)
+        except urllib.error.HTTPError as refused:
+            codes.append(refused.code)
+    assert codes == [200] * CLUSTER_LIMITS_NEW_CONVERSATIONS + [429, 429]
+
+
+def test_call_back_requests_per_address_are_limited_in_the_cluster(cluster: Any) -> None:
+    address = {"X-Forwarded-For": "198.51.100.62"}
+    done = []
+    for attempt in range(3):
+        sender = f"cluster-cb-limit-{attempt}-{uuid.uuid4().hex[:6]}"
+        replies = [text_of(web(cluster.server_url(turn % 2), sender, message, headers=address))
+                   for turn, message in enumerate(["how do i book", "/request_callback", "Sam Example",
+                                                   f"0412 555 3{attempt:02d}", "Evenings", "skip",
+                                                   "/affirm", "/affirm"])]
+        done.append(replies[-1])
+    assert ["saved (reference CB-" in reply for reply in done] == [True, True, False]
+    assert "can't take another call-back request" in done[2]
 
 
 def test_staff_tools_work_on_the_production_databases(cluster: Any, tmp_path: Path,

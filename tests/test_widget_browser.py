@@ -218,3 +218,50 @@ def test_works_on_a_360_pixel_phone_screen(browser: Any, stack: Any) -> None:
         phone.screenshot(path=str(ARTIFACTS / "widget-360px.png"))
     finally:
         context.close()
+
+
+def stored_state(page: Any) -> Any:
+    return page.evaluate("JSON.parse(Object.entries(sessionStorage)[0][1])")
+
+
+def test_the_conversation_token_is_kept_and_an_unknown_tab_starts_a_new_conversation(page: Any) -> None:
+    open_chat(page)
+    with page.expect_response(lambda r: r.url.endswith("/webhooks/website/webhook")) as first:
+        ask(page, "does dry needling hurt")
+    state = stored_state(page)
+    assert state["token"] and state["token"] == first.value.headers["x-conversation-token"]
+    assert "minutes" in ask(page, "how long does a session take")  # sent with the token
+    # A tab whose token the bot does not accept (say, kept from before an
+    # update) carries on in a new conversation instead of failing.
+    page.evaluate("""() => {
+        const [key, value] = Object.entries(sessionStorage)[0];
+        const state = JSON.parse(value); state.token = "not-the-token";
+        sessionStorage.setItem(key, JSON.stringify(state)); }""")
+    page.reload()
+    page.locator(f"{WIDGET} #dnw-input").wait_for(state="visible")
+    assert "minutes" in ask(page, "how long does a session take")
+    assert stored_state(page)["sender"] != state["sender"]
+    assert stored_state(page)["token"] not in (None, "not-the-token")
+
+
+def test_over_a_rate_limit_the_visitor_gets_a_friendly_note_and_can_retry(browser: Any, stack: Any) -> None:
+    """Through a proxy that reports one address (X-Forwarded-For), more new
+    conversations than the default limit allows (10 a minute)."""
+    context = browser.new_context(bypass_csp=True, extra_http_headers={"X-Forwarded-For": "192.0.2.77"})
+    tab = context.new_page()
+    try:
+        tab.goto(f"{stack.url}/webchat/")
+        open_chat(tab)
+        replies = []
+        for _ in range(11):
+            tab.locator(f"{WIDGET} button.restart").click()
+            replies.append(ask(tab, "hello"))
+        assert all("too quickly" not in reply and "faster than" not in reply for reply in replies[:10])
+        note = replies[10]
+        assert "faster than I can answer" in note and "wait a moment" in note
+        error = tab.locator(f"{WIDGET} .message.error").last
+        assert error.locator(f'a[href="{CLINIC.phone_link}"]').inner_text() == CLINIC.phone
+        assert error.locator("button", has_text="Try again").count() == 1
+        tab.screenshot(path=str(ARTIFACTS / "widget-rate-limited.png"))
+    finally:
+        context.close()
