@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Optional
 
 import aiohttp
 
+from assistant.conversation_token import TOKEN_HEADER
+
 VISITOR_SCRIPT = [
     "hi",
     "what is dry needling",
@@ -73,13 +75,16 @@ async def _visitor(session: aiohttp.ClientSession, url: str, deadline: float,
                    max_turns: Optional[int], result: LoadResult, counter: itertools.count) -> None:
     while time.monotonic() < deadline:
         sender = f"bench-{uuid.uuid4().hex[:12]}"
+        token: Optional[str] = None  # the website channel's conversation token, as the widget keeps it
         for text in VISITOR_SCRIPT:
             if time.monotonic() >= deadline or (max_turns is not None and next(counter) >= max_turns):
                 return
             started = time.perf_counter()
             try:
-                async with session.post(url, json={"sender": sender, "message": text}) as reply:
+                message = {"sender": sender, "message": text, **({"token": token} if token else {})}
+                async with session.post(url, json=message) as reply:
                     body = await reply.json(content_type=None)
+                    token = reply.headers.get(TOKEN_HEADER) or token
                     ok = reply.status == 200 and isinstance(body, list) and len(body) > 0
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
                 ok = False
