@@ -3,7 +3,8 @@
 The project changes a few internals of the libraries it runs on (the Rasa
 server's speed-ups in assistant/server.py, the HTTP transport limits in
 assistant/transport.py, the worker supervision in assistant/worker_pool.py,
-the action-server fallback in assistant/action_fallback.py). Each was written
+the action-server fallback in assistant/action_fallback.py; the website
+channel relies on a private flag of sanic-cors). Each was written
 against, and is tested with, the exact versions below. A patch applied to
 another version could silently do the wrong thing (a method whose body moved
 on, a bug fixed differently), so start-up stops instead, with a message that
@@ -27,12 +28,14 @@ TESTED_VERSIONS: Dict[str, Tuple[str, ...]] = {
     "rasa": ("3.6.21",),
     "rasa-sdk": ("3.6.2",),
     "sanic": ("21.12.2",),
+    "sanic-cors": ("2.0.1",),
 }
 # what patches each distribution, for the message
 PATCHED_BY = {
     "rasa": "assistant/server.py, assistant/action_fallback.py",
     "rasa-sdk": "assistant/action_server.py",
     "sanic": "assistant/transport.py, assistant/worker_pool.py",
+    "sanic-cors": "assistant/website.py, which sets its private 'evaluated' flag",
 }
 EXIT_UNSUPPORTED = 2  # the exit code of every configuration error at start-up
 

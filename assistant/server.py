@@ -62,7 +62,7 @@ def cache_action_result_validation() -> None:
             return True
         return stock_validation(self, result)  # raises Rasa's own, explained error
 
-    RemoteAction._validate_action_result = validate
+    replace(RemoteAction, "_validate_action_result", validate)
 
 
 class _NoCopyForLogs:
@@ -77,7 +77,7 @@ class _NoCopyForLogs:
 def skip_copies_for_debug_logs() -> None:
     import rasa.core.processor
 
-    rasa.core.processor.copy = _NoCopyForLogs
+    replace(rasa.core.processor, "copy", _NoCopyForLogs)
 
 
 def cache_minimal_graph_schemas() -> None:
@@ -93,7 +93,7 @@ def cache_minimal_graph_schemas() -> None:
             cached = cache[key] = (self, stock_minimal(self, targets))
         return cached[1]
 
-    GraphSchema.minimal_graph_schema = minimal_graph_schema
+    replace(GraphSchema, "minimal_graph_schema", minimal_graph_schema)
 
 
 def index_event_types() -> None:
@@ -111,7 +111,7 @@ def index_event_types() -> None:
         found = by_name.get(type_name)
         return found if found is not None else stock_resolve(type_name, default)
 
-    Event.resolve_by_type = staticmethod(resolve_by_type)
+    replace(Event, "resolve_by_type", staticmethod(resolve_by_type))
 
 
 def run_graphs_without_dask() -> None:
@@ -119,7 +119,7 @@ def run_graphs_without_dask() -> None:
 
     from assistant.graph_runner import SequentialGraphRunner
 
-    rasa.core.processor.DaskGraphRunner = SequentialGraphRunner  # what loads the model to serve
+    replace(rasa.core.processor, "DaskGraphRunner", SequentialGraphRunner)  # what loads the model to serve
 
 
 def hide_version_at_root() -> None:
@@ -177,7 +177,7 @@ def apply_speedups() -> None:
 
 
 def main() -> None:
-    exit_if_unsupported("rasa", "sanic")
+    exit_if_unsupported("rasa", "sanic", "sanic-cors")
     apply_speedups()
     apply_hardening()
     from rasa.__main__ import main as rasa_main

@@ -318,8 +318,9 @@ def run_code(code: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module,distribution", [("assistant.server", "sanic"), ("assistant.server", "rasa"),
-                                                 ("assistant.action_server", "rasa-sdk")])
+@pytest.mark.parametrize("module,distribution", [
+    ("assistant.server", "sanic"), ("assistant.server", "rasa"), ("assistant.server", "sanic-cors"),
+    ("assistant.action_server", "rasa-sdk"), ("assistant.action_server", "sanic")])
 def test_an_unknown_library_version_stops_start_up_with_a_message(module: str, distribution: str) -> None:
     code = ("import sys; import assistant.patching as p; "
             f"p.TESTED_VERSIONS[{distribution!r}] = ('0.0.1',); "
