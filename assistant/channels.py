@@ -102,8 +102,9 @@ def client_address(request: Request) -> Optional[str]:
 
     Only a proxy on this machine (loopback peer) is believed about the client:
     its address is the last one it appended to X-Forwarded-For (nginx's
-    $proxy_add_x_forwarded_for), else X-Real-IP. Anyone else is taken at their
-    socket's address, whatever headers they send."""
+    $proxy_add_x_forwarded_for), else the last ``for=`` of Forwarded, else
+    X-Real-IP. Anyone else is taken at their socket's address, whatever
+    headers they send."""
     peer = _ip(request.ip or "")
     if peer is None:
         return request.ip or "unknown"
@@ -112,7 +113,9 @@ def client_address(request: Request) -> Optional[str]:
     if not proxied(request):
         return None
     forwarded = [part for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
-    for candidate in ([forwarded[-1]] if forwarded else []) + [request.headers.get("x-real-ip", "")]:
+    standard = re.findall(r"for=\"?\[?([^\]\";,]+)", request.headers.get("forwarded", ""), re.IGNORECASE)
+    candidates = forwarded[-1:] + standard[-1:] + [request.headers.get("x-real-ip", "")]
+    for candidate in candidates:
         address = _ip(candidate)
         if address is not None:
             return str(address)

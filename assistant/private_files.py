@@ -8,7 +8,8 @@ CSV exports 644: any local user could read every conversation. Now:
 * every process the launcher starts runs with umask 077, so each file SQLite
   creates later (``-wal``, ``-shm``, journals) is 600 and each directory 700;
 * ``secure_directory`` tightens what an earlier version left behind (at start);
-* exports are written under the same umask (``private_umask``).
+* exports (``make requests ARGS="export ..."``, ``make report``, ``make review``)
+  are written private too (``private_umask``, ``write_private``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def make_private_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     path.chmod(PRIVATE_DIR_MODE)
     return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a staff export readable by its owner only (also over an older 644 file)."""
+    with private_umask():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    path.chmod(PRIVATE_FILE_MODE)
 
 
 def secure_directory(directory: Path) -> None:

@@ -304,10 +304,17 @@ async def conversation_access(agent: Any, sender: str,
     does not exist yet may start (its first reply carries the token)."""
     if token_valid(sender, token):
         return None, False
-    if token is None and await agent.tracker_store.retrieve(sender) is None:
+    if token is None and await stored_trackers(agent).retrieve(sender) is None:
         return None, True
     return error(403, "this conversation needs its token; start a new chat",
                  code=TOKEN_REFUSED_CODE), False
+
+
+def stored_trackers(agent: Any) -> Any:
+    """The tracker store itself: Rasa's fail-safe wrapper answers "no such
+    conversation" when the store is down, which must not pass for a new one."""
+    store = agent.tracker_store
+    return getattr(store, "_tracker_store", store)
 
 
 def rate_limited(key: str, sender: str, new: bool) -> Optional[HTTPResponse]:
@@ -343,7 +350,7 @@ async def offered_or_text(agent: Any, sender: str, text: str) -> str:
     """`text` if the bot just offered it as a button; otherwise the same words as
     plain text, so that nobody can pick an intent (/emergency, /forget_me,
     /inform{...}) the model would not have chosen."""
-    tracker = await agent.tracker_store.retrieve(sender)
+    tracker = await stored_trackers(agent).retrieve(sender)
     if tracker is not None and text in offered_payloads(tracker.events):
         return text
     return text.lstrip(INTENT_MESSAGE_PREFIX).strip()

@@ -27,6 +27,7 @@ from assistant.insights.group import group_messages
 from assistant.insights.html import render
 from assistant.insights.redact import redact
 from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, cached_knowledge
+from assistant.private_files import write_private
 
 RESULTS = PROJECT_ROOT / "results"
 
@@ -135,9 +136,9 @@ def report(argv: Optional[List[str]] = None) -> int:
     if summary is None:
         return 2
     out = args.out or RESULTS / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "report.html").write_text(render(summary, load_clinic().name), encoding="utf-8")
+    # private to the staff user: it quotes what patients typed (redacted)
+    write_private(out / "report.json", json.dumps(summary, indent=2) + "\n")
+    write_private(out / "report.html", render(summary, load_clinic().name))
     totals = summary["totals"]
     if totals["conversations"]:
         print(f"{totals['conversations']} conversations, {totals['messages']} messages, "
@@ -156,9 +157,8 @@ def review(argv: Optional[List[str]] = None) -> int:
     if summary is None:
         return 2
     out = args.out or RESULTS / "review"
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "unanswered.yml"
-    path.write_text(review_yaml(summary), encoding="utf-8")
+    write_private(path, review_yaml(summary))
     print(f"{sum(g['count'] for g in summary['unanswered'])} unanswered messages in "
           f"{len(summary['unanswered'])} groups: {path}")
     return 0
