@@ -22,7 +22,12 @@ Each server runs in a process group of its own. Stopping sends SIGTERM to each
 group and, after STOP_GRACE_SECONDS, SIGKILL to whatever is left in it, so no
 worker is left behind holding the port (a worker stuck in a busy loop ignores
 SIGTERM). A server that dies is restarted with back-off (assistant/backoff.py)
-while the others go on: FAQ answers need no action server.
+while the others go on: FAQ answers need no action server. So is one that
+stops answering: every HEALTH_CHECK_SECONDS (default 5) the launcher asks each
+server for its health page, and after 3 unanswered checks in a row (a server
+that answered before, so not one still loading its model) it kills the
+server's group and starts it again. Two workers stuck at 100% CPU used to
+leave the bot silent with the launcher none the wiser (issue 16).
 
 The same ``Stack`` class is used by the end-to-end tests, so what they test is
 exactly what ``make run`` starts.
@@ -54,6 +59,8 @@ MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 STOP_GRACE_SECONDS = 10
 SANIC_DRAIN_SECONDS = 5
 LOOPBACK = "127.0.0.1"
+HEALTH_CHECK_SECONDS = 5
+HEALTH_CHECK_MISSES = 3  # unanswered checks in a row before a restart
 PUBLIC_MAX_BODY_BYTES = 64 * 1024
 # Two workers use both cores of a small server; the second adds about 330 MB of
 # memory (the code and the libraries are shared; see README, Performance).
@@ -73,6 +80,7 @@ class Settings:
     interface: str = LOOPBACK  # where the Rasa server listens (RASA_INTERFACE); its reverse proxy reaches it
     actions_host: str = LOOPBACK  # where the action server listens (ACTIONS_HOST)
     stop_grace: float = STOP_GRACE_SECONDS
+    health_interval: float = HEALTH_CHECK_SECONDS
     action_secret: Optional[Path] = None  # default: next to the tracker store
 
     @property
@@ -95,6 +103,7 @@ class Settings:
             interface=os.environ.get("RASA_INTERFACE") or LOOPBACK,
             actions_host=os.environ.get("ACTIONS_HOST") or LOOPBACK,
             stop_grace=_whole_number("STOP_GRACE_SECONDS", STOP_GRACE_SECONDS),
+            health_interval=_whole_number("HEALTH_CHECK_SECONDS", HEALTH_CHECK_SECONDS),
         )
 
     def environment(self) -> Dict[str, str]:
@@ -150,6 +159,21 @@ def process_tree(pid: int) -> List[int]:
         except (OSError, ValueError):
             continue
     return tree
+
+
+def connect_host(address: str) -> str:
+    """Where to reach a server that listens on `address` from this machine."""
+    if address in ("", "0.0.0.0", "::"):
+        return LOOPBACK
+    return f"[{address}]" if ":" in address else address
+
+
+def answers(url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
 
 
 def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
@@ -211,6 +235,10 @@ class Supervised:
     started: float = field(default_factory=time.monotonic)
     quick_failures: int = 0
     restart_at: Optional[float] = None
+    health_url: Optional[str] = None  # checked while it runs (see `heal`)
+    answered: bool = False  # since its last start: it has finished loading
+    misses: int = 0
+    next_check: float = 0.0
 
 
 class Stack:
@@ -233,7 +261,7 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.rasa_port}"
+        return f"http://{connect_host(self.settings.interface)}:{self.settings.rasa_port}"
 
     @property
     def action_token(self) -> str:
@@ -271,10 +299,10 @@ class Stack:
                 umask=PRIVATE_UMASK,
             )
 
-    def _spawn(self, name: str, command: List[str],
-               env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    def _spawn(self, name: str, command: List[str], env: Optional[Dict[str, str]] = None,
+               health_url: Optional[str] = None) -> subprocess.Popen:
         process = self._popen(name, command, env or {})
-        self.supervised[name] = Supervised(name, command, env or {}, process)
+        self.supervised[name] = Supervised(name, command, env or {}, process, health_url=health_url)
         return process
 
     def actions_command(self) -> List[str]:
@@ -282,8 +310,9 @@ class Stack:
                 "--port", str(self.settings.actions_port), "--host", self.settings.actions_host]
 
     def start_actions(self, timeout: float = 60) -> None:
-        process = self._spawn("actions", self.actions_command())
-        _wait_http(f"http://127.0.0.1:{self.settings.actions_port}/health", process, timeout)
+        health = f"http://{connect_host(self.settings.actions_host)}:{self.settings.actions_port}/health"
+        process = self._spawn("actions", self.actions_command(), health_url=health)
+        _wait_http(health, process, timeout)
 
     def rasa_command(self, subcommand: str) -> List[str]:
         rasa = ([str(Path(sys.executable).parent / "rasa")] if self.settings.stock_rasa
@@ -302,11 +331,14 @@ class Stack:
         # The public server refuses request bodies over 64 KB with 413 before
         # reading them (Sanic's default is 100 MB). Not the action server: the
         # trackers Rasa sends it are bigger than that.
-        return self._spawn(name, command, env={"SANIC_REQUEST_MAX_SIZE": str(PUBLIC_MAX_BODY_BYTES)})
+        return self._spawn(name, command, env={"SANIC_REQUEST_MAX_SIZE": str(PUBLIC_MAX_BODY_BYTES)},
+                           health_url=self.rasa_health_url(port))
 
-    @staticmethod
-    def wait_rasa(process: subprocess.Popen, port: int, timeout: float = 120) -> None:
-        _wait_http(f"http://127.0.0.1:{port}/", process, timeout)
+    def rasa_health_url(self, port: int) -> str:
+        return f"http://{connect_host(self.settings.interface)}:{port}/"
+
+    def wait_rasa(self, process: subprocess.Popen, port: int, timeout: float = 120) -> None:
+        _wait_http(self.rasa_health_url(port), process, timeout)
 
     def start_rasa(self, timeout: float = 120) -> None:
         port = self.settings.rasa_port
@@ -347,8 +379,28 @@ class Stack:
         signal_group(process.pid, signal.SIGKILL)
         process.wait()
 
+    def _check_health(self, entry: Supervised, now: float) -> Optional[str]:
+        """Kill a running server that stopped answering; what to tell the user."""
+        if entry.health_url is None or now < entry.next_check:
+            return None
+        interval = self.settings.health_interval
+        entry.next_check = now + interval
+        if answers(entry.health_url, timeout=interval):
+            entry.answered, entry.misses = True, 0
+            return None
+        if not entry.answered:  # still starting (loading the model)
+            return None
+        entry.misses += 1
+        if entry.misses < HEALTH_CHECK_MISSES:
+            return None
+        signal_group(entry.process.pid, signal.SIGKILL)
+        entry.process.wait()
+        return (f"The {entry.name} process stopped answering ({entry.misses} checks in a row); "
+                "killed it.")
+
     def heal(self) -> List[str]:
-        """Restart every server that died, with back-off; what to tell the user.
+        """Restart every server that died or stopped answering, with back-off;
+        what to tell the user.
 
         A dead server's group is killed first: a Rasa server's orphaned
         workers would otherwise keep its port."""
@@ -356,7 +408,10 @@ class Stack:
         now = time.monotonic()
         for entry in self.supervised.values():
             if entry.process.poll() is None:
-                continue
+                hung = self._check_health(entry, now)
+                if hung is None:
+                    continue
+                news.append(hung)
             if entry.restart_at is None:
                 signal_group(entry.process.pid, signal.SIGKILL)
                 entry.quick_failures = next_failures(entry.quick_failures, now - entry.started)
@@ -367,6 +422,7 @@ class Stack:
             if now >= entry.restart_at:
                 entry.process = self._popen(entry.name, entry.command, entry.env)
                 entry.started, entry.restart_at = time.monotonic(), None
+                entry.answered, entry.misses, entry.next_check = False, 0, 0.0
         return news
 
     def stop(self) -> None:

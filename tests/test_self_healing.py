@@ -9,7 +9,9 @@ With `make run` (the launcher as its own process, as a clinic runs it):
   conversation still gets the clinic's details, and once the launcher has
   restarted the action server the half-filled form goes on where it stopped;
 * the Rasa server's main process is killed: its orphaned workers are killed
-  too (they would keep the port) and a new server answers.
+  too (they would keep the port) and a new server answers;
+* every Rasa worker hangs (stopped, as if stuck in a busy loop): the launcher's
+  health checks notice and start a new server.
 
 In the cluster (real PostgreSQL, Redis and nginx): the action server and a
 Rasa server are killed and `heal()` (what `make cluster` runs twice a second)
@@ -83,7 +85,8 @@ class FaqLoad:
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Launched]:
-    running = Launched(tmp_path_factory.mktemp("healing"))
+    # health checks every 2 s here (5 s by default): a hang is noticed in ~6 s
+    running = Launched(tmp_path_factory.mktemp("healing"), {"HEALTH_CHECK_SECONDS": "2"})
     try:
         running.wait_ready()
         yield running
@@ -210,3 +213,22 @@ def test_the_cluster_restarts_its_action_server_and_rasa_servers(small_cluster: 
     assert cluster.servers[0].pid != old
     # the conversation goes on on the new server
     assert "When is a good time" in " ".join(texts(say(Direct, sender, "0412 345 678")))
+
+
+def test_a_rasa_server_that_stops_answering_is_restarted(launched: Launched) -> None:
+    rasa = launched.rasa_pid()
+    workers = process_tree(rasa)[1:]
+    for pid in workers:  # stuck, as two requests with `Content-Length: -1` made them (issue 16)
+        os.kill(pid, signal.SIGSTOP)
+    launched.wait_for("the hang to be noticed",
+                      lambda: "The rasa process stopped answering" in launched.stderr.read_text(), 30)
+
+    def answering() -> bool:
+        try:
+            return bool(texts(say(launched, f"healing-unstuck-{uuid.uuid4().hex[:6]}", "does it hurt?")))
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    launched.wait_for("a new Rasa server", answering, 120)
+    assert launched.rasa_pid() != rasa
+    assert not any(process_tree(pid) for pid in workers), "a stuck worker was left behind"
