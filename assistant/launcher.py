@@ -510,11 +510,12 @@ def run_forever(settings: Settings) -> int:
 
 def run_shell(settings: Settings) -> int:
     stack = Stack(settings)
+    secure_directory(make_private_dir(settings.tracker_db.parent))
     stack.start_actions()
     try:
         # One process: every worker would read this terminal.
         env = stack.environment({"SANIC_WORKERS": "1"})
-        return subprocess.call(stack.rasa_command("shell"), cwd=PROJECT_ROOT, env=env)
+        return subprocess.call(stack.rasa_command("shell"), cwd=PROJECT_ROOT, env=env, umask=PRIVATE_UMASK)
     finally:
         stack.stop()
 
