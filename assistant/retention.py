@@ -25,6 +25,7 @@ from assistant.callbacks import CallbackStore, StoreUnavailable, store_url, utcn
 from assistant.clinic import ClinicConfigError, load_clinic
 from assistant.knowledge import PROJECT_ROOT
 from assistant.launcher import Settings
+from assistant.private_files import private_umask
 from assistant.tracker_store import PrivacySQLTrackerStore
 
 
@@ -59,11 +60,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("--days must be at least 1", file=sys.stderr)
         return 2
     cutoff = utcnow() - timedelta(days=days)
-    store = tracker_store(args.endpoints)
-    requests = CallbackStore(store_url())
     try:
-        conversations = store.delete_inactive_before(cutoff.timestamp())
-        closed = requests.delete_closed_before(cutoff)
+        with private_umask():  # a store it has to create is private, as the bot's are
+            store = tracker_store(args.endpoints)
+            requests = CallbackStore(store_url())
+            conversations = store.delete_inactive_before(cutoff.timestamp())
+            closed = requests.delete_closed_before(cutoff)
     except StoreUnavailable as error:
         print(f"The request database is unavailable: {error}", file=sys.stderr)
         return 2
