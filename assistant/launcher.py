@@ -473,8 +473,10 @@ def supervise(name: str, start: Callable[[], object], crashed: Callable[[], Opti
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # SIGHUP too: closing the terminal would otherwise end the launcher alone
+    # and leave the servers (in sessions of their own) running.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
         start()
     except (RuntimeError, TimeoutError) as error:

@@ -64,8 +64,8 @@ class Launched:
                 f"timed out waiting for {what}: {self.stderr.read_text()[-3000:]}")
             time.sleep(0.2)
 
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.process.send_signal(signum)
         return self.process.wait(timeout=60)
 
     def workers(self) -> List[int]:
@@ -101,16 +101,18 @@ def test_make_run_serves_with_two_workers_and_replaces_a_lost_one(tmp_path: Path
     assert not alive, f"processes left running after SIGTERM: {alive}"
 
 
-def test_shutdown_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_shutdown_kills_a_worker_that_ignores_sigterm(tmp_path: Path, signum: int) -> None:
     """A worker stuck in a busy loop never handles SIGTERM (issue 16: orphaned
-    workers kept the port). A stopped process stands in for it here."""
+    workers kept the port). A stopped process stands in for it here. SIGHUP
+    (the terminal closed) stops everything the same way."""
     launched = Launched(tmp_path, {"STOP_GRACE_SECONDS": "3"})
     launched.wait_ready()
     everything = process_tree(launched.process.pid)
     stuck = launched.workers()[0]
     os.kill(stuck, signal.SIGSTOP)
     started = time.monotonic()
-    code = launched.stop()
+    code = launched.stop(signum)
     seconds = time.monotonic() - started
     assert code == 0, launched.stderr.read_text()
     deadline = time.monotonic() + 5
