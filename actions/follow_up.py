@@ -27,7 +27,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.clarify import ActionClarify
 from actions.conditions import answer_condition, conditions_in_message
 from assistant.contracts import ACTION_FOLLOW_UP, SLOT_LAST_TOPIC
-from assistant.knowledge import KNOWLEDGE_DIR, KnowledgeBase, cached_knowledge, related_buttons
+from assistant.knowledge import KNOWLEDGE_DIR, KnowledgeBase, cached_knowledge
 from assistant.uncertainty import RETRIEVAL_INTENT
 
 FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
@@ -36,23 +36,66 @@ SAME = "same"
 LOOKBACK_USER_TURNS = 3
 
 
+CONDITION = "condition"  # the previous answer was about a condition
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    match: Pattern[str]
+    default: str  # a topic or subject id, or SAME
+    standalone: bool  # the default also answers with no previous topic
+
+
 @dataclass(frozen=True)
 class FollowUps:
-    kinds: Tuple[Tuple[str, Pattern[str], str], ...]  # (kind, match, default), in order
+    kinds: Tuple[Kind, ...]  # in order: the first that matches is the kind
+    subject_kinds: Tuple[str, ...]  # after a long-tail subject these stay on it
     topics: Dict[str, Dict[str, str]]
 
-    def kind_of(self, text: str) -> Optional[str]:
+    def kind_of(self, text: str) -> Optional[Kind]:
         lowered = text.lower()
-        return next((kind for kind, pattern, _ in self.kinds if pattern.search(lowered)), None)
+        return next((kind for kind in self.kinds if kind.match.search(lowered)), None)
 
-    def resolve(self, previous: str, kind: Optional[str]) -> Optional[str]:
-        """The topic or subject that answers a follow-up of `kind` after `previous`."""
+    def resolve(self, previous: str, kind: Optional[Kind], kb: KnowledgeBase) -> Optional[str]:
+        """The topic or subject that answers a follow-up of `kind` after `previous`
+        (SAME for "the previous answer again"), or None when it can't tell."""
         if kind is None:
             return None
-        answer = self.topics.get(previous, {}).get(kind)
-        if answer is None:
-            answer = next(default for name, _, default in self.kinds if name == kind)
-        return previous if answer == SAME else answer
+        answer = self.topics.get(previous, {}).get(kind.name)
+        if answer is None and previous in kb.subjects and kind.name in self.subject_kinds:
+            answer = SAME
+        answer = kind.default if answer is None else answer
+        return previous if answer == SAME and previous != CONDITION else answer
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a follow-up gets: an FAQ/subject answer, the conditions it names, or
+    "Did you mean...?" (both empty)."""
+
+    answer: Optional[str] = None
+    conditions: Tuple[str, ...] = ()
+
+
+def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previous: Optional[str],
+                      conditions: List[str]) -> Resolution:
+    """One decision, shared by the action and the evaluation (assistant/sealed.py).
+    ``previous`` is a topic or subject id, or ``condition:<id>``."""
+    kind = follow_ups.kind_of(text)
+    # "and for migraines?" / "what about my knee?": the named condition is the question.
+    if conditions and (kind is None or kind.name == "what_about"):
+        return Resolution(conditions=tuple(conditions))
+    if previous is None:
+        if kind is not None and kind.standalone and kind.default != SAME:
+            return Resolution(answer=kind.default)
+        return Resolution(conditions=tuple(conditions))
+    if previous.startswith(f"{CONDITION}:"):
+        answer = follow_ups.resolve(CONDITION, kind, kb)
+        if answer == SAME:
+            return Resolution(conditions=(previous.split(":", 1)[1],))
+        return Resolution(answer=answer)
+    return Resolution(answer=follow_ups.resolve(previous, kind, kb))
 
 
 def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml") -> FollowUps:
@@ -70,17 +113,22 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
             pattern = re.compile(entry["match"])
         except (KeyError, TypeError, re.error) as error:
             raise ValueError(f"{source}: kind '{name}': needs a valid 'match' ({error})") from None
-        kinds.append((str(name), pattern, check(entry.get("default", SAME), f"kind '{name}'")))
-    names = {k for k, _, _ in kinds}
+        kinds.append(Kind(str(name), pattern, check(entry.get("default", SAME), f"kind '{name}'"),
+                          bool(entry.get("standalone", False))))
+    names = {k.name for k in kinds}
+    subject_kinds = tuple(str(k) for k in raw.get("subjects") or [])
+    for kind_name in subject_kinds:
+        if kind_name not in names:
+            raise ValueError(f"{source}: subjects: unknown kind '{kind_name}'")
     topics: Dict[str, Dict[str, str]] = {}
     for topic, mapping in (raw.get("topics") or {}).items():
-        if topic not in known:
+        if topic not in known and topic != CONDITION:
             raise ValueError(f"{source}: topics: '{topic}' is not a topic or subject id")
-        for kind in mapping:
-            if kind not in names:
-                raise ValueError(f"{source}: topics.{topic}: unknown kind '{kind}'")
+        for kind_name in mapping:
+            if kind_name not in names:
+                raise ValueError(f"{source}: topics.{topic}: unknown kind '{kind_name}'")
         topics[topic] = {k: check(a, f"topics.{topic}.{k}") for k, a in mapping.items()}
-    return FollowUps(tuple(kinds), topics)
+    return FollowUps(tuple(kinds), subject_kinds, topics)
 
 
 @cache
@@ -89,8 +137,13 @@ def cached_follow_ups(path: Path = FOLLOW_UPS_FILE) -> FollowUps:
 
 
 def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
-    """The FAQ topic or subject a visitor message was answered with, if any."""
-    if (parse_data.get("intent") or {}).get("name") != RETRIEVAL_INTENT:
+    """The FAQ topic or subject a visitor message was answered with, if any, or
+    ``condition:<id>`` for an answer about a condition."""
+    intent = (parse_data.get("intent") or {}).get("name")
+    if intent == "ask_condition":
+        found = conditions_in_message(cached_knowledge(), parse_data.get("entities") or [])
+        return f"{CONDITION}:{found[0].id}" if found else None
+    if intent != RETRIEVAL_INTENT:
         return None
     selector = (parse_data.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
     key = (selector.get("response") or {}).get("intent_response_key") or ""
@@ -127,19 +180,14 @@ class ActionFollowUp(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         kb = cached_knowledge()
-        conditions = conditions_in_message(kb, tracker.latest_message.get("entities", []))
-        if conditions:
-            for condition in conditions:
-                answer_condition(dispatcher, kb, condition)
-            return []
-        previous = previous_topic(tracker)
-        if previous is None or kb.title_of(previous) is None:
-            return await ActionClarify().run(dispatcher, tracker, domain)
-        follow_ups = cached_follow_ups()
-        answer = follow_ups.resolve(previous, follow_ups.kind_of(tracker.latest_message.get("text") or ""))
-        if answer is None:
-            related = [previous, *(kb.topics[previous].related if previous in kb.topics else [])]
-            dispatcher.utter_message(response="utter_clarify", buttons=related_buttons(kb, related[:3]))
-            return []
-        dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{answer}")
-        return [SlotSet(SLOT_LAST_TOPIC, answer)]
+        named = [c.id for c in conditions_in_message(kb, tracker.latest_message.get("entities", []))]
+        resolution = resolve_follow_up(cached_follow_ups(), kb, tracker.latest_message.get("text") or "",
+                                       previous_topic(tracker), named)
+        if resolution.answer:
+            dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{resolution.answer}")
+            return [SlotSet(SLOT_LAST_TOPIC, resolution.answer)]
+        if resolution.conditions:
+            for condition_id in resolution.conditions:
+                answer_condition(dispatcher, kb, kb.conditions[condition_id])
+            return [SlotSet(SLOT_LAST_TOPIC, f"{CONDITION}:{resolution.conditions[0]}")]
+        return await ActionClarify().run(dispatcher, tracker, domain)

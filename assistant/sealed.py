@@ -112,19 +112,24 @@ class SealedEvaluator:
         self.follow_ups = cached_follow_ups()
 
     async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, Dict[str, Any]]:
-        """What the bot would answer, as a sealed label, and the parse data."""
+        """What the bot would answer, as a sealed label, and the parse data. The
+        same decisions the bot makes: red flags, the fallback, a named condition
+        turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
+        from actions.follow_up import resolve_follow_up
+
         parse = await self.agent.parse_message(text)
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
             return str(intent), parse
         label = sealed_label(decide(parse, self.thresholds), self.kb)
+        conditions = self._conditions(parse)
         if label == INTENT_FOLLOW_UP:
-            if self._conditions(parse):
-                return "ask_condition", parse
-            if previous is None:
-                return CLARIFY, parse
-            resolved = self.follow_ups.resolve(previous, self.follow_ups.kind_of(text))
-            return (sealed_label(f"{RETRIEVAL_INTENT}/{resolved}", self.kb) if resolved else CLARIFY), parse
+            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions)
+            if resolution.answer:
+                return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb), parse
+            label = "ask_condition" if resolution.conditions else CLARIFY
+        elif label == CLARIFY and conditions:
+            label = "ask_condition"
         return label, parse
 
     def _conditions(self, parse: Dict[str, Any]) -> List[str]:
@@ -136,30 +141,36 @@ class SealedEvaluator:
         if not expected:
             return True
         wanted = self.kb.find_condition(expected)
-        found = self._conditions(parse)
-        return wanted.id in found if wanted else bool(found) or True
+        # A condition the knowledge base doesn't know: any condition answer will do
+        # (the bot says honestly that the articles don't cover it).
+        return wanted is None or wanted.id in self._conditions(parse)
 
-    async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Turn:
+    async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Tuple[Turn, Optional[str]]:
+        """The turn and what a follow-up after it would refer to."""
         got, parse = await self.reply(item["text"], previous)
         expected = [item["expect"], *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
+        referent = answer_id(got)
         if got == "ask_condition":
             turn.condition_ok = self._condition_ok(item.get("condition"), parse)
-        return turn
+            found = self._conditions(parse)
+            referent = f"condition:{found[0]}" if found else None
+        return turn, referent
 
     async def run(self, directory: Path = SEALED_DIR) -> SealedReport:
         report = SealedReport()
         for item in _load(directory / "messages.yml"):
-            report.messages.append(await self.turn(item, None))
+            report.messages.append((await self.turn(item, None))[0])
         for conversation in _load(directory / "conversations.yml"):
             turns: List[Turn] = []
             previous: Optional[str] = None
             for item in conversation["turns"]:
-                turn = await self.turn(item, previous)
+                turn, referent = await self.turn(item, previous)
                 turns.append(turn)
-                previous = answer_id(turn.got) or previous
+                previous = referent or previous
             report.conversations.append(turns)
-        for group, items in _load(directory / "after_session.yml").items():
+        warnings = directory / "after_session.yml"
+        for group, items in (_load(warnings) if warnings.exists() else {}).items():
             for item in items:
                 got, _ = await self.reply(item["text"], None)
                 report.warnings.append((item["text"], group, got))
@@ -168,6 +179,16 @@ class SealedEvaluator:
 
 def _load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def quiet_parse_log() -> None:
+    """Figures only: Rasa's parse log (structlog, which prints everything unless
+    configured) would show the sealed messages themselves."""
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
 
 
 def figures(report: SealedReport) -> List[str]:
@@ -192,15 +213,13 @@ def figures(report: SealedReport) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
-    import logging
 
     from assistant.evaluation import DEFAULT_MODEL, load_agent
 
     parser = argparse.ArgumentParser(description="Figures on the sealed set (never tune on it).")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     args = parser.parse_args(argv)
-    # Figures only: the parse log would print the sealed messages themselves.
-    logging.disable(logging.INFO)
+    quiet_parse_log()
     report = asyncio.run(SealedEvaluator(load_agent(args.model)).run())
     print("\n".join(figures(report)))
     return 0

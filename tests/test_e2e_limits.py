@@ -69,6 +69,36 @@ def test_an_ordinary_chest_question_is_not_an_emergency(stack: Any) -> None:
     assert CLINIC.emergency_number not in " ".join(texts(replies))
 
 
+@pytest.mark.parametrize("message", [
+    "breathing in deeply stabs since the needles near my spine yesterday",
+    "panting, and my lips have gone a funny bluish colour",
+    "my lips are puffing up since the treatment",
+])
+def test_a_possible_collapsed_lung_or_allergic_reaction_after_a_session_is_an_emergency(
+        stack: Any, message: str) -> None:
+    [reply] = say(stack, new_sender("after-emergency"), message)
+    assert f"call {CLINIC.emergency_number} now" in reply["text"]
+
+
+def test_signs_that_need_a_doctor_today_say_so_and_the_form_carries_on(stack: Any) -> None:
+    sender = new_sender("after-urgent")
+    say(stack, sender, "/request_callback")
+    assert "phone number" in texts(say(stack, sender, "Jo"))[0]
+    replies = say(stack, sender,
+                  "where the needle went in it's gone hot and puffy and I'm running a temperature")
+    text = " ".join(texts(replies))
+    assert "doctor" in text and "today" in text and CLINIC.phone in text
+    assert CLINIC.emergency_number in text
+    assert "phone number" in texts(replies)[-1]  # and the form asks its question again
+
+
+def test_a_question_about_a_collapsed_lung_is_answered_honestly_not_escalated(stack: Any) -> None:
+    [reply] = say(stack, new_sender("lung-question"), "can dry needling collapse a lung?")
+    assert f"call {CLINIC.emergency_number} now" not in reply["text"]
+    assert "rare" in reply["text"] and CLINIC.emergency_number in reply["text"]
+    assert "safe" not in reply["text"].lower().replace("safety", "")
+
+
 # ---- questions it cannot answer ------------------------------------------------
 
 def test_out_of_scope_says_what_it_can_help_with(stack: Any) -> None:

@@ -12,7 +12,14 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.follow_up import ActionFollowUp, cached_follow_ups, parse_follow_ups, previous_topic
+from actions.follow_up import (
+    ActionFollowUp,
+    Resolution,
+    cached_follow_ups,
+    parse_follow_ups,
+    previous_topic,
+    resolve_follow_up,
+)
 from assistant.contracts import SLOT_LAST_TOPIC
 from assistant.knowledge import KnowledgeBase
 from tests.test_e2e_rest import filled, say, texts
@@ -29,9 +36,23 @@ from tests.test_e2e_rest import filled, say, texts
     ("why_dry", "why?", "why_dry"),
     ("exercise_after", "can i do that after?", "exercise_after"),
 ])
-def test_the_resolver(previous: str, text: str, expected: str) -> None:
-    follow_ups = cached_follow_ups()
-    assert follow_ups.resolve(previous, follow_ups.kind_of(text)) == expected
+def test_the_resolver(previous: str, text: str, expected: str, kb: KnowledgeBase) -> None:
+    assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected
+
+
+@pytest.mark.parametrize(("previous", "text", "conditions", "expected"), [
+    (None, "does that hurt?", [], Resolution(answer="does_it_hurt")),  # fine on its own
+    (None, "is that normal?", [], Resolution()),  # "Did you mean...?"
+    ("does_it_hurt", "what about my knee?", ["knee_pain"], Resolution(conditions=("knee_pain",))),
+    ("condition:sciatica", "how many will i need?", [], Resolution(answer="results_timeline")),
+    ("condition:sciatica", "tell me more", [], Resolution(conditions=("sciatica",))),
+    ("what_to_wear", "shorts ok?", [], Resolution(answer="what_to_wear")),
+    ("condition:plantar_fasciitis", "does that hurt? feet sound painful", ["plantar_fasciitis"],
+     Resolution(answer="does_it_hurt")),
+])
+def test_conditions_subjects_and_no_context(kb: KnowledgeBase, previous: Optional[str], text: str,
+                                            conditions: List[str], expected: Resolution) -> None:
+    assert resolve_follow_up(cached_follow_ups(), kb, text, previous, conditions) == expected
 
 
 def test_the_follow_ups_file_is_validated(kb: KnowledgeBase) -> None:

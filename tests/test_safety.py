@@ -110,21 +110,24 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-DEV_SET: Dict[str, List[str]] = yaml.safe_load(
-    (PROJECT_ROOT / "tests" / "safety" / "after_session_dev.yml").read_text(encoding="utf-8"))
+DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml")
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
-def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_are_not() -> None:
-    """The development set the after-session patterns were tuned on (written blind
-    by a helper from the definitions; the sealed set is measured in test_sealed.py)."""
+@pytest.mark.parametrize("name", DEV_FILES)
+def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_are_not(name: str) -> None:
+    """The development sets the after-session patterns were tuned on (each written
+    blind by a different helper from the definitions; the sealed set is measured
+    in test_sealed.py and never tuned on)."""
+    DEV_SET: Dict[str, List[str]] = yaml.safe_load(
+        (PROJECT_ROOT / "tests" / "safety" / name).read_text(encoding="utf-8"))
     detector = detector_for()
     reports = [(t, c) for c in ("emergency", "urgent") for t in DEV_SET[c]]
     missed = [(t, c) for t, c in reports
               if URGENCY.get(getattr(detector.detect(t), "category", ""), 0) < URGENCY[c]]
     quiet = DEV_SET["normal"] + DEV_SET["question"]
     alarms = [t for t in quiet if detector.detect(t)]
-    report_figure(f"after-session warning signs (development set): recall "
+    report_figure(f"after-session warning signs ({name}, tuned on): recall "
                   f"{1 - len(missed) / len(reports):.3f} on {len(reports)} reports; "
                   f"false alarms {len(alarms)} of {len(quiet)} questions and normal after-effects")
     assert len(reports) >= 80 and len(DEV_SET["question"]) >= 60

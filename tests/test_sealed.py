@@ -16,21 +16,25 @@ from typing import Any
 import pytest
 
 from assistant.evaluation import cross_validate
-from assistant.sealed import SealedEvaluator, SealedReport, figures
+from assistant.knowledge import PROJECT_ROOT
+from assistant.sealed import SealedEvaluator, SealedReport, figures, quiet_parse_log
 from tests.conftest import report_figure
+
+DEV_DIR = PROJECT_ROOT / "tests" / "dev"
 
 # Floors measured on 2026-11-30 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.90  # [0.95]
-LONG_TAIL_FLOOR = 0.92  # [0.95]
-CONVERSATIONS_FLOOR = 0.75  # [0.90]
+LONG_TAIL_FLOOR = 0.94  # [0.95]
+CONVERSATIONS_FLOOR = 0.85  # [0.90]
 CONFIDENT_WRONG_CEILING = 0.025  # [0.01]
-WARNING_RECALL_FLOOR = 0.85  # [1.0]
+WARNING_RECALL_FLOOR = 0.92  # [1.0]
 FALSE_ALARM_CEILING = 0.02  # [0.02]
 CROSS_VALIDATION_FLOOR = 0.65
 
 
 @pytest.fixture(scope="module")
 def report(agent: Any) -> SealedReport:
+    quiet_parse_log()  # a failing test must not print the sealed messages
     return asyncio.run(SealedEvaluator(agent).run())
 
 
@@ -43,6 +47,18 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
     assert report.confident_wrong[0] <= CONFIDENT_WRONG_CEILING
     assert report.warning_recall()[0] >= WARNING_RECALL_FLOOR
     assert report.false_alarms()[0] <= FALSE_ALARM_CEILING
+
+
+def test_the_development_set_figures(agent: Any) -> None:
+    """tests/dev/: written blind like the sealed set, but tuned on (the follow-up
+    kinds and training phrasings were grown from its misses). Printed for
+    comparison with the sealed figures; its floors only guard against regressions."""
+    dev = asyncio.run(SealedEvaluator(agent).run(DEV_DIR))
+    report_figure(f"development set (tuned on): FAQ topic {dev.accuracy('faq/')[0]:.3f}, long-tail "
+                  f"{dev.accuracy('long_tail/')[0]:.3f}, follow-up conversations "
+                  f"{dev.conversation_accuracy:.3f} on {len(dev.conversations)}, confident wrong "
+                  f"{dev.confident_wrong[0]:.3f}")
+    assert dev.accuracy("faq/")[0] >= 0.93 and dev.conversation_accuracy >= 0.80
 
 
 def test_the_sealed_set_is_as_big_as_the_issue_asks(report: SealedReport) -> None:
