@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import free_port
+from assistant.launcher import free_port, group_alive, signal_group
 
 
 def _postgres_bin() -> Path:
@@ -63,14 +64,19 @@ def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, what: str,
 
 
 def _stop(process: Optional[subprocess.Popen], timeout: float = 15) -> None:
-    if process is None or process.poll() is not None:
+    """SIGTERM to the server itself (PostgreSQL then shuts down cleanly, with
+    its checkpoint), and after `timeout` SIGKILL to whatever is left of its
+    process group (each server runs in a session of its own): a backend, an
+    nginx worker or the `runuser` in front of PostgreSQL is never left behind."""
+    if process is None:
         return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    deadline = time.monotonic() + timeout
+    if process.poll() is None:
+        process.terminate()
+    while (process.poll() is None or group_alive(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    signal_group(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _as_postgres_user() -> List[str]:
@@ -216,7 +222,7 @@ class LocalPostgres:
             self.process = subprocess.Popen(
                 [*_as_postgres_user(), str(PG_BIN / "postgres"), "-D", str(self.data_dir),
                  "-p", str(self.port), *options],
-                stdout=subprocess.DEVNULL, stderr=log)
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
 
         def accepting() -> bool:
             try:
@@ -267,7 +273,7 @@ class LocalRedis:
                           f"appendonly no\nrequirepass {self.password}\n", encoding="utf-8")
         config.chmod(0o600)
         self.process = subprocess.Popen(["redis-server", str(config)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
         client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=1)
 
         def answering() -> bool:
@@ -368,7 +374,8 @@ class Nginx:
         if check.returncode != 0:
             raise ServiceUnavailable(f"nginx rejected its configuration: {check.stderr.strip()}")
         self.process = subprocess.Popen([nginx, "-c", str(config), "-e", str(self.run_dir / "error.log")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
 
         def proxying() -> bool:
             try:

@@ -165,9 +165,13 @@ def small_cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) ->
         running.start()
         yield running
     finally:
+        leaders = [*running.stack.processes, running.nginx.process, postgres.process, lock_redis.process]
+        started = [pid for leader in leaders if leader is not None for pid in process_tree(leader.pid)]
         running.stop()
         lock_redis.stop()
         postgres.stop()
+    # `make cluster` stops the same way: nothing it started is left running
+    assert started and not [pid for pid in started if process_tree(pid)]
 
 
 def heal_until(cluster: Any, ready: Any, timeout: float = 120) -> List[str]:
