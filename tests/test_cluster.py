@@ -269,6 +269,14 @@ def test_rate_limits_are_counted_in_redis_across_the_servers(cluster: Any) -> No
         except urllib.error.HTTPError as refused:
             codes.append(refused.code)
     assert codes == [200] * CLUSTER_LIMITS_NEW_CONVERSATIONS + [429, 429]
+    import redis
+
+    databases = cluster.databases
+    store = redis.Redis(host=databases.redis_host, port=databases.redis_port,
+                        password=databases.redis_password or None, db=databases.redis_db)
+    counters = [key.decode() for key in store.scan_iter("LIMITS*")]
+    assert any("new_conversations_per_ip" in key for key in counters), counters[:5]
+    assert not any("198.51.100.61" in key for key in counters)  # addresses only as keyed hashes
 
 
 def test_call_back_requests_per_address_are_limited_in_the_cluster(cluster: Any) -> None:
