@@ -27,7 +27,7 @@ from actions.callback_form import NO_NOTE
 from assistant.callbacks import CallbackDraft, StoreUnavailable, current_store
 from assistant.clinic import current_clinic
 from assistant.conversation_token import CLIENT_METADATA_KEY
-from assistant.rate_limits import limiter_for
+from assistant.rate_limits import CALLBACK_REQUESTS_PER_IP, limiter_for
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def over_the_limit(tracker: Tracker) -> bool:
     if client is None:
         return False
     limiter = limiter_for(current_clinic().rate_limits)
-    return limiter.hit("callback_requests_per_ip", client) is not None
+    return limiter.hit(CALLBACK_REQUESTS_PER_IP, client) is not None
 
 
 class ActionFinishCallback(Action):

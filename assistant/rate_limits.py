@@ -51,6 +51,13 @@ SQLITE_SCHEME = "sqlite"
 PURGE_EVERY = 500
 
 
+# The limits' names (the keys of `rate_limits:` and the fields of RateLimits).
+MESSAGES_PER_IP = "messages_per_ip"
+MESSAGES_PER_CONVERSATION = "messages_per_conversation"
+NEW_CONVERSATIONS_PER_IP = "new_conversations_per_ip"
+CALLBACK_REQUESTS_PER_IP = "callback_requests_per_ip"
+
+
 class RateLimitConfigError(ValueError):
     """A rate limit in clinic.yml is invalid; the message names the key."""
 

@@ -69,7 +69,12 @@ from assistant.conversation_token import (
 )
 from assistant.knowledge import PROJECT_ROOT
 from assistant.log_privacy import keep_message_text_out_of_logs
-from assistant.rate_limits import limiter_for
+from assistant.rate_limits import (
+    MESSAGES_PER_CONVERSATION,
+    MESSAGES_PER_IP,
+    NEW_CONVERSATIONS_PER_IP,
+    limiter_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -320,9 +325,9 @@ def stored_trackers(agent: Any) -> Any:
 def rate_limited(key: str, sender: str, new: bool) -> Optional[HTTPResponse]:
     """A 429 when this client or conversation is over one of its limits."""
     limiter = limiter_for(current_clinic().rate_limits)
-    checks = [("messages_per_ip", key), ("messages_per_conversation", sender)]
+    checks = [(MESSAGES_PER_IP, key), (MESSAGES_PER_CONVERSATION, sender)]
     if new:
-        checks.insert(0, ("new_conversations_per_ip", key))
+        checks.insert(0, (NEW_CONVERSATIONS_PER_IP, key))
     for name, subject in checks:
         retry_after = limiter.hit(name, subject)
         if retry_after is not None:
