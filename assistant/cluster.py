@@ -131,7 +131,7 @@ def _banner(cluster: Cluster, own_databases: bool) -> str:
     return (
         f"\n  The cluster is running: {len(cluster.server_ports)} Rasa servers behind nginx, {where}.\n"
         f"    chat widget:   {url}/webchat/  (demo page)\n"
-        f"    REST webhook:  POST {url}/webhooks/rest/webhook\n"
+        f"    website:       POST {url}/webhooks/website/webhook  (REST: on each server only)\n"
         "  Press Ctrl-C to stop.\n"
     )
 
