@@ -201,14 +201,22 @@ def test_rest_with_a_token_configured_needs_the_bearer_token(guarded: Any) -> No
 def test_a_typed_intent_payload_is_taken_as_text(guarded: Any, typed: str) -> None:
     visitor = Visitor(guarded)
     visitor.say("does it hurt?")
-    reply = visitor.say(typed)
-    assert CLINIC.emergency_number not in reply and CLINIC.crisis_line not in reply
-    assert "deleted" not in reply
+    visitor.say(typed)
     last = user_events(guarded, visitor.sender)[-1]
-    assert last["text"] == typed.lstrip("/")  # as text, through the model
-    assert last["parse_data"]["intent"]["name"] not in ("emergency", "crisis", "forget_me")
+    assert last["text"] == typed.lstrip("/")  # as text...
+    # ...classified by the model (Rasa's unpacking of "/intent" gives that one
+    # intent at confidence 1.0, and the entities written in the message)
+    assert len(last["parse_data"]["intent_ranking"]) > 1
+    assert last["parse_data"]["intent"]["confidence"] < 1.0
     assert last["parse_data"]["entities"] == []
-    assert len(user_events(guarded, visitor.sender)) == 2  # the conversation is still there
+
+
+def test_typed_payloads_inject_neither_an_emergency_nor_a_deletion(guarded: Any) -> None:
+    visitor = Visitor(guarded)
+    visitor.say("does it hurt?")
+    assert CLINIC.emergency_number not in visitor.say("/emergency")
+    assert "deleted" not in visitor.say("/forget_me")  # which used to skip the 0.85 bar
+    assert len(user_events(guarded, visitor.sender)) == 3  # the conversation is still there
 
 
 def test_the_payload_of_a_button_just_offered_is_followed(guarded: Any) -> None:
