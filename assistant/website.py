@@ -331,7 +331,8 @@ def rate_limited(key: str, sender: str, new: bool) -> Optional[HTTPResponse]:
     for name, subject in checks:
         retry_after = limiter.hit(name, subject)
         if retry_after is not None:
-            logger.info("website request over its rate limit (%s)", name)
+            # DEBUG: a flood of refused requests must not become a flood of log lines
+            logger.debug("website request over its rate limit (%s)", name)
             reply = error(429, "too many messages; please wait a moment", code=RATE_LIMITED_CODE,
                           retry_after=retry_after)
             reply.headers["Retry-After"] = str(retry_after)
