@@ -26,6 +26,12 @@ import phonenumbers
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
+from assistant.email_config import (
+    EmailConfigError,
+    WeeklySummarySchedule,
+    parse_notify_email,
+    parse_weekly_summary,
+)
 from assistant.knowledge import PROJECT_ROOT, cached_knowledge
 from assistant.rate_limits import RateLimitConfigError, RateLimits, parse_rate_limits
 
@@ -59,6 +65,10 @@ class Clinic:
     # (knowledge/long_tail.yml): subject id -> text. Baked into the training
     # data by `make data`; the bot gives them attributed to the clinic.
     answers: Dict[str, str] = field(default_factory=dict)
+    # E-mail alerts (assistant/email_config.py): who hears of each new call-back
+    # request, and the manager's optional weekly summary.
+    notify_email: List[str] = field(default_factory=list)
+    weekly_summary: Optional[WeeklySummarySchedule] = None
 
     @property
     def phone_link(self) -> str:
@@ -190,6 +200,11 @@ def parse_clinic(raw: Any) -> Clinic:
         parsed = urlparse(webhook)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ClinicConfigError(f"clinic config: 'callback_webhook_url' {webhook!r} is not a URL")
+    try:
+        notify_email = parse_notify_email(raw.get("notify_email"))
+        weekly_summary = parse_weekly_summary(raw.get("weekly_summary"))
+    except EmailConfigError as error:
+        raise ClinicConfigError(str(error)) from None
     return Clinic(
         name=_text(raw, "name") or "",
         phone=phone,
@@ -208,6 +223,8 @@ def parse_clinic(raw: Any) -> Clinic:
         retention_days=_check_retention(raw),
         rate_limits=rate_limits,
         answers=_check_answers(raw),
+        notify_email=notify_email,
+        weekly_summary=weekly_summary,
     )
 
 
