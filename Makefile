@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest browser services cluster report review coverage requests retention tune bench lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser services cluster report review coverage requests staff retention tune bench lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -131,6 +131,11 @@ coverage: setup
 # Staff: list / export / close call-back requests (see assistant/requests_cli.py).
 requests: $(STAMP)
 	@$(PY) -m assistant.requests_cli $(ARGS)
+
+# Staff console accounts: ARGS="add EMAIL", "list", "remove EMAIL", "reset EMAIL"
+# (password from STAFF_PASSWORD, else asked for; see assistant/staff/cli.py).
+staff: $(STAMP)
+	@$(PY) -m assistant.staff.cli $(ARGS)
 
 # Privacy: delete conversations and closed call-back requests older than
 # retention_days (clinic.yml) or ARGS="--days N". Run it daily (cron).

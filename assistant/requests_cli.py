@@ -4,68 +4,61 @@
     make requests ARGS="--all"             # include done ones
     make requests ARGS="export out.csv"    # CSV for a spreadsheet (all requests)
     make requests ARGS="done 12"           # mark request CB-12 as done
+    make requests ARGS="done 12 --note 'booked for Tue'"
+    make requests ARGS="called 12"         # phoned, waiting for an outcome
+    make requests ARGS="reopen 12"
 
-Reads the same database as the bot (REQUESTS_DB_URL, default var/requests.db).
+Reads the same database as the bot (REQUESTS_DB_URL, default var/requests.db)
+and shows requests exactly as the staff console does (assistant/staff/
+formatting.py: the clinic's time, the national phone format, the full note,
+who changed it and when); a change made here is recorded as the terminal's
+user "(command line)" in the same audit trail.
 
-The CSV is opened by staff in a spreadsheet, and its cells hold what visitors
-typed. A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return would be run as a formula (``=HYPERLINK(...)``, ``=cmd|...``), so such a
-cell gets a leading apostrophe, which spreadsheets show as text; phone numbers
-(``+61...``) are written the same way, so they stay text instead of becoming a
-number or a formula. The file is private to the user who wrote it (mode 600).
+The CSV is written by the console's code too (assistant/staff/export.py):
+cells that a spreadsheet would run as a formula get a leading apostrophe, and
+the file is private to the user who wrote it (mode 600).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import List, Optional
+from zoneinfo import ZoneInfo
 
-from assistant.callbacks import CallbackRequest, CallbackStore, StoreUnavailable, store_url
+from assistant.callbacks import CallbackStore, StoreUnavailable, store_url
+from assistant.clinic import ClinicConfigError, load_clinic
 from assistant.private_files import PRIVATE_FILE_MODE, private_umask
+from assistant.staff.export import COLUMNS, FORMULA_STARTS, spreadsheet_safe, write_rows
+from assistant.staff.formatting import CALLED, DONE, OPEN, RequestView, describe_change, parse_reference
+from assistant.staff.inbox import EXPORTED, SHOW_ALL, SHOW_OPEN, Filters, Inbox, command_line_user
 
-COLUMNS = ["reference", "created_at", "status", "name", "contact", "contact_type",
-           "preferred_time", "reason"]
-# What makes a spreadsheet treat a cell as a formula (OWASP's CSV injection list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: str) -> str:
-    """The cell as text: a leading apostrophe when it could be read as a formula."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+__all__ = ["COLUMNS", "FORMULA_STARTS", "main", "spreadsheet_safe"]
+# make requests ARGS="<command> 12": the status each command sets.
+STATUS_COMMANDS = {"done": DONE, "called": CALLED, "reopen": OPEN}
 
 
-def write_csv(path: Path, requests: List[CallbackRequest]) -> None:
+def write_csv(path: Path, items: List[RequestView]) -> None:
     with private_umask(), path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows([spreadsheet_safe(cell) for cell in row(r)] for r in requests)
+        write_rows(handle, items)
     path.chmod(PRIVATE_FILE_MODE)  # also when the file existed before
 
 
-def row(request: CallbackRequest) -> List[str]:
-    return [
-        f"CB-{request.id}",
-        request.created_at.strftime("%Y-%m-%d %H:%M UTC") if request.created_at else "",
-        request.status,
-        request.name,
-        request.contact,
-        request.contact_type,
-        request.preferred_time,
-        request.reason or "",
-    ]
-
-
-def print_table(requests: List[CallbackRequest]) -> None:
-    if not requests:
+def print_requests(items: List[RequestView]) -> None:
+    """One block per request, nothing cut short."""
+    if not items:
         print("No call-back requests.")
         return
-    rows = [COLUMNS] + [row(r) for r in requests]
-    widths = [min(40, max(len(r[i]) for r in rows)) for i in range(len(COLUMNS))]
-    for values in rows:
-        print("  ".join(v[:40].ljust(w) for v, w in zip(values, widths, strict=True)).rstrip())
+    for item in items:
+        print(f"{item.reference}  {item.status:<6}  {item.received} ({item.age})  "
+              f"{item.name}  {item.contact}")
+        print(f"    preferred time: {item.preferred_time}")
+        if item.note:
+            print(f"    note: {item.note}")
+        change = describe_change(item)
+        if change:
+            print(f"    {change}")
 
 
 def print_pending_deliveries(store: CallbackStore) -> None:
@@ -83,23 +76,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command")
     export = commands.add_parser("export", help="write all requests to a CSV file")
     export.add_argument("file", type=Path)
-    done = commands.add_parser("done", help="mark a request as done")
-    done.add_argument("reference", help="CB-12 or 12")
+    for name, status in STATUS_COMMANDS.items():
+        change = commands.add_parser(name, help=f"set a request's status to {status!r}")
+        change.add_argument("reference", help="CB-12 or 12")
+        change.add_argument("--note", default="", help="what was agreed, for the other staff")
     args = parser.parse_args(argv)
 
+    try:
+        zone = ZoneInfo(load_clinic().timezone)
+    except ClinicConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
     store = CallbackStore(store_url())
     try:
+        inbox = Inbox(store)
         if args.command == "export":
-            write_csv(args.file, store.requests())
+            write_csv(args.file, inbox.views(zone, Filters(show=SHOW_ALL)))
+            inbox.record(command_line_user(), EXPORTED)
             print(f"wrote {args.file}")
-        elif args.command == "done":
-            reference = args.reference.upper().removeprefix("CB-")
-            if not reference.isdigit() or not store.mark_done(int(reference)):
+        elif args.command in STATUS_COMMANDS:
+            request_id = parse_reference(args.reference)
+            if request_id is None or not inbox.set_status(
+                    request_id, STATUS_COMMANDS[args.command], command_line_user(), args.note):
                 print(f"No request {args.reference}.", file=sys.stderr)
                 return 1
-            print(f"CB-{reference} marked done.")
+            print(f"CB-{request_id} marked {STATUS_COMMANDS[args.command]}.")
         else:
-            print_table(store.requests(None if args.all else "open"))
+            print_requests(inbox.views(zone, Filters(show=SHOW_ALL if args.all else SHOW_OPEN)))
             print_pending_deliveries(store)
     except StoreUnavailable as error:
         print(f"The request database is unavailable: {error}", file=sys.stderr)

@@ -93,7 +93,7 @@ def test_a_call_back_request_is_completed_stored_listed_and_delivered(
     monkeypatch.setenv("REQUESTS_DB_URL", stack.settings.extra_env["REQUESTS_DB_URL"])
     assert requests_cli.main([]) == 0
     listing = capsys.readouterr().out
-    assert "Robin Example" in listing and "+61412345678" in listing
+    assert "Robin Example" in listing and "0412 345 678" in listing  # national format (issue 18)
     assert listing.count("Robin Example") == 1
 
 

@@ -1,0 +1,79 @@
+"""The staff console's tables, in the requests database next to ``callback_requests``.
+
+They are declared on the same SQLAlchemy ``Base`` as the call-back requests
+(assistant/callbacks.py), so they live wherever ``REQUESTS_DB_URL`` points
+(SQLite or PostgreSQL) and a staff tool and the bot see the same accounts.
+``ensure_tables`` creates only these tables, privately (umask 077), because
+the console may be used before the bot has stored its first request.
+
+* ``staff_accounts``: one row per person, the Argon2id hash and nothing else
+  secret;
+* ``callback_request_updates``: each status change of a request ("called",
+  "done", "reopened") with who, when and an optional note. They are personal
+  data about the patient, so they go when the request is deleted;
+* ``staff_audit``: who signed in (or failed to), who changed or deleted which
+  request, when. It names requests by number only, so it may outlive them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Column, DateTime, Integer, String, Text
+from sqlalchemy.engine import Engine
+
+from assistant.callbacks import Base, CallbackStore, utcnow
+from assistant.private_files import private_umask
+
+EMAIL_CHARS = 320
+
+
+class StaffAccount(Base):
+    __tablename__ = "staff_accounts"
+
+    id = Column(Integer, primary_key=True)
+    email = Column(String(EMAIL_CHARS), unique=True, nullable=False)
+    password_hash = Column(String(255), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    password_changed_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class RequestUpdate(Base):
+    __tablename__ = "callback_request_updates"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, index=True, nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    staff = Column(String(EMAIL_CHARS), nullable=False)
+    status = Column(String(16), nullable=False)  # the status it set: called | done | open
+    note = Column(Text)
+
+
+class AuditEntry(Base):
+    __tablename__ = "staff_audit"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    staff = Column(String(EMAIL_CHARS), nullable=False)
+    action = Column(String(32), nullable=False)
+    request_id = Column(Integer)
+    detail = Column(String(EMAIL_CHARS))  # e.g. the account an administrator changed
+    client = Column(String(64))  # a keyed hash of the address (assistant/conversation_token.py)
+
+
+STAFF_TABLES = [StaffAccount.__table__, RequestUpdate.__table__, AuditEntry.__table__]
+
+
+def ensure_tables(store: CallbackStore) -> Engine:
+    """Create the staff tables once per store (and process); returns its engine."""
+    _create(store)
+    return store.engine
+
+
+@cache
+def _create(store: CallbackStore) -> None:
+    if store.url.startswith("sqlite:///"):
+        Path(store.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    with private_umask():
+        Base.metadata.create_all(store.engine)  # ours, and the requests' if this comes first
