@@ -110,7 +110,9 @@ class ActionFinishCallback(Action):
                 if over_the_limit(tracker):
                     dispatcher.utter_message(response="utter_callback_limit")
                     return reset_form_slots()
-            request, _ = store.submit(draft, notify=current_clinic().callback_webhook_url is not None)
+            clinic = current_clinic()
+            request, _ = store.submit(draft, notify=clinic.callback_webhook_url is not None,
+                                      email=bool(clinic.notify_email))
         except Exception as failure:  # the store, or the limits' storage, is down
             if not isinstance(failure, StoreUnavailable):
                 logger.error("call-back limit unavailable: %s", type(failure).__name__)

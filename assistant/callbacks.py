@@ -93,6 +93,25 @@ class OutboxMessage(Base):
     last_error = Column(Text)
 
 
+class EmailOutboxMessage(Base):
+    """One pending e-mail alert per request (only when clinic.yml sets notify_email).
+
+    A table of its own rather than a second row in ``callback_outbox``: each
+    channel is marked delivered on its own (an e-mail sent never re-sends the
+    webhook, and the reverse), and existing databases need no migration.
+    """
+
+    __tablename__ = "callback_email_outbox"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("callback_requests.id", ondelete="CASCADE"),
+                        unique=True, nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    delivered_at = Column(DateTime(timezone=True))
+    last_error = Column(Text)
+
+
 class StoreUnavailable(RuntimeError):
     """The database could not be reached or written; nothing was stored."""
 
@@ -181,8 +200,10 @@ class CallbackStore:
                 .order_by(CallbackRequest.id)
             ).first()
 
-    def submit(self, draft: CallbackDraft, notify: bool) -> Tuple[CallbackRequest, bool]:
-        """Store a request (and its outbox row) once. Returns (request, newly_created)."""
+    def submit(self, draft: CallbackDraft, notify: bool,
+               email: bool = False) -> Tuple[CallbackRequest, bool]:
+        """Store a request (and its outbox rows: webhook if `notify`, e-mail alert if
+        `email`) once. Returns (request, newly_created)."""
         request = CallbackRequest(
             request_key=draft.request_key,
             conversation_id=draft.conversation_id,
@@ -200,6 +221,8 @@ class CallbackStore:
                 session.flush()
                 if notify:
                     session.add(OutboxMessage(request_id=request.id, next_attempt_at=utcnow()))
+                if email:
+                    session.add(EmailOutboxMessage(request_id=request.id, next_attempt_at=utcnow()))
             logger.info("call-back request %s stored", request.id)
             return request, True
         except IntegrityError:
@@ -262,27 +285,30 @@ class CallbackStore:
 
     @staticmethod
     def _delete(session: Session, request: CallbackRequest) -> None:
-        outbox = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.request_id == request.id)
-        ).first()
-        if outbox is not None:
-            session.delete(outbox)
+        for channel in OUTBOXES:
+            outbox = session.scalars(select(channel).where(channel.request_id == request.id)).first()
+            if outbox is not None:
+                session.delete(outbox)
         session.delete(request)
 
     # ---- outbox -----------------------------------------------------------
 
-    def due_notifications(self, now: datetime, limit: int = 20) -> List[Tuple[int, CallbackRequest]]:
+    # Each method takes the channel's outbox table (`outbox`, one of OUTBOXES):
+    # the webhook's by default.
+
+    def due_notifications(self, now: datetime, limit: int = 20,
+                          outbox: Any = OutboxMessage) -> List[Tuple[int, CallbackRequest]]:
         with self._reading() as session:
             rows = session.execute(
-                select(OutboxMessage.id, CallbackRequest)
-                .join(CallbackRequest, CallbackRequest.id == OutboxMessage.request_id)
-                .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
-                .order_by(OutboxMessage.next_attempt_at)
+                select(outbox.id, CallbackRequest)
+                .join(CallbackRequest, CallbackRequest.id == outbox.request_id)
+                .where(outbox.delivered_at.is_(None), outbox.next_attempt_at <= now)
+                .order_by(outbox.next_attempt_at)
                 .limit(limit)
             ).all()
         return [(outbox_id, request) for outbox_id, request in rows]
 
-    def claim(self, outbox_id: int, now: datetime, lease: timedelta) -> bool:
+    def claim(self, outbox_id: int, now: datetime, lease: timedelta, outbox: Any = OutboxMessage) -> bool:
         """Take a due message for one delivery attempt; False if another worker has it.
 
         The conditional UPDATE is atomic in SQLite and PostgreSQL alike, so with
@@ -291,30 +317,30 @@ class CallbackStore:
         """
         with self._transaction() as session:
             result = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id, OutboxMessage.delivered_at.is_(None),
-                       OutboxMessage.next_attempt_at <= now)
+                update(outbox)
+                .where(outbox.id == outbox_id, outbox.delivered_at.is_(None),
+                       outbox.next_attempt_at <= now)
                 .values(next_attempt_at=now + lease)
             )
             return bool(result.rowcount == 1)
 
-    def mark_delivered(self, outbox_id: int, now: datetime) -> None:
+    def mark_delivered(self, outbox_id: int, now: datetime, outbox: Any = OutboxMessage) -> None:
         with self._transaction() as session:
-            message = session.get(OutboxMessage, outbox_id)
+            message = session.get(outbox, outbox_id)
             if message is not None:
                 message.attempts += 1
                 message.delivered_at = now
                 message.last_error = None
 
     def mark_failed(self, outbox_id: int, error: str, now: datetime,
-                    delay_after: Callable[[int], timedelta]) -> int:
+                    delay_after: Callable[[int], timedelta], outbox: Any = OutboxMessage) -> int:
         """Record a failed attempt and schedule the next; returns the attempts so far.
 
         `delay_after(attempts)` is applied inside the transaction, so the back-off
         keeps growing even when different workers made the attempts.
         """
         with self._transaction() as session:
-            message = session.get(OutboxMessage, outbox_id)
+            message = session.get(outbox, outbox_id)
             if message is None:
                 return 0
             message.attempts += 1
@@ -330,9 +356,12 @@ class CallbackStore:
                 .order_by(OutboxMessage.id)
             ))
 
-    def outbox(self) -> List[OutboxMessage]:
+    def outbox(self, outbox: Any = OutboxMessage) -> List[Any]:
         with self._reading() as session:
-            return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+            return list(session.scalars(select(outbox).order_by(outbox.id)))
+
+
+OUTBOXES = (OutboxMessage, EmailOutboxMessage)  # one table per delivery channel
 
 
 def store_url() -> str:

@@ -352,12 +352,13 @@ class Stack:
         return len(process_tree(rasa.pid)) - 1 if self.settings.workers > 1 else 1
 
     def start_notifier(self) -> None:
-        """The webhook outbox worker; only when the clinic configured a webhook."""
+        """The outbox worker; only when the clinic configured a webhook or e-mail."""
         from assistant.clinic import load_clinic
+        from assistant.notifier import needs_notifier
 
         clinic_config = self.settings.environment().get("CLINIC_CONFIG")
         clinic = load_clinic(Path(clinic_config) if clinic_config else None)
-        if clinic.callback_webhook_url:
+        if needs_notifier(clinic):
             self._spawn("notifier", [sys.executable, "-m", "assistant.notifier"])
 
     def start(self) -> Stack:
@@ -447,14 +448,16 @@ def _banner(settings: Settings) -> str:
 
 
 def check_configuration() -> Optional[str]:
-    """Validate clinic.yml before starting anything; the error names the bad field."""
+    """Validate clinic.yml (and, when it asks for e-mail, the SMTP_* settings) before
+    starting anything; the error names the bad field or variable."""
     from assistant.clinic import ClinicConfigError, load_clinic
+    from assistant.smtp_settings import email_settings_problem
 
     try:
-        load_clinic()
+        clinic = load_clinic()
     except ClinicConfigError as error:
         return str(error)
-    return None
+    return email_settings_problem(clinic.notify_email, clinic.weekly_summary)
 
 
 def supervise(name: str, start: Callable[[], object], crashed: Callable[[], Optional[str]],

@@ -1,7 +1,14 @@
-"""Deliver new call-back requests to the clinic's webhook, from the outbox.
+"""Deliver new call-back requests to the clinic's webhook (and by e-mail), from the outbox.
 
     python -m assistant.notifier          # started by `make run` when clinic.yml
-                                          # sets callback_webhook_url
+                                          # sets callback_webhook_url, notify_email
+                                          # or weekly_summary
+
+Each pass runs every configured channel in turn: the webhook (below), the
+e-mail alerts (assistant/email_alerts.py) and the manager's weekly summary
+(assistant/weekly_summary.py). Each channel has its own outbox table, so it is
+marked delivered on its own and one channel that is down delays no other's
+records.
 
 The bot never calls the webhook itself: the form's last action stores the
 request and its outbox row in one transaction and answers the visitor at once.
@@ -32,7 +39,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Union
 
 import requests
 
@@ -70,7 +77,19 @@ def payload(request: CallbackRequest, clinic: Clinic) -> Dict[str, Any]:
     }
 
 
+class Channel(Protocol):
+    """One way of delivering (webhook, e-mail alerts, weekly summary): a pass at a time."""
+
+    label: str
+
+    def describe(self) -> str: ...
+
+    def deliver_due(self) -> int: ...
+
+
 class Notifier:
+    label = "webhook"
+
     def __init__(
         self,
         store: CallbackStore,
@@ -90,6 +109,9 @@ class Notifier:
         self.http = requests.Session()
         # a claimed attempt is someone else's until it has had time to finish
         self.lease = timedelta(seconds=timeout * 3 + 30)
+
+    def describe(self) -> str:
+        return f"delivering call-back requests to {self.url}"
 
     def deliver_due(self) -> int:
         """One pass over the due messages; returns how many were delivered."""
@@ -129,21 +151,49 @@ class Notifier:
                        request.id, error, attempts, self.backoff.after(attempts).total_seconds())
 
 
-def run(notifier: Notifier, poll_seconds: float, stop: threading.Event) -> None:
-    logger.info("delivering call-back requests to %s every %.0fs", notifier.url, poll_seconds)
+def run(channels: Union[Channel, Sequence[Channel]], poll_seconds: float, stop: threading.Event) -> None:
+    channels = [channels] if not isinstance(channels, Sequence) else list(channels)
+    for channel in channels:
+        logger.info("%s every %.0fs", channel.describe(), poll_seconds)
     while not stop.is_set():
-        try:
-            notifier.deliver_due()
-        except StoreUnavailable as error:
-            # the database is down: nothing can be lost, try again on the next pass
-            logger.error("request database unavailable: %s", type(error.__cause__).__name__)
-        except Exception as error:  # never let one bad pass stop deliveries (or, via the launcher, the bot)
-            logger.error("webhook delivery pass failed: %s", type(error).__name__)
+        for channel in channels:
+            try:
+                channel.deliver_due()
+            except StoreUnavailable as error:
+                # the database is down: nothing can be lost, try again on the next pass
+                logger.error("request database unavailable: %s", type(error.__cause__).__name__)
+            except Exception as error:  # one bad pass never stops deliveries (nor, via the launcher, the bot)
+                logger.error("%s delivery pass failed: %s", channel.label, type(error).__name__)
         stop.wait(poll_seconds)
 
 
+def needs_notifier(clinic: Clinic) -> bool:
+    """Whether clinic.yml asks for anything the notifier delivers."""
+    return bool(clinic.callback_webhook_url or clinic.notify_email or clinic.weekly_summary)
+
+
+def channels_for(clinic: Clinic, store: CallbackStore, env: Any = os.environ) -> List[Channel]:
+    """The channels clinic.yml asks for; SmtpConfigError when e-mail is asked for but
+    the SMTP_* settings are missing or wrong."""
+    channels: List[Channel] = []
+    if clinic.callback_webhook_url:
+        channels.append(Notifier(store, clinic))
+    if clinic.notify_email or clinic.weekly_summary:
+        from assistant.email_alerts import EmailAlerts
+        from assistant.smtp_settings import smtp_settings, staff_base_url
+        from assistant.weekly_summary import WeeklySummary
+
+        settings, base_url = smtp_settings(env), staff_base_url(env)
+        if clinic.notify_email:
+            channels.append(EmailAlerts(store, clinic, settings, base_url))
+        if clinic.weekly_summary:
+            channels.append(WeeklySummary(store, clinic, settings, base_url))
+    return channels
+
+
 def main(argv: Optional[list] = None) -> int:
-    parser = argparse.ArgumentParser(description="Deliver call-back requests to the clinic's webhook.")
+    parser = argparse.ArgumentParser(
+        description="Deliver call-back requests to the clinic's webhook and by e-mail.")
     parser.add_argument("--poll", type=float, default=float(os.environ.get("NOTIFIER_POLL_SECONDS", 2)),
                         help="seconds between passes over the outbox (default 2)")
     args = parser.parse_args(argv)
@@ -153,8 +203,16 @@ def main(argv: Optional[list] = None) -> int:
     except ClinicConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    if not clinic.callback_webhook_url:
-        print("clinic config has no callback_webhook_url: nothing to deliver", file=sys.stderr)
+    from assistant.smtp_settings import SmtpConfigError
+
+    try:
+        channels = channels_for(clinic, current_store())
+    except SmtpConfigError as error:
+        print(f"e-mail settings: {error}", file=sys.stderr)
+        return 2
+    if not channels:
+        print("clinic config has no callback_webhook_url, notify_email or weekly_summary: "
+              "nothing to deliver", file=sys.stderr)
         return 0
     stop = threading.Event()
 
@@ -163,7 +221,7 @@ def main(argv: Optional[list] = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    run(Notifier(current_store(), clinic), args.poll, stop)
+    run(channels, args.poll, stop)
     return 0
 
 
