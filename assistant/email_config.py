@@ -51,7 +51,8 @@ def check_address(key: str, value: Any) -> str:
 
 
 def parse_notify_email(raw: Any) -> List[str]:
-    """The addresses alerted of each new request: none, one, or a list (duplicates dropped)."""
+    """The addresses alerted of each new request: none, one, or a list (duplicates, in any
+    letter case, dropped)."""
     if raw is None:
         return []
     values = [raw] if isinstance(raw, str) else raw
@@ -60,7 +61,7 @@ def parse_notify_email(raw: Any) -> List[str]:
     addresses: List[str] = []
     for index, value in enumerate(values):
         address = check_address(f"notify_email[{index}]", value)
-        if address not in addresses:
+        if address.lower() not in (known.lower() for known in addresses):  # one inbox, one copy
             addresses.append(address)
     return addresses
 
