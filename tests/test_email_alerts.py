@@ -103,6 +103,31 @@ def test_exactly_one_email_per_request_with_both_parts(store: CallbackStore, smt
     assert "mailto:sam@mail.example" in html and f"/staff/requests/{second.id}" in html
 
 
+def test_the_form_action_queues_one_email_and_forget_me_cancels_it(
+    store: CallbackStore, smtp: SmtpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the bot's own action: a confirmation (and a repeat) queues one alert,
+    in the same transaction as the request; a visitor who asks to be forgotten
+    before it went out is never e-mailed about."""
+    from actions import callback as callback_actions
+    from tests.test_actions_callback import FILLED, finish
+
+    monkeypatch.setattr(callback_actions, "current_store", lambda: store)
+    monkeypatch.setattr(callback_actions, "current_clinic", clinic_with_email)
+    finish(FILLED)
+    finish(FILLED)
+    assert len(store.outbox(EmailOutboxMessage)) == 1 and store.outbox(OutboxMessage) == []
+    alerts = EmailAlerts(store, clinic_with_email(), plain_settings(smtp.port), BASE_URL)
+    assert alerts.deliver_due() == 1 and alerts.deliver_due() == 0
+    assert len(smtp.messages()) == 1
+
+    store.submit(draft(2, conversation_id="visitor-1"), notify=False, email=True)  # not sent yet
+    assert len(store.outbox(EmailOutboxMessage)) == 2
+    store.delete_conversation("visitor-1")
+    assert store.outbox(EmailOutboxMessage) == [] and store.requests() == []
+    assert alerts.deliver_due() == 0 and len(smtp.messages()) == 1
+
+
 def test_smtp_down_is_retried_later_and_delivered_once(store: CallbackStore) -> None:
     port = free_port()  # nothing listens there yet: the mail server is down
     request, _ = store.submit(draft(1), notify=False, email=True)
