@@ -44,14 +44,17 @@ from assistant.smtp_settings import SmtpSettings
 
 logger = logging.getLogger("assistant.email_alerts")
 
-# Where the staff console shows one request (assistant/staff/, issue 18 part A).
-STAFF_REQUEST_PATH = "/staff/requests/{id}"
 REFERENCE_PREFIX = "CB-"
+# Where the staff console shows one request (assistant/staff/routes.py, issue 18
+# part A): its inbox (``Paths.inbox``) searched for the reference, whatever the
+# request's status, scrolled to its row (each row's id is its reference). The
+# console has no page per request; should it get one, only this line changes.
+STAFF_REQUEST_PATH = "/staff/requests?show=all&q={reference}#{reference}"
 DEFAULT_BACKOFF = Backoff()  # the webhook's: 5 s, 10 s, 20 s ... at most hourly
 
 
 def request_link(base_url: str, request_id: int) -> str:
-    return base_url.rstrip("/") + STAFF_REQUEST_PATH.format(id=request_id)
+    return base_url.rstrip("/") + STAFF_REQUEST_PATH.format(reference=f"{REFERENCE_PREFIX}{request_id}")
 
 
 def message_id(kind: str, row_id: int, unique: str, domain: str) -> str:

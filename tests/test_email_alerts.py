@@ -94,13 +94,14 @@ def test_exactly_one_email_per_request_with_both_parts(store: CallbackStore, smt
     text, html = text_and_html(alert)
     for expected in (f"CB-{first.id}", "Sam <script>alert(1)</script> O'Neil", "0412 345 678",
                      "weekday mornings", "sore neck since Monday",
-                     f"{BASE_URL}/staff/requests/{first.id}"):
+                     f"{BASE_URL}/staff/requests?show=all&q=CB-{first.id}#CB-{first.id}"):
         assert expected in text
     assert "<script>" not in html and "Sam &lt;script&gt;alert(1)&lt;/script&gt; O&#x27;Neil" in html
-    assert "href='tel:+61412345678'" in html and f"href='{BASE_URL}/staff/requests/{first.id}'" in html
+    assert "href='tel:+61412345678'" in html
+    assert f"href='{BASE_URL}/staff/requests?show=all&amp;q=CB-{first.id}#CB-{first.id}'" in html
     text, html = text_and_html(two["message"])
     assert "sam@mail.example (email)" in text and "Note:           -" in text
-    assert "mailto:sam@mail.example" in html and f"/staff/requests/{second.id}" in html
+    assert "mailto:sam@mail.example" in html and f"q=CB-{second.id}#CB-{second.id}'" in html
 
 
 def test_the_form_action_queues_one_email_and_forget_me_cancels_it(
@@ -307,7 +308,8 @@ def test_the_notifier_runs_every_configured_channel(store: CallbackStore, smtp: 
         worker.join(timeout=10)
     text, _ = text_and_html(smtp.messages()[0])
     # no double slash
-    assert f"Open it in the staff console: {BASE_URL}/staff/requests/{request.id}" in text.splitlines()
+    link = f"{BASE_URL}/staff/requests?show=all&q=CB-{request.id}#CB-{request.id}"
+    assert f"Open it in the staff console: {link}" in text.splitlines()
 
 
 def test_the_notifier_process_emails_a_request(tmp_path: Path, smtp: SmtpReceiver) -> None:
