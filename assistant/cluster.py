@@ -60,6 +60,8 @@ class Cluster:
             **databases.environment(),
             "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}/webhook",
             "REQUESTS_DB_URL": databases.postgres_url(),
+            # the conversations, for the weekly summary e-mail (assistant/weekly_summary.py)
+            "REPORT_DB_URL": databases.postgres_url(),
             "TICKET_LOCK_LIFETIME": str(DEFAULT_LOCK_LIFETIME_SECONDS),
             **(extra_env or {}),
         }

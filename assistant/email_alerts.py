@@ -70,17 +70,19 @@ def _as_utc(moment: Optional[datetime]) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-def shown_contact(request: CallbackRequest) -> Tuple[str, str]:
-    """(what staff dial or type, its tel:/mailto: link): a phone in national format."""
+def shown_contact(request: CallbackRequest, region: str) -> Tuple[str, str]:
+    """(what staff dial or type, its tel:/mailto: link): a phone in the clinic's
+    country in national format ("0412 345 678"), any other in international."""
     contact = str(request.contact)
     if request.contact_type != "phone":
         return contact, f"mailto:{contact}"
     try:
-        number = phonenumbers.format_number(phonenumbers.parse(contact, None),
-                                            phonenumbers.PhoneNumberFormat.NATIONAL)
+        parsed = phonenumbers.parse(contact, None)
     except phonenumbers.NumberParseException:
-        number = contact
-    return number, f"tel:{contact}"
+        return contact, f"tel:{contact}"
+    local = phonenumbers.region_code_for_number(parsed) == region
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL if local
+                                      else phonenumbers.PhoneNumberFormat.INTERNATIONAL), f"tel:{contact}"
 
 
 def compose_alert(request: CallbackRequest, clinic: Clinic, settings: SmtpSettings, base_url: str,
@@ -88,7 +90,7 @@ def compose_alert(request: CallbackRequest, clinic: Clinic, settings: SmtpSettin
     reference = f"{REFERENCE_PREFIX}{request.id}"
     received = _as_utc(request.created_at).astimezone(ZoneInfo(clinic.timezone))
     when = received.strftime("%a %d %b %Y, %H:%M %Z")
-    contact, contact_href = shown_contact(request)
+    contact, contact_href = shown_contact(request, clinic.region)
     link = request_link(base_url, int(request.id))
     note = str(request.reason or "")
     fields = [("Name", str(request.name)), ("Contact", f"{contact} ({request.contact_type})"),

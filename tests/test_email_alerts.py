@@ -16,9 +16,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from assistant import launcher
-from assistant.callbacks import CallbackDraft, CallbackStore, EmailOutboxMessage, OutboxMessage
+from assistant.callbacks import (
+    CallbackDraft,
+    CallbackRequest,
+    CallbackStore,
+    EmailOutboxMessage,
+    OutboxMessage,
+)
 from assistant.clinic import Clinic, ClinicConfigError, load_clinic
-from assistant.email_alerts import EmailAlerts, message_id
+from assistant.email_alerts import EmailAlerts, message_id, shown_contact
 from assistant.email_config import WeeklySummarySchedule
 from assistant.insights.generate import generate
 from assistant.knowledge import PROJECT_ROOT
@@ -102,6 +108,15 @@ def test_exactly_one_email_per_request_with_both_parts(store: CallbackStore, smt
     text, html = text_and_html(two["message"])
     assert "sam@mail.example (email)" in text and "Note:           -" in text
     assert "mailto:sam@mail.example" in html and f"q=CB-{second.id}#CB-{second.id}'" in html
+
+
+def test_phones_are_shown_as_staff_dial_them() -> None:
+    def shown(contact: str, kind: str = "phone") -> tuple:
+        return shown_contact(CallbackRequest(contact=contact, contact_type=kind), "AU")
+
+    assert shown("+61412345678") == ("0412 345 678", "tel:+61412345678")
+    assert shown("+447700900123") == ("+44 7700 900123", "tel:+447700900123")  # another country
+    assert shown("sam@mail.example", "email") == ("sam@mail.example", "mailto:sam@mail.example")
 
 
 def test_the_form_action_queues_one_email_and_forget_me_cancels_it(
