@@ -265,6 +265,21 @@ def test_bad_settings_stop_start_up_with_a_clear_message(
     assert "Cannot start: e-mail settings: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("extra", "started"), [
+    ("", False),
+    (f"notify_email: {STAFF[0]}\n", True),
+    ("weekly_summary: {day: monday, time: '08:00', to: m@clinic.example}\n", True),
+])
+def test_the_launcher_starts_the_notifier_for_email_alone(
+    extra: str, started: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = launcher.Stack(launcher.Settings(extra_env={"CLINIC_CONFIG": str(write_clinic(tmp_path, extra))}))
+    spawned: list = []
+    monkeypatch.setattr(stack, "_spawn", lambda name, command, *a, **k: spawned.append(command))
+    stack.start_notifier()
+    assert spawned == ([[sys.executable, "-m", "assistant.notifier"]] if started else [])
+
+
 def test_without_email_in_clinic_yml_the_smtp_settings_are_not_needed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
