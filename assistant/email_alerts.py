@@ -93,7 +93,8 @@ def compose_alert(request: CallbackRequest, clinic: Clinic, settings: SmtpSettin
     contact, contact_href = shown_contact(request, clinic.region)
     link = request_link(base_url, int(request.id))
     note = str(request.reason or "")
-    fields = [("Name", str(request.name)), ("Contact", f"{contact} ({request.contact_type})"),
+    fields = [("Reference", reference), ("Name", str(request.name)),
+              ("Contact", f"{contact} ({request.contact_type})"),
               ("Preferred time", str(request.preferred_time)), ("Note", note or "-"), ("Received", when)]
 
     message = EmailMessage()
@@ -104,8 +105,7 @@ def compose_alert(request: CallbackRequest, clinic: Clinic, settings: SmtpSettin
     message["Message-ID"] = message_id("callback", outbox_id, str(request.request_key),
                                        settings.sender_domain)
     width = max(len(label) for label, _ in fields) + 2
-    text = [f"A visitor to the chat on your website asked {clinic.name} to call back.", "",
-            f"Reference: {reference}"]
+    text = [f"A visitor to the chat on your website asked {clinic.name} to call back.", ""]
     text += [f"{label + ':':<{width}}{value}" for label, value in fields]
     text += ["", f"Open it in the staff console: {link}", "",
              "You get this e-mail because your address is in notify_email in the chat assistant's "
