@@ -87,7 +87,9 @@ class SmtpReceiver:
             context.load_cert_chain(str(certificate[0]), str(certificate[1]))
             parameters = {"tls_context": context, "require_starttls": True,
                           "authenticator": self._authenticate, "auth_require_tls": True}
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **parameters)
+        # a generous ready_timeout: the machine may be busy with other test runs
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, ready_timeout=30,
+                                     **parameters)
 
     @staticmethod
     def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:

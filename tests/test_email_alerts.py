@@ -353,7 +353,7 @@ def test_the_notifier_process_emails_a_request(tmp_path: Path, smtp: SmtpReceive
     process = subprocess.Popen([sys.executable, "-m", "assistant.notifier", "--poll", "0.2"],
                                cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(300):
+        for _ in range(600):  # up to a minute: a busy machine imports slowly
             if smtp.received or process.poll() is not None:
                 break
             threading.Event().wait(0.1)
