@@ -6,9 +6,10 @@
 
 Each pass runs every configured channel in turn: the webhook (below), the
 e-mail alerts (assistant/email_alerts.py) and the manager's weekly summary
-(assistant/weekly_summary.py). Each channel has its own outbox table, so it is
-marked delivered on its own and one channel that is down delays no other's
-records.
+(assistant/weekly_summary.py). Each channel has its own outbox table and is
+marked delivered on its own: a mail server that is down never makes the
+webhook send again, nor the reverse. A failing pass of one channel is logged
+and the others still run.
 
 The bot never calls the webhook itself: the form's last action stores the
 request and its outbox row in one transaction and answers the visitor at once.
