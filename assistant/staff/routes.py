@@ -128,7 +128,7 @@ def security_headers() -> Dict[str, str]:
     return {
         "Content-Security-Policy": (
             f"default-src 'none'; script-src 'self'; style-src {_css()[1]}; connect-src 'self'; "
-            "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+            "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
