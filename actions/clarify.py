@@ -89,6 +89,11 @@ class ActionClarify(Action):
             for condition in conditions:
                 answer_condition(dispatcher, kb, condition)
             return []
+        from actions.follow_up import short_follow_up  # (it imports this module)
+
+        answered = short_follow_up(dispatcher, tracker)
+        if answered is not None:
+            return answered
         if previous_bot_action(tracker) == self.name():
             dispatcher.utter_message(response="utter_clarify_handoff")  # second miss in a row
             return []

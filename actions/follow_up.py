@@ -14,7 +14,7 @@ rules run first and a clear question has its own intent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Pattern, Tuple
@@ -37,6 +37,7 @@ LOOKBACK_USER_TURNS = 3
 
 
 CONDITION = "condition"  # the previous answer was about a condition
+INTENT = "intent"  # the previous answer was an intent's reply (opening hours...)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ class FollowUps:
     kinds: Tuple[Kind, ...]  # in order: the first that matches is the kind
     subject_kinds: Tuple[str, ...]  # after a long-tail subject these stay on it
     topics: Dict[str, Dict[str, str]]
+    intent_replies: Dict[str, str] = field(default_factory=dict)  # intent -> its response
+    intent_kinds: Tuple[str, ...] = ()  # after such a reply these stay on it
+    short_max_words: int = 0
+    short_starts: Optional[Pattern[str]] = None
+
+    def is_short_follow_up(self, text: str) -> bool:
+        """An unclear message that reads like a follow-up: short, and starting like one."""
+        return (self.short_starts is not None and len(text.split()) <= self.short_max_words
+                and bool(self.short_starts.search(text.lower())))
 
     def kind_of(self, text: str) -> Optional[Kind]:
         lowered = text.lower()
@@ -60,8 +70,8 @@ class FollowUps:
     def resolve(self, previous: str, kind: Optional[Kind], kb: KnowledgeBase) -> Optional[str]:
         """The topic or subject that answers a follow-up of `kind` after `previous`
         (SAME for "the previous answer again"), or None when it can't tell."""
-        if kind is None:
-            return None
+        if kind is None:  # "e.g.?", "roughly tho?": more about the same thing
+            return previous if previous != CONDITION else SAME
         answer = self.topics.get(previous, {}).get(kind.name)
         if answer is None and previous in kb.subjects and kind.name in self.subject_kinds:
             answer = SAME
@@ -76,6 +86,7 @@ class Resolution:
 
     answer: Optional[str] = None
     conditions: Tuple[str, ...] = ()
+    response: Optional[str] = None  # an intent's reply again ("and saturdays?")
 
 
 def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previous: Optional[str],
@@ -90,6 +101,11 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
         if kind is not None and kind.standalone and kind.default != SAME:
             return Resolution(answer=kind.default)
         return Resolution(conditions=tuple(conditions))
+    if previous.startswith(f"{INTENT}:"):
+        intent = previous.split(":", 1)[1]
+        if kind is None or kind.name in follow_ups.intent_kinds:
+            return Resolution(response=follow_ups.intent_replies.get(intent))
+        return Resolution(answer=kind.default if kind.standalone else None)
     if previous.startswith(f"{CONDITION}:"):
         answer = follow_ups.resolve(CONDITION, kind, kb)
         if answer == SAME:
@@ -128,7 +144,19 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
             if kind_name not in names:
                 raise ValueError(f"{source}: topics.{topic}: unknown kind '{kind_name}'")
         topics[topic] = {k: check(a, f"topics.{topic}.{k}") for k, a in mapping.items()}
-    return FollowUps(tuple(kinds), subject_kinds, topics)
+    intents = raw.get("intents") or {}
+    intent_kinds = tuple(str(k) for k in intents.get("stay") or [])
+    for kind_name in intent_kinds:
+        if kind_name not in names:
+            raise ValueError(f"{source}: intents.stay: unknown kind '{kind_name}'")
+    short = raw.get("short_follow_up") or {}
+    try:
+        short_starts = re.compile(short["starts"]) if short else None
+    except (KeyError, re.error) as error:
+        raise ValueError(f"{source}: short_follow_up: needs a valid 'starts' ({error})") from None
+    return FollowUps(tuple(kinds), subject_kinds, topics,
+                     {str(k): str(v) for k, v in (intents.get("replies") or {}).items()},
+                     intent_kinds, int(short.get("max_words", 0)), short_starts)
 
 
 @cache
@@ -140,6 +168,8 @@ def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
     """The FAQ topic or subject a visitor message was answered with, if any, or
     ``condition:<id>`` for an answer about a condition."""
     intent = (parse_data.get("intent") or {}).get("name")
+    if intent in cached_follow_ups().intent_replies:
+        return f"{INTENT}:{intent}"
     if intent == "ask_condition":
         found = conditions_in_message(cached_knowledge(), parse_data.get("entities") or [])
         return f"{CONDITION}:{found[0].id}" if found else None
@@ -183,11 +213,35 @@ class ActionFollowUp(Action):
         named = [c.id for c in conditions_in_message(kb, tracker.latest_message.get("entities", []))]
         resolution = resolve_follow_up(cached_follow_ups(), kb, tracker.latest_message.get("text") or "",
                                        previous_topic(tracker), named)
-        if resolution.answer:
-            dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{resolution.answer}")
-            return [SlotSet(SLOT_LAST_TOPIC, resolution.answer)]
-        if resolution.conditions:
-            for condition_id in resolution.conditions:
-                answer_condition(dispatcher, kb, kb.conditions[condition_id])
-            return [SlotSet(SLOT_LAST_TOPIC, f"{CONDITION}:{resolution.conditions[0]}")]
+        events = answer_follow_up(dispatcher, kb, resolution)
+        if events is not None:
+            return events
         return await ActionClarify().run(dispatcher, tracker, domain)
+
+
+def answer_follow_up(dispatcher: CollectingDispatcher, kb: KnowledgeBase,
+                     resolution: Resolution) -> Optional[List[EventType]]:
+    """Send what a resolved follow-up gets; None when it resolved to nothing."""
+    if resolution.response:
+        dispatcher.utter_message(response=resolution.response)
+        return []
+    if resolution.answer:
+        dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{resolution.answer}")
+        return [SlotSet(SLOT_LAST_TOPIC, resolution.answer)]
+    if resolution.conditions:
+        for condition_id in resolution.conditions:
+            answer_condition(dispatcher, kb, kb.conditions[condition_id])
+        return [SlotSet(SLOT_LAST_TOPIC, f"{CONDITION}:{resolution.conditions[0]}")]
+    return None
+
+
+def short_follow_up(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optional[List[EventType]]:
+    """For "Did you mean...?" (actions/clarify.py): an unclear message that reads like
+    a follow-up right after an answer is answered as one."""
+    follow_ups = cached_follow_ups()
+    text = tracker.latest_message.get("text") or ""
+    previous = previous_topic(tracker)
+    if previous is None or not follow_ups.is_short_follow_up(text):
+        return None
+    return answer_follow_up(dispatcher, cached_knowledge(),
+                            resolve_follow_up(follow_ups, cached_knowledge(), text, previous, []))

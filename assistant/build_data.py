@@ -77,13 +77,28 @@ def _response(kb: KnowledgeBase, topic: Topic) -> List[Dict[str, object]]:
     return [{"text": topic.answer, "buttons": related_buttons(kb, topic.related)}]
 
 
+PHONE, BOOKING = "{clinic_phone}", "{clinic_booking_url}"
+
+
+def with_contact(text: str) -> str:
+    """The text with the clinic's phone and booking link in it: channels without
+    buttons (SMS, voice, the REST channel's plain clients) lose nothing."""
+    if BOOKING in text:
+        return text
+    if PHONE in text:
+        return f"{text} You can also book online at {BOOKING}."
+    return f"{text} To ask us, call {PHONE} or book online at {BOOKING}."
+
+
 def _subject_response(subject: Subject, answers: Dict[str, str]) -> List[Dict[str, object]]:
     answer = answers.get(subject.id)
     text = CLINIC_ANSWER.format(answer=answer) if answer else subject.reply
-    return [{"text": text, "buttons": HANDOFF_BUTTONS}]
+    return [{"text": with_contact(text), "buttons": HANDOFF_BUTTONS}]
 
 
-def render_responses(kb: KnowledgeBase, answers: Dict[str, str]) -> str:
+def render_responses(kb: KnowledgeBase, answers: Dict[str, str] | None = None) -> str:
+    """``answers``: the clinic's own answers per subject (none by default)."""
+    answers = answers or {}
     responses = {f"utter_faq/{t.id}": _response(kb, t) for t in kb.topics.values()}
     responses.update({f"utter_faq/{s.id}": _subject_response(s, answers) for s in kb.subjects.values()})
     body = yaml.safe_dump(

@@ -18,6 +18,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import List, Optional
+from unittest import mock
 
 from rasa.core.utils import read_endpoints_from_path
 
@@ -33,12 +34,13 @@ def tracker_store(endpoints: Path) -> PrivacySQLTrackerStore:
     """The tracker store exactly as the Rasa server builds it from endpoints.yml."""
     # Rasa expands every ${VAR} of the file, so the launcher's defaults are needed.
     defaults = Settings.from_env()
-    os.environ.setdefault("TRACKER_DB", str(defaults.tracker_db))
-    os.environ.setdefault("LOCK_DB", str(defaults.lock_db))
-    # Rasa expands every ${VAR} of the file; the action server's URL is not needed here.
-    os.environ.setdefault("ACTION_SERVER_URL", "http://unused.invalid/webhook")
-    os.environ.setdefault("ACTION_SERVER_TOKEN", "unused")
-    config = read_endpoints_from_path(str(endpoints)).tracker_store
+    # Rasa expands every ${VAR} of the file; the action server is not needed here.
+    # Set only while reading it: the process's environment (and anything this
+    # process starts afterwards, a test's servers say) stays as it was.
+    fill_in = {"TRACKER_DB": str(defaults.tracker_db), "LOCK_DB": str(defaults.lock_db),
+               "ACTION_SERVER_URL": "http://unused.invalid/webhook", "ACTION_SERVER_TOKEN": "unused"}
+    with mock.patch.dict(os.environ, {k: v for k, v in fill_in.items() if k not in os.environ}):
+        config = read_endpoints_from_path(str(endpoints)).tracker_store
     if config is None or not config.type or not config.type.endswith("PrivacySQLTrackerStore"):
         raise SystemExit(
             f"{endpoints}: tracker_store must be assistant.tracker_store.PrivacySQLTrackerStore")

@@ -32,7 +32,7 @@ DEFAULT_PATTERNS = PROJECT_ROOT / "knowledge" / "red_flags.yml"
 PAYLOAD = re.compile(r"^/[a-z_/]+(\{.*\})?$")
 # Also the intent names they trigger, highest urgency first: the first that fires wins.
 CATEGORIES = ("emergency", "crisis", "urgent")
-FRAMING_KEYS = ("question_frames", "report_markers")
+FRAMING_KEYS = ("question_frames", "report_markers", "hypotheticals", "present_markers")
 
 
 class RedFlagConfigError(ValueError):
@@ -56,6 +56,7 @@ class _Flag:
     def fires_on(self, text: str) -> bool:
         for pattern in self.ignore:
             text = pattern.sub(" ", text)
+        text = re.sub(" +", " ", text)  # a blanked phrase leaves one space, as the words around it had
         return any(pattern.search(text) for pattern in self.match)
 
 
@@ -83,8 +84,14 @@ class Framing:
 
     question_frames: Tuple[Pattern[str], ...] = ()
     report_markers: Tuple[Pattern[str], ...] = ()
+    # "say I felt...", "if my arm went numb...": a supposition, even in the first
+    # person, unless something is happening now (`present_markers`).
+    hypotheticals: Tuple[Pattern[str], ...] = ()
+    present_markers: Tuple[Pattern[str], ...] = ()
 
     def is_question_only(self, text: str) -> bool:
+        if any(p.search(text) for p in self.hypotheticals):
+            return not any(p.search(text) for p in self.present_markers)
         return (any(p.search(text) for p in self.question_frames)
                 and not any(p.search(text) for p in self.report_markers))
 
@@ -105,7 +112,7 @@ def parse_framing(raw: Any, source: str = "red_flags.yml") -> Framing:
         if not isinstance(entries, list):
             raise RedFlagConfigError(f"{source}: '{key}' must be a list of regular expressions")
         return tuple(_compile(e, f"{source}: {key}[{i}]", bounded=False) for i, e in enumerate(entries))
-    return Framing(patterns("question_frames"), patterns("report_markers"))
+    return Framing(*(patterns(key) for key in FRAMING_KEYS))
 
 
 def parse_flags(raw: Any, source: str = "red_flags.yml") -> List[_Flag]:

@@ -125,12 +125,28 @@ class SealedEvaluator:
         conditions = self._conditions(parse)
         if label == INTENT_FOLLOW_UP:
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions)
-            if resolution.answer:
-                return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb), parse
-            label = "ask_condition" if resolution.conditions else CLARIFY
+            label = self._label_of(resolution) or CLARIFY
         elif label == CLARIFY and conditions:
             label = "ask_condition"
+        elif label == CLARIFY and previous and self.follow_ups.is_short_follow_up(text):
+            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [])
+            label = self._label_of(resolution) or CLARIFY
+        topic = self.kb.conditions[conditions[0]].topic if conditions else None
+        if label == "ask_condition" and topic:
+            # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
+            return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), parse
         return label, parse
+
+    def _label_of(self, resolution: Any) -> Optional[str]:
+        """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
+        if resolution.answer:
+            return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb)
+        if resolution.conditions:
+            return "ask_condition"
+        if resolution.response:
+            return next((i for i, r in self.follow_ups.intent_replies.items() if r == resolution.response),
+                        None)
+        return None
 
     def _conditions(self, parse: Dict[str, Any]) -> List[str]:
         from actions.conditions import conditions_in_message
@@ -159,9 +175,9 @@ class SealedEvaluator:
 
     async def run(self, directory: Path = SEALED_DIR) -> SealedReport:
         report = SealedReport()
-        for item in _load(directory / "messages.yml"):
+        for item in _load_list(directory / "messages.yml"):
             report.messages.append((await self.turn(item, None))[0])
-        for conversation in _load(directory / "conversations.yml"):
+        for conversation in _load_list(directory / "conversations.yml"):
             turns: List[Turn] = []
             previous: Optional[str] = None
             for item in conversation["turns"]:
@@ -179,6 +195,11 @@ class SealedEvaluator:
 
 def _load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _load_list(path: Path) -> List[Any]:
+    """A set's list of items, or none when that set has no such file."""
+    return list(_load(path) or []) if path.exists() else []
 
 
 def quiet_parse_log() -> None:

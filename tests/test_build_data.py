@@ -26,6 +26,11 @@ def test_each_topic_has_a_retrieval_intent_and_a_response(kb: KnowledgeBase) -> 
         [response] = responses[f"utter_faq/{topic.id}"]
         assert response["text"] == topic.answer
         assert [b["payload"] for b in response["buttons"]] == [f"/faq/{t}" for t in topic.related]
+    for subject in kb.subjects.values():
+        assert f"faq/{subject.id}" in intents
+        [response] = responses[f"utter_faq/{subject.id}"]
+        assert response["text"].startswith(subject.reply)
+        assert "{clinic_phone}" in response["text"] and "{clinic_booking_url}" in response["text"]
 
 
 def _payloads(node: Any) -> Iterator[str]:

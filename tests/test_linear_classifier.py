@@ -110,6 +110,15 @@ def test_batches_and_empty_text(classifier: LinearIntentClassifier) -> None:
     assert process(classifier, "")[0].get("intent") is None
 
 
+def test_a_message_without_letters_or_digits_is_equally_likely_anything(
+        classifier: LinearIntentClassifier) -> None:
+    model: Any = classifier._model
+    for text in ("🐸", "?!", "🦑🦑 ..."):
+        [row] = model.probabilities([text])
+        assert np.allclose(row, 1 / len(model.labels))
+    assert model.probabilities(["hi"])[0].max() > 0.5
+
+
 def test_direct_margins_equal_sklearns(classifier: LinearIntentClassifier) -> None:
     model: Any = classifier._model
     texts = [*(t for examples in EXAMPLES.values() for t in examples),

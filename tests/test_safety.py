@@ -110,7 +110,7 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml")
+DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml", "after_session_dev3.yml")
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 

@@ -42,6 +42,7 @@ from sklearn.svm import LinearSVC
 from assistant.uncertainty import MIN_PLAUSIBLE, RETRIEVAL_INTENT
 
 RANKING_LENGTH = 10
+WORDLIKE = re.compile(r"[^\W_]")  # a letter or digit in any script
 MODEL_FILE = "linear_classifier.joblib"
 
 
@@ -130,9 +131,17 @@ class TextModel:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state, _parts=[], _weights=None)
 
+    def _no_evidence(self) -> np.ndarray:
+        """Emoji or punctuation only: no evidence for any label, so every label gets
+        the same margin and the fallback asks what was meant. (With the SVM's own
+        margins the label with the largest intercept would win: after the many
+        one-word follow-ups ("how?", "why?") were added, that was `follow_up`.)"""
+        return np.zeros(len(self.svm.classes_))
+
     def probabilities(self, texts: List[str]) -> np.ndarray:
         """One row per text: a softmax over the SVM's margins, one column per label."""
-        margins = np.array([self.margins(text) for text in texts]) * self.confidence_scale
+        margins = np.array([self.margins(text) if WORDLIKE.search(text) else self._no_evidence()
+                            for text in texts]) * self.confidence_scale
         margins -= margins.max(axis=1, keepdims=True)
         exp = np.exp(margins)
         return exp / exp.sum(axis=1, keepdims=True)
