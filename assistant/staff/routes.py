@@ -266,6 +266,7 @@ def _sign_in_page(session: SessionData, message: str = "", email: str = "",
 
 
 def build_blueprint() -> Blueprint:
+    codec()  # the session secret and idle timeout are checked (and the secret made) at start-up
     console = _StaffBlueprint("staff_console")
 
     @console.route(Paths.signin, methods=["GET"])

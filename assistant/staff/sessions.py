@@ -40,7 +40,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from assistant import rate_limits  # noqa: F401  (registers the SQLite storage of the counters)
-from assistant.action_secret import check_secret, read_or_create
+from assistant.action_secret import SecretError, check_secret, read_or_create
 from assistant.conversation_token import client_key
 from assistant.knowledge import PROJECT_ROOT
 from assistant.private_files import make_private_dir
@@ -58,6 +58,7 @@ _SALT = "staff-session"
 FAILURES_PER_ACCOUNT = "5 per 15 minutes"
 FAILURES_PER_ADDRESS = "30 per 15 minutes"
 _THROTTLE_NAMESPACE = "staff_sign_in"
+_CREATE_ATTEMPTS = 20
 
 
 class SessionConfigError(ValueError):
@@ -75,7 +76,12 @@ def session_secret() -> str:
         return check_secret(os.environ[SECRET_ENV], SECRET_ENV)
     path = secret_file()
     make_private_dir(path.parent)
-    return read_or_create(path)
+    for _ in range(_CREATE_ATTEMPTS):
+        try:
+            return read_or_create(path)
+        except SecretError:  # another worker created the file and is still writing it
+            time.sleep(0.05)
+    return read_or_create(path)  # still unusable: let its error say why
 
 
 def idle_seconds() -> int:
