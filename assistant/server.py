@@ -22,6 +22,11 @@
 * That graph runs through dask's scheduler, whose bookkeeping costs about an
   eighth of the CPU for a dozen nodes in one thread. The server runs it with
   assistant/graph_runner.py's plain loop instead (same inputs, outputs, errors).
+* Both policies rebuild the dialogue states of the whole session, several
+  times a turn, and Rasa recomputes the session's applied events each time it
+  is asked: a turn cost in proportion to the conversation's length (62% of
+  the CPU of turns 350-399 of one conversation). assistant/state_cache.py
+  resumes both from where the previous call stopped (issue 20).
 
 Each speed-up is checked by the test suite (tests/test_server_speedups.py) and
 measured by `make bench`, whose baseline runs plain `rasa` without them.
@@ -168,12 +173,20 @@ def apply_hardening() -> None:
     action_fallback.install()
 
 
+def cache_dialogue_states() -> None:
+    from assistant import state_cache
+
+    state_cache.install()
+    state_cache.install_applied_events()
+
+
 def apply_speedups() -> None:
     cache_action_result_validation()
     skip_copies_for_debug_logs()
     cache_minimal_graph_schemas()
     index_event_types()
     run_graphs_without_dask()
+    cache_dialogue_states()
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.graph import GraphComponent, GraphSchema, SchemaNode
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
 from assistant import server
@@ -28,6 +30,8 @@ def speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rasa.core.processor, "copy", rasa.core.processor.copy)
     monkeypatch.setattr(rasa.core.processor, "DaskGraphRunner", rasa.core.processor.DaskGraphRunner)
     monkeypatch.setattr(Event, "resolve_by_type", Event.resolve_by_type)
+    monkeypatch.setattr(Domain, "states_for_tracker_history", Domain.states_for_tracker_history)
+    monkeypatch.setattr(DialogueStateTracker, "applied_events", DialogueStateTracker.applied_events)
     server.apply_speedups()
 
 
