@@ -16,6 +16,11 @@ TARGETS: List[Tuple[str, str, Callable[[float], bool]]] = [
     ("turn p50 at 1 visitor <= 1/4 of the baseline's", "turn p50, 1 visitor (ms)", lambda r: r <= 0.25),
     ("held-out accuracy not below the baseline's", "held-out accuracy (model alone)", lambda r: r >= 1),
 ]
+LONG_RATIO_ROW = "long conversation: p50 late ÷ p50 early"
+# Checked on the project's own figure, not against the baseline (issue 20).
+OWN_TARGETS: List[Tuple[str, str, Callable[[float], bool]]] = [
+    ("long conversation: p50(turns 350-399) <= 1.3x p50(turns 0-49)", LONG_RATIO_ROW, lambda r: r <= 1.3),
+]
 
 
 def _load(result: Dict[str, Any], channel: str, visitors: int, key: str) -> Optional[float]:
@@ -33,6 +38,14 @@ def _figure(key: str) -> Callable[[Dict[str, Any]], Optional[float]]:
     return lambda result: result.get(key)
 
 
+def _long(key: str) -> Callable[[Dict[str, Any]], Optional[float]]:
+    return lambda result: (result.get("long_conversation") or {}).get(key)
+
+
+def _soak(key: str) -> Callable[[Dict[str, Any]], Optional[float]]:
+    return lambda result: (result.get("soak") or {}).get(key)
+
+
 def rows(results: List[Dict[str, Any]]) -> List[Row]:
     table: List[Row] = []
     phases = [(load["channel"], load["visitors"]) for load in results[0]["loads"]]
@@ -43,6 +56,22 @@ def rows(results: List[Dict[str, Any]]) -> List[Row]:
         table.append((f"throughput, {where} (turns/s)",
                       _phase_figure(channel, visitors, "throughput"), "higher"))
         table.append((f"errors, {where}", _phase_figure(channel, visitors, "errors"), "lower"))
+    if any("long_conversation" in result for result in results):
+        long = next(r["long_conversation"] for r in results if "long_conversation" in r)
+        table += [
+            (f"long conversation: turn p50, turns {long['early_turns']} (ms)", _long("early_p50_ms"),
+             "lower"),
+            (f"long conversation: turn p50, turns {long['late_turns']} (ms)", _long("late_p50_ms"),
+             "lower"),
+            (LONG_RATIO_ROW, _long("late_over_early"), "lower"),
+            ("long conversation: errors", _long("errors"), "lower"),
+        ]
+    if any("soak" in result for result in results):
+        table += [
+            ("soak: conversations", _soak("conversations"), "-"),
+            ("soak: memory growth, second half", _soak("growth_after_middle"), "lower"),
+            ("soak: errors", _soak("errors"), "lower"),
+        ]
     for key, label, better in (
         ("nlu_parse_p50_ms", "NLU parse p50 (ms)", "lower"),
         ("nlu_parse_p95_ms", "NLU parse p95 (ms)", "lower"),
@@ -90,6 +119,17 @@ def markdown(results: List[Dict[str, Any]]) -> Tuple[str, Dict[str, Optional[flo
     return "\n".join(lines), ratios
 
 
+def own_target_lines(results: List[Dict[str, Any]]) -> List[str]:
+    lines = []
+    for description, row, test in OWN_TARGETS:
+        read = next((reader for label, reader, _ in rows(results) if label == row), None)
+        value = read(results[0]) if read else None
+        verdict = "n/a" if value is None else ("met" if test(value) else "NOT met")
+        shown = "-" if value is None else f"{value:.2f}×"
+        lines.append(f"- {description}: {shown} (project) — {verdict}")
+    return lines
+
+
 def target_lines(ratios: Dict[str, Optional[float]]) -> List[str]:
     lines = []
     for description, row, test in TARGETS:
@@ -108,7 +148,9 @@ def chart(results: List[Dict[str, Any]], path: Path) -> None:
 
     phases = [(load["channel"], load["visitors"]) for load in results[0]["loads"]]
     names = [f"{v}{' REST' if c == 'rest' else ''}" for c, v in phases]
-    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
+    longs = [r for r in results if (r.get("long_conversation") or {}).get("latencies_ms")]
+    figure, axes = plt.subplots(1, 3 if longs else 2, figsize=(16.5 if longs else 11, 4.2))
+    latency, throughput = axes[0], axes[1]
     width = 0.8 / len(results)
     for index, result in enumerate(results):
         xs = [i + index * width for i in range(len(phases))]
@@ -127,9 +169,35 @@ def chart(results: List[Dict[str, Any]], path: Path) -> None:
         axis.set_title(title)
         axis.legend()
     latency.set_yscale("log")
+    if longs:
+        long_chart(axes[2], results)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def long_chart(axis: Any, results: List[Dict[str, Any]]) -> None:
+    """Turn latency along one long conversation: the median of each 25 turns."""
+    import statistics
+
+    for index, result in enumerate(results):
+        latencies = (result.get("long_conversation") or {}).get("latencies_ms") or []
+        if not latencies:
+            continue
+        xs, ys = [], []
+        for start in range(0, len(latencies), 25):
+            answered = [v for v in latencies[start:start + 25] if v is not None]
+            if answered:
+                xs.append(start + 12)
+                ys.append(statistics.median(answered))
+        ratio_text = result["long_conversation"].get("late_over_early")
+        axis.plot(xs, ys, marker="o", color=f"C{index}",
+                  label=f"{result['label']} (late ÷ early {ratio_text}×)")
+    axis.set_xlabel("turn of the conversation")
+    axis.set_ylabel("ms, median of 25 turns (log scale)")
+    axis.set_yscale("log")
+    axis.set_title("One long conversation")
+    axis.legend()
 
 
 def write_report(results: List[Dict[str, Any]], out: Path) -> str:
@@ -138,7 +206,8 @@ def write_report(results: List[Dict[str, Any]], out: Path) -> str:
     table, ratios = markdown(results)
     text = table
     if len(results) > 1:
-        text += "\n\nTargets (ratios from this run):\n" + "\n".join(target_lines(ratios))
+        lines = target_lines(ratios) + own_target_lines(results)
+        text += "\n\nTargets (ratios from this run):\n" + "\n".join(lines)
     (out / "bench.md").write_text(text + "\n", encoding="utf-8")
     (out / "bench.json").write_text(json.dumps({"results": results, "ratios": ratios}, indent=2) + "\n",
                                     encoding="utf-8")

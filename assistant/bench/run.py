@@ -14,7 +14,11 @@ Rasa's stock pipeline and policies trained on the same data and domain):
    loopback ports with fresh SQLite stores): time from start to the first
    answered message, then simulated visitors (assistant/bench/load.py) through
    the website channel at 1, 10 and 50 concurrent visitors and through the REST
-   webhook at 10, then the Rasa server's memory (all its processes).
+   webhook at 10, then the Rasa server's memory (all its processes); then one
+   visitor holding one conversation of 400 turns (assistant/bench/long_conversation.py:
+   the median turn of turns 350-399 against that of turns 0-49), and with
+   --soak, many short conversations with the server's memory sampled along
+   the way (assistant/bench/soak.py).
    The project serves with DEFAULT_WORKERS processes, as `make run` does; its
    throughput at 50 visitors with one worker is measured too, to show how much
    of the gain the extra worker brings.
@@ -40,7 +44,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from assistant.bench.load import LoadResult, run_load
+from assistant.bench.long_conversation import QUICK_TURNS, TURNS, long_conversation
 from assistant.bench.report import write_report
+from assistant.bench.soak import soak
 from assistant.knowledge import PROJECT_ROOT
 from assistant.launcher import DEFAULT_WORKERS, Settings, Stack, free_port, process_tree
 from assistant.train import record_path, train, training_seconds
@@ -52,6 +58,7 @@ BASELINE_ENDPOINTS = PROJECT_ROOT / "bench" / "baseline_endpoints.yml"
 BASELINE_DIR = PROJECT_ROOT / "build" / "bench"
 FULL_PHASES: List[Tuple[str, int]] = [("website", 1), ("website", 10), ("website", 50), ("rest", 10)]
 QUICK_PHASES: List[Tuple[str, int]] = [("website", 1), ("website", 5), ("rest", 2)]
+SOAK_CONVERSATIONS = 20_000
 
 
 @dataclass
@@ -163,7 +170,7 @@ def settings_for(candidate: Candidate, workdir: Path, workers: int) -> Settings:
 
 
 def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
-                   workdir: Path, quick: bool = False) -> Dict[str, Any]:
+                   workdir: Path, quick: bool = False, soak_conversations: int = 0) -> Dict[str, Any]:
     # Stock Rasa serves with one worker: more need a lock store other than its in-memory default.
     workers = 1 if candidate.stock_rasa else DEFAULT_WORKERS
     started = time.monotonic()
@@ -181,6 +188,15 @@ def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds:
         assert stack.rasa is not None  # started above
         figures = {"workers": workers, "start_to_ready_s": round(ready_s, 1), **memory_mb(stack.rasa.pid),
                    "loads": [load.summary() for load in loads]}
+        long = asyncio.run(long_conversation(stack.url, QUICK_TURNS if quick else TURNS))
+        print(f"  {candidate.label}, one long conversation: {long['turns']} turns, turns "
+              f"{long['early_turns']} p50 {long['early_p50_ms']} ms, turns {long['late_turns']} p50 "
+              f"{long['late_p50_ms']} ms (x{long['late_over_early']}), {long['errors']} errors", flush=True)
+        figures["long_conversation"] = long
+        if soak_conversations:
+            figures["soak"] = soak(stack.url, stack.rasa.pid, soak_conversations,
+                                   lambda pid: memory_mb(pid).get("memory_mb_after_load"),
+                                   stack.settings.lock_db)
     finally:
         stack.stop()
     busiest = max(loads, key=lambda load: load.visitors)
@@ -206,7 +222,7 @@ def one_worker_throughput(candidate: Candidate, visitors: int, seconds: float, w
 
 
 def measure(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
-            quick: bool) -> Dict[str, Any]:
+            quick: bool, soak_conversations: int = 0) -> Dict[str, Any]:
     seconds_to_train = ensure_model(candidate)
     print(f"{candidate.label}: answer quality and NLU latency...", flush=True)
     figures: Dict[str, Any] = {"label": candidate.label,
@@ -216,7 +232,7 @@ def measure(candidate: Candidate, phases: List[Tuple[str, int]], seconds: float,
     figures["training_s"] = round(seconds_to_train, 1) if seconds_to_train is not None else None
     print(f"{candidate.label}: servers under load...", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{candidate.label}-") as workdir:
-        figures.update(measure_server(candidate, phases, seconds, Path(workdir), quick))
+        figures.update(measure_server(candidate, phases, seconds, Path(workdir), quick, soak_conversations))
     return figures
 
 
@@ -225,17 +241,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few seconds, project only (smoke test)")
     parser.add_argument("--seconds", type=float, help="length of each load phase (default 10, quick 2)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--soak", nargs="?", type=int, const=SOAK_CONVERSATIONS, default=0, metavar="N",
+                        help=f"also N short conversations (default {SOAK_CONVERSATIONS}), the server's "
+                             "memory sampled along the way (project only)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     phases = QUICK_PHASES if args.quick else FULL_PHASES
     started = time.monotonic()
-    results = [measure(project(), phases, seconds, args.quick)]
+    results = [measure(project(), phases, seconds, args.quick, args.soak)]
     if not args.quick:
         results.append(measure(baseline(), phases, seconds, args.quick))
     table = write_report(results, args.out)
     print(table)
     print(f"\nwritten to {args.out} in {time.monotonic() - started:.0f} s")
     errors = sum(load["errors"] for result in results for load in result["loads"])
+    errors += sum(result.get("long_conversation", {}).get("errors", 0) for result in results)
+    errors += sum(result.get("soak", {}).get("errors", 0) for result in results)
     return 1 if errors else 0
 
 
