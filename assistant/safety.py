@@ -134,6 +134,21 @@ def parse_flags(raw: Any, source: str = "red_flags.yml") -> List[_Flag]:
     return flags
 
 
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys without a word: a flag with two
+    `ignore:` lists would silently lose the first. Refuse it instead."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.YAMLError(f"'{key}' appears twice in one entry (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 class RedFlagDetector:
     def __init__(self, flags: List[_Flag], framing: Framing = Framing()) -> None:
         self.flags = flags  # in CATEGORIES order: the most urgent wins
@@ -142,7 +157,7 @@ class RedFlagDetector:
     @classmethod
     def from_file(cls, path: Path = DEFAULT_PATTERNS) -> RedFlagDetector:
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoDuplicateKeys)
         except (OSError, yaml.YAMLError) as error:
             raise RedFlagConfigError(f"{path}: {error}") from None
         return cls(parse_flags(raw, path.name), parse_framing(raw, path.name))

@@ -111,31 +111,33 @@ class SealedEvaluator:
         self.thresholds = thresholds or Thresholds.from_config()
         self.follow_ups = cached_follow_ups()
 
-    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, Dict[str, Any]]:
-        """What the bot would answer, as a sealed label, and the parse data. The
-        same decisions the bot makes: red flags, the fallback, a named condition
-        turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
+    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, List[str]]:
+        """What the bot would answer, as a sealed label, and the conditions it answers
+        about. The same decisions the bot makes: red flags, the fallback, a named
+        condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
         from actions.follow_up import resolve_follow_up
 
         parse = await self.agent.parse_message(text)
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
-            return str(intent), parse
+            return str(intent), []
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         conditions = self._conditions(parse)
         if label == INTENT_FOLLOW_UP:
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions)
             label = self._label_of(resolution) or CLARIFY
+            conditions = list(resolution.conditions)
         elif label == CLARIFY and conditions:
             label = "ask_condition"
         elif label == CLARIFY and previous and self.follow_ups.is_short_follow_up(text):
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [])
             label = self._label_of(resolution) or CLARIFY
+            conditions = list(resolution.conditions)
         topic = self.kb.conditions[conditions[0]].topic if conditions else None
         if label == "ask_condition" and topic:
             # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
-            return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), parse
-        return label, parse
+            return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), []
+        return label, conditions
 
     def _label_of(self, resolution: Any) -> Optional[str]:
         """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
@@ -153,24 +155,25 @@ class SealedEvaluator:
 
         return [c.id for c in conditions_in_message(self.kb, parse.get("entities") or [])]
 
-    def _condition_ok(self, expected: Optional[str], parse: Dict[str, Any]) -> bool:
+    def _condition_ok(self, expected: Optional[str], answered: List[str]) -> bool:
         if not expected:
             return True
         wanted = self.kb.find_condition(expected)
         # A condition the knowledge base doesn't know: any condition answer will do
         # (the bot says honestly that the articles don't cover it).
-        return wanted is None or wanted.id in self._conditions(parse)
+        return wanted is None or wanted.id in answered
 
     async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Tuple[Turn, Optional[str]]:
         """The turn and what a follow-up after it would refer to."""
-        got, parse = await self.reply(item["text"], previous)
+        got, answered = await self.reply(item["text"], previous)
         expected = [item["expect"], *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
         referent = answer_id(got)
+        if got in self.follow_ups.intent_replies:
+            referent = f"intent:{got}"
         if got == "ask_condition":
-            turn.condition_ok = self._condition_ok(item.get("condition"), parse)
-            found = self._conditions(parse)
-            referent = f"condition:{found[0]}" if found else None
+            turn.condition_ok = self._condition_ok(item.get("condition"), answered)
+            referent = f"condition:{answered[0]}" if answered else None
         return turn, referent
 
     async def run(self, directory: Path = SEALED_DIR) -> SealedReport:

@@ -110,7 +110,8 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml", "after_session_dev3.yml")
+DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml", "after_session_dev3.yml",
+             "after_session_dev4.yml")
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
@@ -133,3 +134,10 @@ def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_a
     assert len(reports) >= 80 and len(DEV_SET["question"]) >= 60
     assert not missed, missed
     assert len(alarms) / len(quiet) <= 0.02, alarms
+
+
+def test_a_key_given_twice_in_one_flag_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+    patterns = tmp_path / "red_flags.yml"
+    patterns.write_text("urgent:\n  - id: x\n    match: [fever]\n    ignore: [a]\n    ignore: [b]\n")
+    with pytest.raises(RedFlagConfigError, match="'ignore' appears twice"):
+        RedFlagDetector.from_file(patterns)
