@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import yaml
 
@@ -227,16 +227,25 @@ def _load_topics(directory: Path) -> Dict[str, Topic]:
     return topics
 
 
+def _entries(path: Path, key: str, kind: str) -> Iterator[Tuple[str, str, Dict[str, Any]]]:
+    """(id, where, entry) for each entry of a file's `key` list; an id used twice
+    is an error naming the file and the entry."""
+    seen: Set[str] = set()
+    for index, entry in enumerate(_require(_read_yaml(path), key, str(path), list)):
+        entry_id = _require(entry, "id", f"{path.name}: {kind} #{index + 1}")
+        where = f"{path.name}: {kind} '{entry_id}'"
+        if entry_id in seen:
+            raise KnowledgeError(f"{where}: id is used twice")
+        seen.add(entry_id)
+        yield entry_id, where, entry
+
+
 def _load_subjects(directory: Path) -> Dict[str, Subject]:
     path = directory / "long_tail.yml"
     if not path.exists():
         return {}
     subjects: Dict[str, Subject] = {}
-    for index, entry in enumerate(_require(_read_yaml(path), "subjects", str(path), list)):
-        subject_id = _require(entry, "id", f"{path.name}: subject #{index + 1}")
-        where = f"{path.name}: subject '{subject_id}'"
-        if subject_id in subjects:
-            raise KnowledgeError(f"{where}: id is used twice")
+    for subject_id, where, entry in _entries(path, "subjects", "subject"):
         subjects[subject_id] = Subject(
             id=subject_id,
             title=_require(entry, "title", where),
@@ -251,11 +260,7 @@ def _load_subjects(directory: Path) -> Dict[str, Subject]:
 def _load_conditions(directory: Path) -> Dict[str, Condition]:
     path = directory / "conditions.yml"
     conditions: Dict[str, Condition] = {}
-    for index, entry in enumerate(_require(_read_yaml(path), "conditions", str(path), list)):
-        condition_id = _require(entry, "id", f"{path.name}: condition #{index + 1}")
-        where = f"{path.name}: condition '{condition_id}'"
-        if condition_id in conditions:
-            raise KnowledgeError(f"{where}: id is used twice")
+    for condition_id, where, entry in _entries(path, "conditions", "condition"):
         answer = entry.get("answer")
         conditions[condition_id] = Condition(
             id=condition_id,
