@@ -8,6 +8,7 @@ tracker that grows as a served one does."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any, Dict, List
 
 import pytest
@@ -26,16 +27,17 @@ EXTRA = ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks", "/re
 
 @pytest.fixture(scope="module")
 def served_events(stack: Any, agent: Any) -> List[Any]:
-    """The events of one conversation the stack served (about 60 turns)."""
+    """The events of one conversation the stack served (about 50 turns)."""
+    sender = f"state-cache-{uuid.uuid4().hex[:8]}"
     turns = len(VISITOR_SCRIPT) * 4
-    figures = asyncio.run(long_conversation(stack.url, turns, channel="rest", sender="state-cache-1"))
+    figures = asyncio.run(long_conversation(stack.url, turns, channel="rest", sender=sender))
     assert figures["errors"] == 0
-    extra = asyncio.run(long_conversation(stack.url, len(EXTRA), channel="rest", sender="state-cache-1",
+    extra = asyncio.run(long_conversation(stack.url, len(EXTRA), channel="rest", sender=sender,
                                           script=EXTRA))
     assert extra["errors"] == 0
     domain = agent.processor.domain
     store = PrivacySQLTrackerStore(domain=domain, dialect="sqlite", db=str(stack.settings.tracker_db))
-    tracker = asyncio.run(store.retrieve("state-cache-1"))
+    tracker = asyncio.run(store.retrieve(sender))
     assert tracker is not None and len(tracker.events) > 300
     assert any(isinstance(event, ActiveLoop) and event.name for event in tracker.events)  # the form ran
     return list(tracker.events)
