@@ -35,6 +35,9 @@ FALLBACK_ACTIONS = {"action_clarify", "utter_default"}
 OUT_OF_SCOPE_ACTION = "utter_out_of_scope"
 FORM = "callback_form"
 UTTER_ACTION = re.compile(r'"utter_action":\s*"([^"]+)"')
+# The safety replies (data/rules/safety.yml) and the kind of warning sign each answers.
+SAFETY_REPLIES = {"utter_emergency": "emergency", "utter_crisis": "crisis", "utter_urgent": "urgent"}
+SAFETY_KINDS = tuple(SAFETY_REPLIES.values())
 
 
 @dataclass
@@ -46,6 +49,17 @@ class Message:
     timestamp: float
     suggestion: str  # the topic or intent the model leaned towards
     out_of_scope: bool = False
+
+
+@dataclass
+class WarningSign:
+    """A message the bot answered with a safety reply, for the clinic to review
+    its safety messages (the report lists these first)."""
+
+    kind: str  # emergency | crisis | urgent
+    sender_id: str
+    timestamp: float
+    text: str
 
 
 @dataclass
@@ -67,6 +81,8 @@ class Visitor:
     pending: Optional[EventRow] = None  # the latest message, until the bot's reply shows its fate
     unanswered: List[Message] = field(default_factory=list)
     names: List[str] = field(default_factory=list)  # what the call-back form collected (for redaction)
+    last_message: Optional[EventRow] = None  # what a safety reply answers (parsed only then)
+    flagged: Optional[EventRow] = None  # the message already listed as a warning sign
 
 
 def day_of(timestamp: float) -> str:
@@ -97,6 +113,7 @@ class Analyser:
         self.daily: Dict[str, Counter] = defaultdict(Counter)
         self.topics: Counter = Counter()
         self.escalations: Counter = Counter()
+        self.warning_signs: List[WarningSign] = []
         self.first_event: Optional[float] = None
         self.last_event: Optional[float] = None
 
@@ -127,6 +144,7 @@ class Analyser:
 
     def _user(self, visitor: Visitor, row: EventRow) -> None:
         self.daily[day_of(row.timestamp)]["messages"] += 1
+        visitor.last_message = row
         intent = row.intent_name or ""
         if intent in ("emergency", "crisis"):
             self.escalations[intent] += 1
@@ -165,6 +183,8 @@ class Analyser:
             conversation.faq_answered = True
         elif utter == "utter_callback_received":
             conversation.confirmed_callback = True
+        elif utter in SAFETY_REPLIES:
+            self._warning_sign(visitor, SAFETY_REPLIES[utter], row)
         if self.phone_link and f'"{self.phone_link}"' in data:
             conversation.offered_booking = True
 
@@ -178,6 +198,15 @@ class Analyser:
             conversation.chose_booking |= value == "book_online"
         elif row.action_name != "handoff_choice":
             visitor.names.append(value)
+
+    def _warning_sign(self, visitor: Visitor, kind: str, reply: EventRow) -> None:
+        message = visitor.last_message
+        if message is not None and message is visitor.flagged:
+            return  # one reply in several parts, or two safety replies to one message
+        visitor.flagged = message
+        text = (json.loads(message.data or "{}").get("text") or "") if message is not None else ""
+        self.warning_signs.append(WarningSign(kind, reply.sender_id, reply.timestamp,
+                                              "" if text.startswith("/") else text))
 
     def _unanswered(self, visitor: Visitor, row: EventRow, out_of_scope: bool) -> None:
         reason = "out_of_scope" if out_of_scope else "clarifications"
@@ -261,7 +290,15 @@ class Analyser:
                 "confirmed_callback": sum(c.confirmed_callback for c in conversations),
             },
             "escalations": {"emergency": self.escalations["emergency"], "crisis": self.escalations["crisis"]},
+            "warning_signs": {
+                "counts": {kind: sum(w.kind == kind for w in self.warning_signs) for kind in SAFETY_KINDS},
+                "conversations": len({(w.sender_id, self._conversation_of(w)) for w in self.warning_signs}),
+            },
         }
+
+    def _conversation_of(self, sign: WarningSign) -> float:
+        conversations = self.visitors[sign.sender_id].conversations
+        return max((c.started for c in conversations if c.started <= sign.timestamp), default=0.0)
 
 
 def _rate(part: int, whole: int) -> float:

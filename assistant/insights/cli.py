@@ -51,6 +51,11 @@ def analyse_store(url: str, clinic: Clinic, kb: KnowledgeBase, since: Optional[d
     summary["unanswered"] = [
         {**group.as_dict(), "suggested_label": suggestion_label(group.suggestion, analyser)}
         for group in group_messages(items)]
+    # Newest first; redacted like the unanswered messages.
+    summary["warning_signs"]["items"] = [
+        {"at": _utc(sign.timestamp).strftime("%Y-%m-%d %H:%M UTC"), "kind": sign.kind,
+         "message": redact(sign.text, clinic.region, analyser.known_names(sign.sender_id))}
+        for sign in sorted(analyser.warning_signs, key=lambda sign: -sign.timestamp)]
     first, last = analyser.first_event, analyser.last_event
     last_day = (until - timedelta(days=1)) if until else _utc(last)
     summary["period"] = {

@@ -30,7 +30,10 @@ th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3ec
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; } .note { color: #555; font-size: .92rem; }
 .empty { padding: 2rem; border: 1px dashed #9bb8b6; border-radius: 8px; text-align: center; }
+.warnings { border-left: 4px solid #b5541c; padding: .2rem 1rem; margin: 1rem 0; background: #fdf6f2; }
 """
+# The safety replies, in the words of the report.
+WARNING_KINDS = {"emergency": "emergency number", "crisis": "crisis line", "urgent": "see someone today"}
 
 
 def _png(figure: Any) -> str:
@@ -98,6 +101,8 @@ def render(summary: Dict[str, Any], clinic_name: str) -> str:
             f"<h1>What patients asked the chat assistant</h1>"
             f"<p class='period'>{escape(clinic_name)} · {escape(period['from'])} to {escape(period['to'])}"
             f" · made {escape(summary['generated_at'])}</p>")
+    if summary.get("warning_signs"):
+        head += _warning_signs_section(summary["warning_signs"])
     totals = summary["totals"]
     if not totals["conversations"]:
         return head + ("<div class='empty'><h2>No conversations yet</h2><p>Nobody has chatted with the "
@@ -150,3 +155,24 @@ def _unanswered_section(groups: List[Dict[str, Any]]) -> str:
             "to what the assistant knows.</p>"
             "<table><tr><th>What visitors wrote</th><th class='n'>Times</th><th>Closest topic</th></tr>"
             f"{rows}</table>")
+
+
+def _warning_signs_section(signs: Dict[str, Any]) -> str:
+    """First in the report: every message the bot answered with a safety reply,
+    so the clinic can check what was said (redacted, newest first)."""
+    counts = signs["counts"]
+    items = signs.get("items", [])
+    summary = ", ".join(f"{counts.get(kind, 0)} {label}" for kind, label in WARNING_KINDS.items())
+    if not items:
+        return ("<section class='warnings'><h2>Warning signs</h2><p>No emergency, crisis or "
+                "warning-sign replies in this period.</p></section>")
+    rows = "".join(f"<tr><td>{escape(item['at'])}</td>"
+                   f"<td>{escape(WARNING_KINDS.get(item['kind'], item['kind']))}</td>"
+                   f"<td>{escape(item['message'] or '(a button)')}</td></tr>" for item in items[:200])
+    more = (f"<p class='note'>The newest 200 of {len(items)} are listed.</p>" if len(items) > 200 else "")
+    return ("<section class='warnings'><h2>Warning signs</h2>"
+            f"<p>The assistant gave a safety reply in <b>{signs['conversations']}</b> conversation(s): "
+            f"{escape(summary)}. Check that each reply fitted the message; names, phone numbers and "
+            "e-mail addresses are replaced by [name], [phone] and [email].</p>"
+            "<table><tr><th>When</th><th>Reply</th><th>What the visitor wrote</th></tr>"
+            f"{rows}</table>{more}</section>")

@@ -28,7 +28,7 @@ import base64
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import cache, partial, wraps
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
@@ -60,6 +60,7 @@ from assistant.staff.inbox import (
     Filters,
     Inbox,
 )
+from assistant.staff.report import ReportFailed, report_html
 from assistant.staff.sessions import (
     COOKIE_NAME,
     CSRF_FIELD,
@@ -74,6 +75,8 @@ logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 SIGN_IN_THROTTLED = "sign_in_throttled"
+REPORT_DOWNLOADED = "report_downloaded"
+FRAMED_TEXT_POLICY = "default-src 'none'; frame-ancestors 'self'"
 # What each status button sets.
 ACTIONS = {"called": CALLED, "done": DONE, "reopen": OPEN}
 SHOW_LABELS = {SHOW_OPEN: "Open (new and called)", SHOW_DONE: "Done", SHOW_ALL: "All"}
@@ -94,6 +97,8 @@ class Paths:
     export = "/staff/requests.csv"
     summary = "/staff/api/summary"
     audit = "/staff/audit"
+    report = "/staff/report"
+    report_file = "/staff/report/file"
     script = "/staff/staff.js"
 
     @staticmethod
@@ -128,7 +133,8 @@ def security_headers() -> Dict[str, str]:
     return {
         "Content-Security-Policy": (
             f"default-src 'none'; script-src 'self'; style-src {_css()[1]}; connect-src 'self'; "
-            "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+            "img-src 'self' data:; frame-src 'self'; form-action 'self'; base-uri 'none'; "
+            "frame-ancestors 'none'"),
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
@@ -169,8 +175,10 @@ def _wants_html(request: Request) -> bool:
 
 
 def _finish(request: Request, reply: HTTPResponse, session: Optional[SessionData]) -> HTTPResponse:
-    """Security headers on every reply; the (re-signed) session cookie when there is one."""
-    reply.headers.update(security_headers())
+    """Security headers on every reply (unless a route set its own); the (re-signed)
+    session cookie when there is one."""
+    for name, value in security_headers().items():
+        reply.headers.setdefault(name, value)
     if session is not None:
         reply.cookies[COOKIE_NAME] = codec().dumps(session)
         for key, value in cookie_settings(_https(request), codec().max_age).items():
@@ -257,6 +265,26 @@ def _back(request: Request, anchor: str = "") -> HTTPResponse:
     if not back.startswith("?") or len(back) > MAX_BACK_CHARS or "#" in back:
         back = ""
     return response.redirect(f"{Paths.inbox}{back}{anchor}", status=303)
+
+
+@cache
+def _report_policy() -> str:
+    """The report's own page: no script at all, its one inline stylesheet (by hash)
+    and embedded PNGs; framed only by the console."""
+    from assistant.insights.html import STYLE  # (matplotlib: loaded when a report is first asked for)
+
+    digest = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+    return (f"default-src 'none'; img-src data:; style-src 'sha256-{digest}'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'self'")
+
+
+def _period(request: Request) -> Tuple[date, date]:
+    """The report's days; by default this month so far. UTC days, as the report counts them
+    (the clinic's date can already be tomorrow's)."""
+    today = datetime.now(timezone.utc).date()
+    until = _date(request.args.get("until")) or today
+    since = _date(request.args.get("since")) or until.replace(day=1)
+    return (since, until) if since <= until else (until, since)
 
 
 def _sign_in_page(session: SessionData, message: str = "", email: str = "",
@@ -381,6 +409,37 @@ def build_blueprint() -> Blueprint:
         return response.html(render("audit.html", staff.session, staff.account, title="Audit trail",
                                     lines=lines, open_count=summary["open"],
                                     when=lambda at: clinic_timestamp(at, zone)))
+
+    @console.route(Paths.report, methods=["GET"])
+    @signed_in
+    async def report(request: Request, staff: Signed) -> HTTPResponse:
+        since, until = _period(request)
+        summary = await off_loop(_inbox().summary)
+        query = "?" + urlencode({"since": since.isoformat(), "until": until.isoformat()})
+        return response.html(render("report.html", staff.session, staff.account, title="Report",
+                                    since=since.isoformat(), until=until.isoformat(), query=query,
+                                    open_count=summary["open"]))
+
+    @console.route(Paths.report_file, methods=["GET"])
+    @signed_in
+    async def report_file(request: Request, staff: Signed) -> HTTPResponse:
+        since, until = _period(request)
+        try:
+            html = await report_html(since, until)
+        except (ReportFailed, OSError) as error:  # the store is down, or not a tracker store
+            logger.error("staff console: the report failed: %s", error)
+            return response.text(f"The report could not be made ({error}). Please try again later.",
+                                 status=503, headers={"X-Frame-Options": "SAMEORIGIN",  # shown in the frame
+                                                      "Content-Security-Policy": FRAMED_TEXT_POLICY})
+        headers = {}
+        if request.args.get("download"):
+            await off_loop(_inbox().record, staff.account.email, REPORT_DOWNLOADED, None,
+                           f"{since.isoformat()} to {until.isoformat()}", _client(request))
+            headers["Content-Disposition"] = (f'attachment; filename="report-{since.isoformat()}-to-'
+                                              f'{until.isoformat()}.html"')
+        # Its own policy (kept by _finish): framed by the console's report page.
+        headers.update({"Content-Security-Policy": _report_policy(), "X-Frame-Options": "SAMEORIGIN"})
+        return response.html(html, headers=headers)
 
     @console.route(Paths.script, methods=["GET"])
     @signed_in
