@@ -112,6 +112,21 @@ class EmailOutboxMessage(Base):
     last_error = Column(Text)
 
 
+class RequestUpdate(Base):
+    """A status change staff made (assistant/staff/): "called", "done", "open" again,
+    with who, when and their note. It is about the patient, so it is deleted with
+    the request ("forget me", retention, the console's delete): see ``_delete``."""
+
+    __tablename__ = "callback_request_updates"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, index=True, nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    staff = Column(String(320), nullable=False)
+    status = Column(String(16), nullable=False)  # the status it set: called | done | open
+    note = Column(Text)
+
+
 class StoreUnavailable(RuntimeError):
     """The database could not be reached or written; nothing was stored."""
 
@@ -289,6 +304,8 @@ class CallbackStore:
             outbox = session.scalars(select(channel).where(channel.request_id == request.id)).first()
             if outbox is not None:
                 session.delete(outbox)
+        for change in session.scalars(select(RequestUpdate).where(RequestUpdate.request_id == request.id)):
+            session.delete(change)  # staff notes about the patient
         session.delete(request)
 
     # ---- outbox -----------------------------------------------------------

@@ -118,3 +118,21 @@ def test_make_requests_shows_what_the_console_shows(db_url: str, capsys: pytest.
     capsys.readouterr()
     assert requests_cli.main([]) == 0
     assert "reopened by" in capsys.readouterr().out
+
+
+def test_staff_notes_go_with_their_request_however_it_is_deleted(db_url: str) -> None:
+    store = store_for(db_url)
+    inbox = Inbox(store)
+    forgotten, _ = store.submit(CallbackDraft("f", "conv-f", "Robin Example", "+61491570156", "phone",
+                                              "mornings", None), notify=True)
+    retained, _ = store.submit(CallbackDraft("r", "conv-r", "Sam Example", "+61491570157", "phone",
+                                             "evenings", None), notify=False)
+    assert inbox.set_status(forgotten.id, "called", "ana@clinic.example", "her knee, left a message")
+    assert inbox.set_status(retained.id, "done", "ana@clinic.example", "booked Tue")
+    assert store.delete_conversation("conv-f") == 1  # "forget me" in the chat
+    assert store.delete_closed_before(datetime.now(timezone.utc)) == 1  # retention
+    with create_engine(db_url).connect() as connection:
+        notes = connection.execute(text("SELECT note FROM callback_request_updates")).scalars().all()
+    assert notes == []
+    assert [line.request_id for line in inbox.audit() if line.action.startswith("status_")] \
+        == [retained.id, forgotten.id]  # the audit keeps the numbers only

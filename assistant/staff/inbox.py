@@ -175,10 +175,7 @@ class Inbox:
             request = session.get(CallbackRequest, request_id)
             if request is None:
                 return False
-            for update in session.scalars(select(RequestUpdate)
-                                          .where(RequestUpdate.request_id == request_id)):
-                session.delete(update)
-            CallbackStore._delete(session, request)  # the request and its outbox row, as "forget me"
+            CallbackStore._delete(session, request)  # with its outbox rows and notes, as "forget me"
             session.add(AuditEntry(at=utcnow(), staff=staff, action=DELETED, request_id=request_id,
                                    client=client))
         scrub(self.engine)

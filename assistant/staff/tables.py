@@ -8,9 +8,9 @@ the console may be used before the bot has stored its first request.
 
 * ``staff_accounts``: one row per person, the Argon2id hash and nothing else
   secret;
-* ``callback_request_updates``: each status change of a request ("called",
-  "done", "reopened") with who, when and an optional note. They are personal
-  data about the patient, so they go when the request is deleted;
+* ``callback_request_updates`` (declared in assistant/callbacks.py, which
+  deletes them with their request however it is deleted): each status change
+  of a request ("called", "done", "reopened") with who, when and a note;
 * ``staff_audit``: who signed in (or failed to), who changed or deleted which
   request, when. It names requests by number only, so it may outlive them.
 """
@@ -20,10 +20,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Column, DateTime, Integer, String, Text
+from sqlalchemy import Column, DateTime, Integer, String
 from sqlalchemy.engine import Engine
 
-from assistant.callbacks import Base, CallbackStore, utcnow
+from assistant.callbacks import Base, CallbackStore, RequestUpdate, utcnow
 from assistant.private_files import private_umask
 
 EMAIL_CHARS = 320
@@ -37,17 +37,6 @@ class StaffAccount(Base):
     password_hash = Column(String(255), nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     password_changed_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-
-
-class RequestUpdate(Base):
-    __tablename__ = "callback_request_updates"
-
-    id = Column(Integer, primary_key=True)
-    request_id = Column(Integer, index=True, nullable=False)
-    at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    staff = Column(String(EMAIL_CHARS), nullable=False)
-    status = Column(String(16), nullable=False)  # the status it set: called | done | open
-    note = Column(Text)
 
 
 class AuditEntry(Base):
