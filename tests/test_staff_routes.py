@@ -126,10 +126,14 @@ def test_a_post_without_the_csrf_token_gets_403(stack: Any, account: None) -> No
     no_token = anonymous.post(f"{stack.url}{Paths.signin}", data={"email": EMAIL, "password": PASSWORD},
                               allow_redirects=False, timeout=30)
     assert no_token.status_code == 403  # the sign-in form too
+    copied = client.cookies.get(COOKIE_NAME)
     signed_out = client.post(f"{stack.url}{Paths.signout}", data={CSRF_FIELD: csrf}, headers=HTML,
                              allow_redirects=False, timeout=30)
     assert signed_out.status_code == 303
     assert client.get(f"{stack.url}{Paths.summary}", timeout=30).status_code == 401
+    # A copy of the cookie taken before signing out is no use either.
+    assert requests.get(f"{stack.url}{Paths.summary}", cookies={COOKIE_NAME: copied},
+                        timeout=30).status_code == 401
 
 
 def test_an_idle_session_expires(stack: Any, account: None) -> None:

@@ -43,8 +43,8 @@ class Account:
 
     id: int
     email: str
-    # Changes whenever the password does: a session signed before a reset (or for a
-    # removed account) no longer matches and is refused.
+    # Changes whenever the password does and at every sign-out: a session signed
+    # before (or for a removed account) no longer matches and is refused.
     version: str
 
 
@@ -62,12 +62,13 @@ def check_password(password: str) -> None:
         raise AccountError(f"the password must be at most {MAX_PASSWORD_CHARS} characters")
 
 
-def _version(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def _version(password_hash: str, epoch: int) -> str:
+    return hashlib.sha256(f"{epoch}:{password_hash}".encode()).hexdigest()[:16]
 
 
 def _account(row: StaffAccount) -> Account:
-    return Account(id=int(row.id), email=str(row.email), version=_version(str(row.password_hash)))
+    return Account(id=int(row.id), email=str(row.email),
+                   version=_version(str(row.password_hash), int(row.session_epoch or 0)))
 
 
 class Accounts:
@@ -111,6 +112,13 @@ class Accounts:
             if row is None:
                 raise AccountError(f"{email} has no account")
             session.delete(row)
+
+    def end_sessions(self, account_id: int) -> None:
+        """Sign-out: this account's sessions, on every device, are over."""
+        with self._session() as session, session.begin():
+            row = session.get(StaffAccount, account_id)
+            if row is not None:
+                row.session_epoch = int(row.session_epoch or 0) + 1
 
     def emails(self) -> List[str]:
         with self._session() as session:

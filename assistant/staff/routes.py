@@ -339,6 +339,7 @@ def build_blueprint() -> Blueprint:
     @console.route(Paths.signout, methods=["POST"])
     @signed_in
     async def signout(request: Request, staff: Signed) -> HTTPResponse:
+        await off_loop(_accounts().end_sessions, staff.account.id)
         await off_loop(_inbox().record, staff.account.email, SIGNED_OUT, None, None, _client(request))
         return _end_session(request, response.redirect(f"{Paths.signin}?signed_out=1", status=303))
 

@@ -8,6 +8,9 @@
   mode 600 on first run (assistant/action_secret.py's ``read_or_create``). It
   is HttpOnly, SameSite=Strict, limited to /staff, and Secure when the request
   came over HTTPS (directly, or ``X-Forwarded-Proto: https`` from the proxy).
+* **Sign-out** ends the account's sessions on the server too (a counter in
+  the account that the cookie's version includes), so a copied cookie is no
+  use after its owner signed out.
 * **Idle timeout.** The signature carries its time and every signed-in request
   signs the cookie again, so a session ends ``STAFF_IDLE_MINUTES`` (default 30)
   after its last use; an older cookie is refused as expired.

@@ -37,6 +37,9 @@ class StaffAccount(Base):
     password_hash = Column(String(255), nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     password_changed_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # Raised at each sign-out: every session of the account signed before it ends,
+    # so a copied cookie is worthless once its owner has signed out.
+    session_epoch = Column(Integer, nullable=False, default=0)
 
 
 class AuditEntry(Base):
