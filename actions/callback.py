@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 FORM = "callback_form"
 FORM_SLOTS = (
     "callback_name", "callback_contact", "callback_time", "callback_reason",
-    "callback_consent", "callback_confirmed", "callback_contact_type",
+    "callback_consent", "callback_contact_type",
 )
 
 
@@ -96,8 +96,8 @@ class ActionFinishCallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
-        confirmed = tracker.get_slot("callback_confirmed") is True
-        if not (confirmed and tracker.get_slot("callback_consent") is True):
+        # Consent and send are one answer: "yes" to the summary.
+        if tracker.get_slot("callback_consent") is not True:
             return reset_form_slots()  # the validator already told the visitor why
         draft, store = draft_from(tracker), current_store()
         try:

@@ -1,5 +1,10 @@
 """Validation of the call-back form: name, phone or email, time, note, consent.
 
+Consent and send are one step: the last question shows the summary and asks to
+send it, and "yes" stores it. Anything else typed there (a question, "thanks")
+never leaves the request looking finished: a question is answered, and the
+form asks again, starting with "not sent yet" (action_ask_callback_consent).
+
 Phones are validated and normalised (E.164) with `phonenumbers` for the
 clinic's region; emails with `email-validator`. Three unusable contact answers
 in a row end the form with an offer to call the clinic instead. Nothing typed
@@ -65,21 +70,39 @@ QUESTION_START = re.compile(
 )
 
 
+# When the intent isn't "faq", its best answer is used only this sure (the
+# answer guard's threshold in config.yml).
+OTHER_INTENT_MIN_ANSWER_CONFIDENCE = 0.4
+SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
+
+
 def looks_like_question(text: str) -> bool:
-    return text.rstrip().endswith("?") or bool(QUESTION_START.match(text.strip()))
+    """A question mark, or a sentence that starts like a question ("thanks! do i need...")."""
+    if text.rstrip().endswith("?"):
+        return True
+    return any(QUESTION_START.match(part.strip()) for part in SENTENCE_BREAK.split(text) if part.strip())
 
 
-def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker, value: Any) -> bool:
-    """If the visitor asked an FAQ instead of answering, answer it (the form asks again)."""
+def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker, value: Any,
+                      any_intent: bool = False) -> bool:
+    """If the visitor asked an FAQ instead of answering, answer it (the form asks again).
+
+    With ``any_intent`` the FAQ answer is used whatever the intent: at the
+    confirmation step "thanks! do i need to bring anything" is classified as
+    thanks, but its question still deserves the answer.
+    """
     if not looks_like_question(clean_text(value)):
         return False
     message = tracker.latest_message or {}
-    if (message.get("intent") or {}).get("name") != "faq":
+    is_faq = (message.get("intent") or {}).get("name") == "faq"
+    if not (is_faq or any_intent):
         return False
     selected = ((message.get("response_selector") or {}).get("faq") or {}).get("response") or {}
     utter_action = selected.get("utter_action")
     if not utter_action:
         return False
+    if not is_faq and float(selected.get("confidence") or 0.0) < OTHER_INTENT_MIN_ANSWER_CONFIDENCE:
+        return False  # no answer beats a wrong one
     dispatcher.utter_message(response=utter_action)
     return True
 
@@ -148,17 +171,12 @@ class ValidateCallbackForm(FormValidationAction):
     def validate_callback_consent(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Dict[str, Any]:
-        return yes_or_end_form("callback_consent", value, dispatcher, "utter_callback_no_consent")
-
-    def validate_callback_confirmed(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
-    ) -> Dict[str, Any]:
-        return yes_or_end_form("callback_confirmed", value, dispatcher, "utter_callback_cancelled")
-
-
-def yes_or_end_form(slot: str, value: Any, dispatcher: CollectingDispatcher, response: str) -> Dict[str, Any]:
-    """A yes keeps the form going; a no says why and ends it (nothing is stored)."""
-    if value is True:
-        return {slot: True}
-    dispatcher.utter_message(response=response)
-    return {slot: False, "requested_slot": None}
+        if value is True:
+            return {"callback_consent": True}
+        if value is False:
+            dispatcher.utter_message(response="utter_callback_no_consent")
+            return {"callback_consent": False, "requested_slot": None}
+        # Neither yes nor no: answer a question if there is one; the form then
+        # asks again and says the request is not sent yet.
+        answer_digression(dispatcher, tracker, value, any_intent=True)
+        return {"callback_consent": None}

@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import callback as callback_actions
 from actions.callback import ActionCancelCallback, ActionFinishCallback, request_key
+from actions.callback_confirm import ActionAskCallbackConsent
 from actions.callback_form import ValidateCallbackForm, parse_contact, valid_name
 from assistant.callbacks import CallbackStore
 
@@ -111,10 +112,40 @@ def test_no_consent_ends_the_form_without_keeping_anything() -> None:
     assert message["response"] == "utter_callback_no_consent"
 
 
+def test_yes_to_the_summary_is_consent_and_send_in_one() -> None:
+    assert validate("callback_consent", True) == ({"callback_consent": True}, [])
+
+
+def test_anything_else_at_the_confirmation_leaves_it_unsent() -> None:
+    result, messages = validate("callback_consent", "thanks")
+    assert result == {"callback_consent": None} and messages == []
+
+
+def test_the_summary_asked_again_says_it_is_not_sent_yet() -> None:
+    def ask(requested: str) -> List[str]:
+        dispatcher = CollectingDispatcher()
+        slots = {**FILLED, "callback_consent": None, "requested_slot": requested}
+        asyncio.run(ActionAskCallbackConsent().run(dispatcher, tracker(slots), {}))
+        return [m["response"] for m in dispatcher.messages]
+
+    assert ask("callback_reason") == ["utter_ask_callback_consent"]  # the first time
+    assert ask("callback_consent") == ["utter_callback_not_sent_yet", "utter_ask_callback_consent"]
+
+
+def test_the_summary_is_one_line_per_field() -> None:
+    import yaml
+    domain = yaml.safe_load((Path(__file__).parents[1] / "domain.yml").read_text())
+    [variant] = domain["responses"]["utter_ask_callback_consent"]
+    lines = variant["text"].splitlines()
+    for field in ("{callback_name}", "{callback_contact}", "{callback_time}", "{callback_reason}"):
+        [line] = [line for line in lines if field in line]
+        assert line.count("{") == 1
+    assert "callback_confirmed" not in domain["slots"]
+
+
 FILLED = {
     "callback_name": "Sam", "callback_contact": "+61412345678", "callback_contact_type": "phone",
     "callback_time": "Evenings", "callback_reason": "(none)", "callback_consent": True,
-    "callback_confirmed": True,
 }
 FORM_STARTED = [{"event": "active_loop", "name": "callback_form", "timestamp": 1700000000.5}]
 
@@ -149,8 +180,9 @@ def test_a_repeated_confirmation_stores_the_request_once(store: CallbackStore) -
     assert first["reference"] == second["reference"]
 
 
-def test_an_unconfirmed_form_stores_nothing(store: CallbackStore) -> None:
-    _, messages = finish({**FILLED, "callback_confirmed": False})
+@pytest.mark.parametrize("consent", [False, None])
+def test_an_unconfirmed_form_stores_nothing(store: CallbackStore, consent: Optional[bool]) -> None:
+    _, messages = finish({**FILLED, "callback_consent": consent})
     assert messages == [] and store.requests() == []
 
 

@@ -9,23 +9,25 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.callback_form import answer_digression, looks_like_question
 
 
-@pytest.mark.parametrize("text", ["does it hurt?", "how long is a session", "What are the needles like"])
+@pytest.mark.parametrize("text", ["does it hurt?", "how long is a session", "What are the needles like",
+                                  "thanks! do i need to bring anything"])
 def test_questions_are_recognised(text: str) -> None:
     assert looks_like_question(text)
 
 
-@pytest.mark.parametrize("text", ["Robin Example", "0412 345 678", "Weekday mornings", "Sam"])
+@pytest.mark.parametrize("text", ["Robin Example", "0412 345 678", "Weekday mornings", "Sam", "thanks!"])
 def test_answers_are_not_questions(text: str) -> None:
     assert not looks_like_question(text)
 
 
-def faq_tracker(text: str) -> Tracker:
+def faq_tracker(text: str, intent: str = "faq", confidence: float = 0.9) -> Tracker:
     return Tracker.from_dict({
         "sender_id": "x", "slots": {}, "events": [], "paused": False, "latest_event_time": None,
         "followup_action": None, "active_loop": {"name": "callback_form"}, "latest_action_name": None,
         "latest_message": {
-            "text": text, "entities": [], "intent": {"name": "faq", "confidence": 0.9},
-            "response_selector": {"faq": {"response": {"utter_action": "utter_faq/does_it_hurt"}}},
+            "text": text, "entities": [], "intent": {"name": intent, "confidence": 0.9},
+            "response_selector": {"faq": {"response": {"utter_action": "utter_faq/does_it_hurt",
+                                                       "confidence": confidence}}},
         },
     })
 
@@ -40,3 +42,13 @@ def test_a_name_classified_as_faq_is_still_a_name() -> None:
     dispatcher = CollectingDispatcher()
     assert not answer_digression(dispatcher, faq_tracker("Robin Example"), "Robin Example")
     assert dispatcher.messages == []
+
+
+def test_at_the_confirmation_a_question_is_answered_whatever_its_intent() -> None:
+    text = "thanks! do i need to bring anything"
+    assert not answer_digression(CollectingDispatcher(), faq_tracker(text, "thanks"), text)
+    dispatcher = CollectingDispatcher()
+    assert answer_digression(dispatcher, faq_tracker(text, "thanks"), text, any_intent=True)
+    assert dispatcher.messages[0]["response"] == "utter_faq/does_it_hurt"
+    unsure = faq_tracker(text, "thanks", confidence=0.2)
+    assert not answer_digression(CollectingDispatcher(), unsure, text, any_intent=True)

@@ -68,9 +68,14 @@ def test_a_call_back_request_is_completed_stored_listed_and_delivered(
     assert "mildly uncomfortable" in digression[0] and "phone number" in digression[-1]
     assert "invalid" not in " ".join(texts(say(stack, sender, "0412 345 678"))).lower()
     say(stack, sender, "Weekday mornings")
-    assert "agree" in texts(say(stack, sender, "skip"))[0]
-    summary = texts(say(stack, sender, "/affirm"))[0]
-    assert "+61412345678" in summary and "Robin Example" in summary
+    # consent and send are one step: the summary, one line per field, asks to send it
+    summary = texts(say(stack, sender, "skip"))[0]
+    assert "Shall I send it" in summary
+    assert "Name: Robin Example\n" in summary and "Contact: +61412345678\n" in summary
+    # a question there is answered, and the bot says plainly it isn't sent yet
+    again = texts(say(stack, sender, "thanks! how long is a session"))
+    assert "30 minutes" in again[0], again
+    assert "NOT sent yet" in again[-2] and "Shall I send it" in again[-1], again
     started = time.monotonic()
     done = texts(say(stack, sender, "/affirm"))[0]
     assert "saved (reference CB-" in done
@@ -95,6 +100,16 @@ def test_a_call_back_request_is_completed_stored_listed_and_delivered(
     listing = capsys.readouterr().out
     assert "Robin Example" in listing and "0412 345 678" in listing  # national format (issue 18)
     assert listing.count("Robin Example") == 1
+
+
+def test_thanks_at_the_confirmation_does_not_look_finished(stack: Any) -> None:
+    sender = f"thanks-{uuid.uuid4().hex[:6]}"
+    for answer in ("/request_callback", "Kim", "0412 345 678", "Evenings"):
+        say(stack, sender, answer)
+    assert "Shall I send it" in texts(say(stack, sender, "no thanks"))[0]  # the note skipped
+    again = texts(say(stack, sender, "thanks!"))
+    assert "NOT sent yet" in again[0] and "Shall I send it" in again[-1], again
+    assert "haven't kept your details" in texts(say(stack, sender, "/deny"))[0]
 
 
 def test_cancel_in_the_middle_of_the_form(stack: Any) -> None:

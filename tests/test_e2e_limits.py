@@ -132,7 +132,6 @@ def complete_callback(stack: Any, sender: str, name: str, contact: str) -> None:
     say(stack, sender, contact)
     say(stack, sender, "Weekday mornings")
     say(stack, sender, "skip")
-    say(stack, sender, "/affirm")
     assert "saved (reference CB-" in texts(say(stack, sender, "/affirm"))[0]
 
 

@@ -87,8 +87,7 @@ def fill_callback_form(visitor: Visitor, contact: str) -> str:
     visitor.say("Robin Example")
     visitor.say(contact)
     visitor.say("Weekday mornings")
-    assert "agree" in visitor.say("skip")
-    assert "Robin Example" in visitor.say("/affirm")
+    assert "Robin Example" in visitor.say("skip")  # the summary: send it?
     return visitor.say("/affirm")
 
 
@@ -122,8 +121,7 @@ def test_another_conversations_id_without_its_token_gets_nothing_submits_and_del
     owner.say("Robin Victim")
     owner.say("victim.private@mail.example")
     owner.say("Weekday mornings")
-    owner.say("skip")
-    summary = owner.say("/affirm")  # the summary with the contact details, waiting for "Yes, send it"
+    summary = owner.say("skip")  # the summary with the contact details, waiting for "Yes, send it"
     assert "victim.private@mail.example" in summary
     stored = events(guarded, owner.sender)
 

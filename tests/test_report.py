@@ -51,7 +51,7 @@ def conversations(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "faq": ["hello", "does it hurt?", "can it help my tennis elbow"],
         "book": ["how long does a session take", "how do i book"],
         "callback": ["will i be sore afterwards", "/request_callback", "Robin Example", "0412 345 611",
-                     "Weekday mornings", "skip", "/affirm", "/affirm"],
+                     "Weekday mornings", "skip", "/affirm"],
         "unclear": ["my name is Quentin Marlowe, what's the weather like tomorrow",
                     "text me on 0498 765 432 about the football scores",
                     "my email is quentin.marlowe@example.org, who won the football"],

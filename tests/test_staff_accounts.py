@@ -18,7 +18,7 @@ from assistant.callbacks import CallbackDraft, store_for
 from assistant.staff import cli
 from assistant.staff.accounts import MIN_PASSWORD_CHARS, Accounts
 from assistant.staff.formatting import age, clinic_time, national_phone
-from assistant.staff.inbox import Inbox
+from assistant.staff.inbox import Filters, Inbox
 
 PASSWORD = "a long enough password"
 SYDNEY = ZoneInfo("Australia/Sydney")
@@ -136,3 +136,19 @@ def test_staff_notes_go_with_their_request_however_it_is_deleted(db_url: str) ->
     assert notes == []
     assert [line.request_id for line in inbox.audit() if line.action.startswith("status_")] \
         == [retained.id, forgotten.id]  # the audit keeps the numbers only
+
+
+def test_the_inbox_search_finds_a_reference_exactly_and_a_number_in_any_format(db_url: str) -> None:
+    store = store_for(db_url)
+    made = [store.submit(CallbackDraft(f"k{i}", f"conv-{i}", f"Patient {i}", f"+6149157{i:04d}", "phone",
+                                       "mornings", "knee" if i == 1 else None), notify=False)[0]
+            for i in range(1, 12)]
+    inbox = Inbox(store)
+
+    def found(text: str) -> List[int]:
+        return [item.id for item in inbox.views(SYDNEY, Filters(text=text))]
+
+    assert found(f"CB-{made[0].id}") == [made[0].id]  # not CB-10, CB-11
+    assert found(f"cb-{made[0].id} knee") == [made[0].id]
+    assert found(f"CB-{made[1].id} knee") == []
+    assert found("0491 570 001") == [made[0].id]  # national format finds the E.164 number

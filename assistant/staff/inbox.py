@@ -14,6 +14,7 @@ formatted rows: "0491 570" finds a number stored as +61491570...
 from __future__ import annotations
 
 import getpass
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Dict, List, Optional
@@ -27,14 +28,18 @@ from assistant.staff.formatting import (
     DONE,
     OPEN,
     OPEN_STATUSES,
+    REFERENCE_PREFIX,
     RequestView,
     StatusChange,
     as_utc,
+    parse_reference,
     view,
 )
 from assistant.staff.tables import AuditEntry, RequestUpdate, ensure_tables
 
 MAX_NOTE_CHARS = 1000
+# A search that is a phone number, or part of one, in any format.
+PHONE_QUERY = re.compile(r"\+?[\d ()-]*\d[\d ()-]*")
 # Filter values of the list's status menu.
 SHOW_OPEN = "open"
 SHOW_DONE = "done"
@@ -76,9 +81,20 @@ def _start_of(day: date, zone: tzinfo) -> datetime:
 
 
 def _matches(item: RequestView, text: str) -> bool:
-    haystack = " ".join([item.reference, item.name, item.contact, item.contact_stored,
+    """A phone number in any format ("0491 570 156", "+61 491..."); else every word
+    is in the request, and a reference ("CB-12") must be that one (not CB-120)."""
+    if PHONE_QUERY.fullmatch(text.strip()):
+        digits = re.sub(r"\D", "", text)
+        return digits in re.sub(r"\D", "", item.contact) or digits in re.sub(r"\D", "", item.contact_stored)
+    haystack = " ".join([item.name, item.contact, item.contact_stored,
                          item.preferred_time, item.note, item.change_note]).lower()
-    return all(word in haystack for word in text.lower().split())
+    for word in text.lower().split():
+        if word.startswith(REFERENCE_PREFIX.lower()) and parse_reference(word) is not None:
+            if parse_reference(word) != item.id:
+                return False
+        elif word not in haystack:
+            return False
+    return True
 
 
 class Inbox:
