@@ -150,3 +150,20 @@ def test_an_idle_session_expires(stack: Any, account: None) -> None:
     assert page.status_code == 303 and page.headers["Location"] == f"{Paths.signin}?expired=1"
     assert "session ended" in stale_client.get(f"{stack.url}{page.headers['Location']}", timeout=30).text
     assert client.get(f"{stack.url}{Paths.summary}", timeout=30).status_code == 200  # the fresh one works
+
+
+def test_after_signing_in_staff_land_on_the_page_they_asked_for_and_only_a_console_page(
+        stack: Any, account: None) -> None:
+    wanted = f"{Paths.inbox}?show=all&q=CB-1"  # the link in an e-mail alert
+    client = requests.Session()
+    refused = client.get(f"{stack.url}{wanted}", headers=HTML, allow_redirects=False, timeout=30)
+    assert refused.status_code == 303
+    form = client.get(f"{stack.url}{refused.headers['Location']}", headers=HTML, timeout=30)
+    assert 'name="next" value="/staff/requests?show=all&amp;q=CB-1"' in form.text
+    for asked, lands in ((wanted, wanted), ("https://evil.example/", Paths.inbox),
+                         ("//evil.example/staff/", Paths.inbox), ("/staff/../elsewhere", Paths.inbox)):
+        form = client.get(f"{stack.url}{Paths.signin}", headers=HTML, timeout=30)
+        reply = client.post(f"{stack.url}{Paths.signin}", headers=HTML, allow_redirects=False, timeout=30,
+                            data={CSRF_FIELD: csrf_in(form.text), "email": EMAIL, "password": PASSWORD,
+                                  "next": asked})
+        assert reply.status_code == 303 and reply.headers["Location"] == lands, asked

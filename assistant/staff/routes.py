@@ -223,7 +223,12 @@ def signed_in(handler: Callable[..., Awaitable[HTTPResponse]]) -> Handler:
             account = await off_loop(_accounts().by_id, session.account_id)
         if session is None or account is None or account.version != session.version:
             if _wants_html(request):
-                target = f"{Paths.signin}?expired=1" if expired else Paths.signin
+                here = request.path + (f"?{request.query_string}" if request.query_string else "")
+                back = {"next": here} if here not in (Paths.home, f"{Paths.home}/", Paths.inbox) else {}
+                if expired:
+                    back["expired"] = "1"
+                target = f"{Paths.signin}?{urlencode(back)}" if back and request.method == "GET" \
+                    else Paths.signin
                 return _finish(request, response.redirect(target, status=303), None)
             return _finish(request, response.json({"error": "sign in first"}, status=401), None)
         if request.method == "POST" and not csrf_valid(session, request.form.get(CSRF_FIELD)):
@@ -287,9 +292,19 @@ def _period(request: Request) -> Tuple[date, date]:
     return (since, until) if since <= until else (until, since)
 
 
+def _next_page(value: Optional[str]) -> str:
+    """Where to go after signing in: a console page asked for before (an e-mail's
+    link to a request), never anywhere else (no open redirect)."""
+    if value and value.startswith(Paths.home + "/") and not any(bad in value for bad in ("\\", "//", "..")) \
+            and not value.startswith(Paths.signin) and len(value) <= MAX_BACK_CHARS:
+        return value
+    return Paths.inbox
+
+
 def _sign_in_page(session: SessionData, message: str = "", email: str = "",
-                  status: int = 200) -> HTTPResponse:
+                  status: int = 200, next_page: str = "") -> HTTPResponse:
     return response.html(render("signin.html", session, title="Sign in", message=message, email=email,
+                                next_page=_next_page(next_page),
                                 open_count=0), status=status)
 
 
@@ -307,7 +322,7 @@ def build_blueprint() -> Blueprint:
             message = "Your session ended because it was not used for a while. Please sign in again."
         elif request.args.get("signed_out"):
             message = "You have signed out."
-        return _finish(request, _sign_in_page(session, message), session)
+        return _finish(request, _sign_in_page(session, message, next_page=request.args.get("next")), session)
 
     @console.route(Paths.signin, methods=["POST"])
     async def signin(request: Request) -> HTTPResponse:
@@ -317,23 +332,25 @@ def build_blueprint() -> Blueprint:
                                                   status=403), None)
         email = (request.form.get("email") or "").strip()[:320]
         password = request.form.get("password") or ""
+        next_page = _next_page(request.form.get("next"))
         address = client_address(request)
         wait = await off_loop(throttle().wait_seconds, email, address)
         if wait is not None:
             await off_loop(_inbox().record, email or "?", SIGN_IN_THROTTLED, None, None, _client(request))
             minutes = max(1, round(wait / 60))
             reply = _sign_in_page(session, f"Too many failed sign-ins. Please try again in {minutes} "
-                                           f"minute{'s' if minutes > 1 else ''}.", email, status=429)
+                                           f"minute{'s' if minutes > 1 else ''}.", email, status=429,
+                                 next_page=next_page)
             reply.headers["Retry-After"] = str(wait)
             return _finish(request, reply, session)
         account = await off_loop(_accounts().verify, email, password)
         if account is None:
             await off_loop(throttle().failed, email, address)
             await off_loop(_inbox().record, email or "?", SIGN_IN_FAILED, None, None, _client(request))
-            return _finish(request, _sign_in_page(session, "Wrong e-mail or password.", email, status=401),
-                           session)
+            return _finish(request, _sign_in_page(session, "Wrong e-mail or password.", email, status=401,
+                                                  next_page=next_page), session)
         await off_loop(_inbox().record, account.email, SIGNED_IN, None, None, _client(request))
-        return _finish(request, response.redirect(Paths.inbox, status=303),
+        return _finish(request, response.redirect(next_page, status=303),
                        session.signed_in(account.id, account.version))
 
     @console.route(Paths.signout, methods=["POST"])
