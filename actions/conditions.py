@@ -17,9 +17,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from assistant.knowledge import (
     Condition,
     KnowledgeBase,
+    answer_buttons,
     cached_knowledge,
     condition_payload,
-    related_buttons,
 )
 
 # Answer at most this many conditions from one message ("migraines and a sore neck").
@@ -44,7 +44,8 @@ def answer_condition(dispatcher: CollectingDispatcher, kb: KnowledgeBase, condit
         dispatcher.utter_message(response=f"utter_faq/{condition.topic}")
         return
     if condition.answer is not None:
-        dispatcher.utter_message(text=condition.answer, buttons=related_buttons(kb, condition.related))
+        dispatcher.utter_message(text=condition.answer,
+                                 buttons=answer_buttons(kb, condition.related, condition.sources))
         return
     dispatcher.utter_message(response="utter_condition_not_covered", condition=condition.name)
     if condition.see:

@@ -14,7 +14,7 @@ rules run first and a clear question has its own intent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Pattern, Tuple
@@ -26,6 +26,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clarify import ActionClarify
 from actions.conditions import answer_condition, conditions_in_message
+from actions.personal_medical import GENERIC_RESPONSE as GENERIC_PERSONAL_MEDICAL
+from actions.personal_medical import personal_medical_response
 from assistant.contracts import ACTION_FOLLOW_UP, SLOT_LAST_TOPIC
 from assistant.knowledge import KNOWLEDGE_DIR, KnowledgeBase, cached_knowledge
 from assistant.uncertainty import RETRIEVAL_INTENT
@@ -213,6 +215,9 @@ class ActionFollowUp(Action):
         named = [c.id for c in conditions_in_message(kb, tracker.latest_message.get("entities", []))]
         resolution = resolve_follow_up(cached_follow_ups(), kb, tracker.latest_message.get("text") or "",
                                        previous_topic(tracker), named)
+        if resolution.response == GENERIC_PERSONAL_MEDICAL:  # the reply that fits the case
+            resolution = replace(resolution, response=personal_medical_response(
+                tracker.latest_message.get("text") or ""))
         events = answer_follow_up(dispatcher, kb, resolution)
         if events is not None:
             return events

@@ -30,14 +30,16 @@ from typing import Dict, List
 
 import yaml
 
-from assistant.clinic import load_clinic
+from assistant.clinic import ClinicConfigError, load_clinic
 from assistant.knowledge import (
     PROJECT_ROOT,
     KnowledgeBase,
+    KnowledgeError,
     Subject,
     Topic,
+    answer_buttons,
     load_knowledge,
-    related_buttons,
+    print_knowledge_error,
     term_variants,
 )
 
@@ -74,7 +76,7 @@ def render_nlu(kb: KnowledgeBase) -> str:
 
 
 def _response(kb: KnowledgeBase, topic: Topic) -> List[Dict[str, object]]:
-    return [{"text": topic.answer, "buttons": related_buttons(kb, topic.related)}]
+    return [{"text": topic.answer, "buttons": answer_buttons(kb, topic.related, topic.sources)}]
 
 
 PHONE, BOOKING = "{clinic_phone}", "{clinic_booking_url}"
@@ -142,6 +144,17 @@ def stale_files(kb: KnowledgeBase) -> List[Path]:
 
 
 def main(argv: List[str] | None = None) -> int:
+    """The command line; a knowledge-base or clinic.yml mistake is one line."""
+    try:
+        return _main(argv)
+    except KnowledgeError as error:
+        return print_knowledge_error(error)
+    except ClinicConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+
+def _main(argv: List[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args(argv)

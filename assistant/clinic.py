@@ -32,8 +32,9 @@ from assistant.email_config import (
     parse_notify_email,
     parse_weekly_summary,
 )
-from assistant.knowledge import PROJECT_ROOT, cached_knowledge
+from assistant.knowledge import PROJECT_ROOT, KnowledgeError, cached_knowledge
 from assistant.rate_limits import RateLimitConfigError, RateLimits, parse_rate_limits
+from assistant.widget_settings import WidgetConfigError, WidgetSettings, parse_widget
 
 DEFAULT_CONFIG = PROJECT_ROOT / "clinic.yml"
 DEFAULT_RETENTION_DAYS = 90  # conversations and closed call-back requests
@@ -58,6 +59,10 @@ class Clinic:
     timezone: str
     emergency_number: str
     crisis_line: str
+    # How patients in the region name their doctor and their health cover
+    # (assistant/regions.yml): "GP" / "doctor" / "family physician".
+    doctor: str = "doctor"
+    insurer: str = "health insurer"
     callback_webhook_url: Optional[str] = None
     retention_days: int = DEFAULT_RETENTION_DAYS
     rate_limits: RateLimits = RateLimits()  # abuse limits (assistant/rate_limits.py)
@@ -69,6 +74,9 @@ class Clinic:
     # request, and the manager's optional weekly summary.
     notify_email: List[str] = field(default_factory=list)
     weekly_summary: Optional[WeeklySummarySchedule] = None
+    # The chat widget's title, welcome, colours and starter questions
+    # (assistant/widget_settings.py), served to it at /webchat/settings.json.
+    widget: WidgetSettings = WidgetSettings()
 
     @property
     def phone_link(self) -> str:
@@ -98,6 +106,8 @@ class Clinic:
             "emergency_number": self.emergency_number,
             "emergency_link": self.emergency_link,
             "crisis_line": self.crisis_line,
+            "region_doctor": self.doctor,
+            "region_insurer": self.insurer,
         }
 
 
@@ -161,7 +171,10 @@ def _check_answers(raw: Dict[str, Any]) -> Dict[str, str]:
     answers = raw.get("answers") or {}
     if not isinstance(answers, dict):
         raise ClinicConfigError("clinic config: 'answers' must map subject ids to text")
-    subjects = cached_knowledge().subjects
+    try:
+        subjects = cached_knowledge().subjects
+    except KnowledgeError as error:  # start-up reports it as one line, like a clinic.yml mistake
+        raise ClinicConfigError(f"knowledge base: {error}") from None
     checked: Dict[str, str] = {}
     for subject, text in answers.items():
         if subject not in subjects:
@@ -172,6 +185,15 @@ def _check_answers(raw: Dict[str, Any]) -> Dict[str, str]:
             raise ClinicConfigError(f"clinic config: 'answers.{subject}' must be text")
         checked[str(subject)] = " ".join(text.split())
     return checked
+
+
+def _check_widget(raw: Dict[str, Any]) -> WidgetSettings:
+    try:
+        return parse_widget(raw.get("widget"), cached_knowledge())
+    except KnowledgeError as error:
+        raise ClinicConfigError(f"knowledge base: {error}") from None
+    except WidgetConfigError as error:
+        raise ClinicConfigError(str(error)) from None
 
 
 def parse_clinic(raw: Any) -> Clinic:
@@ -219,12 +241,15 @@ def parse_clinic(raw: Any) -> Clinic:
         emergency_number=_text(raw, "emergency_number", required=False)
         or regions[region]["emergency_number"],
         crisis_line=_text(raw, "crisis_line", required=False) or regions[region]["crisis_line"],
+        doctor=regions[region]["doctor"],
+        insurer=regions[region]["insurer"],
         callback_webhook_url=webhook,
         retention_days=_check_retention(raw),
         rate_limits=rate_limits,
         answers=_check_answers(raw),
         notify_email=notify_email,
         weekly_summary=weekly_summary,
+        widget=_check_widget(raw),
     )
 
 

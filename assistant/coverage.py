@@ -22,7 +22,7 @@ import spacy
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
-from assistant.knowledge import KnowledgeBase, load_knowledge
+from assistant.knowledge import KnowledgeBase, KnowledgeError, load_knowledge, print_knowledge_error
 
 DEFAULT_THRESHOLD = 0.15
 MIN_WORDS = 5  # headings and fragments are not facts to cover
@@ -105,7 +105,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.folder.is_dir():
         print(f"{args.folder} is not a folder of .txt articles", file=sys.stderr)
         return 2
-    results = coverage(load_knowledge(), args.folder, args.threshold)
+    try:
+        kb = load_knowledge()
+    except KnowledgeError as error:
+        return print_knowledge_error(error)
+    results = coverage(kb, args.folder, args.threshold)
     if not results:
         print(f"No sentences found in {args.folder}/*.txt", file=sys.stderr)
         return 1

@@ -21,10 +21,12 @@ clinic editing the YAML gets told exactly what to fix.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from urllib.parse import urlparse
 
 import yaml
 
@@ -45,6 +47,10 @@ class Source:
     id: str
     title: str
     publisher: str
+    # The clinic's own page for this article, if it has one: answers resting on
+    # it carry a "Read more" link there, so the attribution lives in the link and
+    # the answer itself reads as the clinic speaking.
+    url: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class Topic:
     sources: List[str]
     related: List[str]
     questions: List[str]
+    file: str = "knowledge/topics"  # where it is written, for error messages
 
     @property
     def payload(self) -> str:
@@ -134,6 +141,24 @@ def related_buttons(kb: KnowledgeBase, topic_ids: List[str]) -> List[Dict[str, s
     return [{"title": kb.title_of(t) or t, "payload": topic_payload(t)} for t in topic_ids]
 
 
+READ_MORE = "Read more"
+
+
+def read_more_buttons(kb: KnowledgeBase, source_ids: List[str]) -> List[Dict[str, str]]:
+    """A "Read more" link button to the clinic's page of the first listed source
+    that has one (sources.yml `url`); none when no source has a page."""
+    for source_id in source_ids:
+        source = kb.sources.get(source_id)
+        if source is not None and source.url:
+            return [{"title": READ_MORE, "payload": source.url}]
+    return []
+
+
+def answer_buttons(kb: KnowledgeBase, related: List[str], sources: List[str]) -> List[Dict[str, str]]:
+    """An answer's buttons: its related topics, then "Read more" where there is a page."""
+    return related_buttons(kb, related) + read_more_buttons(kb, sources)
+
+
 def condition_payload(condition_id: str) -> str:
     """Payload of a button that asks about one condition."""
     return f'/ask_condition{{"condition":"{condition_id}"}}'
@@ -165,13 +190,29 @@ def count_sentences(text: str) -> int:
 # --------------------------------------------------------------------------
 
 
+def display_path(path: Path) -> str:
+    """How errors name a file: "knowledge/topics/cupping.yml" (the folder the
+    clinic edits and the file), wherever the knowledge base lives."""
+    parts = path.parts
+    if "topics" in parts[-2:-1]:
+        return f"knowledge/topics/{path.name}"
+    return f"knowledge/{path.name}"
+
+
 def _read_yaml(path: Path) -> Dict[str, Any]:
+    where = display_path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KnowledgeError(f"{where}: file not found") from None
     except yaml.YAMLError as error:
-        raise KnowledgeError(f"{path}: not valid YAML: {error}") from error
+        # one line: the YAML parser's own message spans several
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "syntax error"
+        raise KnowledgeError(f"{where}: not valid YAML{line}: {problem}") from None
     if not isinstance(data, dict):
-        raise KnowledgeError(f"{path}: expected a mapping at the top level")
+        raise KnowledgeError(f"{where}: expected a mapping at the top level")
     return data
 
 
@@ -191,28 +232,44 @@ def _string_list(entry: Dict[str, Any], key: str, where: str) -> List[str]:
     return [v.strip() for v in value]
 
 
+def _source_url(entry: Dict[str, Any], where: str) -> Optional[str]:
+    url = entry.get("url")
+    if url is None:
+        return None
+    parsed = urlparse(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme != "https" or not parsed.netloc or " " in url:
+        raise KnowledgeError(f"{where}: 'url' must be a full https:// URL of the clinic's page")
+    return str(url)
+
+
 def _load_sources(directory: Path) -> Dict[str, Source]:
     path = directory / "sources.yml"
-    raw = _require(_read_yaml(path), "sources", str(path), dict)
-    return {
-        sid: Source(sid, _require(entry, "title", f"{path}: source '{sid}'"),
-                    _require(entry, "publisher", f"{path}: source '{sid}'"))
-        for sid, entry in raw.items()
-    }
+    raw = _require(_read_yaml(path), "sources", display_path(path), dict)
+    sources: Dict[str, Source] = {}
+    for sid, entry in raw.items():
+        where = f"{display_path(path)}: source '{sid}'"
+        if not isinstance(entry, dict):
+            raise KnowledgeError(f"{where}: expected title, publisher and an optional url")
+        sources[sid] = Source(sid, _require(entry, "title", where), _require(entry, "publisher", where),
+                              _source_url(entry, where))
+    return sources
 
 
 def _load_topics(directory: Path) -> Dict[str, Topic]:
     topics: Dict[str, Topic] = {}
     files = sorted((directory / "topics").glob("*.yml"))
     if not files:
-        raise KnowledgeError(f"{directory / 'topics'}: no topic files found")
+        raise KnowledgeError("knowledge/topics: no topic files found")
     for path in files:
         data = _read_yaml(path)
-        theme = _require(data, "theme", str(path))
-        for index, entry in enumerate(_require(data, "topics", str(path), list)):
-            where = f"{path.name}: topic #{index + 1}"
+        name = display_path(path)
+        theme = _require(data, "theme", name)
+        for index, entry in enumerate(_require(data, "topics", name, list)):
+            where = f"{name}: topic #{index + 1}"
+            if not isinstance(entry, dict):
+                raise KnowledgeError(f"{where}: expected id, title, answer, sources, related, questions")
             topic_id = _require(entry, "id", where)
-            where = f"{path.name}: topic '{topic_id}'"
+            where = f"{name}: topic '{topic_id}'"
             if topic_id in topics:
                 raise KnowledgeError(f"{where}: id is used twice")
             topics[topic_id] = Topic(
@@ -223,6 +280,7 @@ def _load_topics(directory: Path) -> Dict[str, Topic]:
                 sources=_string_list(entry, "sources", where),
                 related=_string_list(entry, "related", where),
                 questions=_string_list(entry, "questions", where),
+                file=name,
             )
     return topics
 
@@ -231,9 +289,12 @@ def _entries(path: Path, key: str, kind: str) -> Iterator[Tuple[str, str, Dict[s
     """(id, where, entry) for each entry of a file's `key` list; an id used twice
     is an error naming the file and the entry."""
     seen: Set[str] = set()
-    for index, entry in enumerate(_require(_read_yaml(path), key, str(path), list)):
-        entry_id = _require(entry, "id", f"{path.name}: {kind} #{index + 1}")
-        where = f"{path.name}: {kind} '{entry_id}'"
+    name = display_path(path)
+    for index, entry in enumerate(_require(_read_yaml(path), key, name, list)):
+        if not isinstance(entry, dict):
+            raise KnowledgeError(f"{name}: {kind} #{index + 1}: expected a mapping with an id")
+        entry_id = _require(entry, "id", f"{name}: {kind} #{index + 1}")
+        where = f"{name}: {kind} '{entry_id}'"
         if entry_id in seen:
             raise KnowledgeError(f"{where}: id is used twice")
         seen.add(entry_id)
@@ -282,7 +343,7 @@ def _load_conditions(directory: Path) -> Dict[str, Condition]:
 
 
 def _validate_topic(topic: Topic, kb: KnowledgeBase, seen_questions: Dict[str, str]) -> None:
-    where = f"topic '{topic.id}'"
+    where = f"{topic.file}: topic '{topic.id}'"
     if not ID_PATTERN.match(topic.id):
         raise KnowledgeError(f"{where}: id must be lower_snake_case")
     if len(topic.title) > MAX_BUTTON_TITLE:
@@ -292,9 +353,10 @@ def _validate_topic(topic: Topic, kb: KnowledgeBase, seen_questions: Dict[str, s
     if not 2 <= count_sentences(topic.answer) <= 4:
         raise KnowledgeError(f"{where}: 'answer' should be 2-4 short sentences")
     if len(topic.questions) < MIN_QUESTIONS:
-        raise KnowledgeError(f"{where}: 'questions' needs at least {MIN_QUESTIONS} examples")
+        raise KnowledgeError(f"{where}: 'questions' needs at least {MIN_QUESTIONS} examples"
+                             f" (has {len(topic.questions)})")
     if not 2 <= len(topic.related) <= 3:
-        raise KnowledgeError(f"{where}: 'related' should list 2-3 topics")
+        raise KnowledgeError(f"{where}: 'related' should list 2-3 topics (has {len(topic.related)})")
     for related in topic.related:
         if related not in kb.topics or related == topic.id:
             raise KnowledgeError(f"{where}: 'related' names unknown topic '{related}'")
@@ -309,7 +371,7 @@ def _validate_topic(topic: Topic, kb: KnowledgeBase, seen_questions: Dict[str, s
 
 
 def _validate_subject(subject: Subject, kb: KnowledgeBase, seen_questions: Dict[str, str]) -> None:
-    where = f"long_tail.yml: subject '{subject.id}'"
+    where = f"knowledge/long_tail.yml: subject '{subject.id}'"
     if not ID_PATTERN.match(subject.id):
         raise KnowledgeError(f"{where}: id must be lower_snake_case")
     if subject.id in kb.topics:
@@ -334,11 +396,12 @@ def _validate_sources(source_ids: List[str], kb: KnowledgeBase, where: str) -> N
         raise KnowledgeError(f"{where}: 'sources' must name at least one article")
     for source_id in source_ids:
         if source_id not in kb.sources:
-            raise KnowledgeError(f"{where}: 'sources' names unknown article '{source_id}'")
+            raise KnowledgeError(f"{where}: 'sources' names unknown article '{source_id}'"
+                                 " (list it in knowledge/sources.yml)")
 
 
 def _validate_condition(condition: Condition, kb: KnowledgeBase) -> None:
-    where = f"condition '{condition.id}'"
+    where = f"knowledge/conditions.yml: condition '{condition.id}'"
     if not ID_PATTERN.match(condition.id):
         raise KnowledgeError(f"{where}: id must be lower_snake_case")
     if not condition.terms:
@@ -365,7 +428,8 @@ def _index_conditions(kb: KnowledgeBase) -> None:
             owner = kb.condition_index.setdefault(key, condition.id)
             if owner != condition.id:
                 raise KnowledgeError(
-                    f"condition '{condition.id}': term '{key}' already belongs to '{owner}'"
+                    f"knowledge/conditions.yml: condition '{condition.id}': "
+                    f"term '{key}' already belongs to '{owner}'"
                 )
 
 
@@ -386,6 +450,16 @@ def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> KnowledgeBase:
         _validate_condition(condition, kb)
     _index_conditions(kb)
     return kb
+
+
+GUIDE = "docs/knowledge-base.md"
+
+
+def print_knowledge_error(error: KnowledgeError) -> int:
+    """Report an invalid knowledge base as one line (file, entry, rule) on
+    stderr, never a traceback; the exit status for the command line (1)."""
+    print(f"knowledge base: {error} (rules: {GUIDE})", file=sys.stderr)
+    return 1
 
 
 @cache

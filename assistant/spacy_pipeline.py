@@ -21,7 +21,13 @@ from typing import Dict, List
 import spacy
 from spacy.language import Language
 
-from assistant.knowledge import KnowledgeBase, load_knowledge, term_variants
+from assistant.knowledge import (
+    KnowledgeBase,
+    KnowledgeError,
+    load_knowledge,
+    print_knowledge_error,
+    term_variants,
+)
 
 CONDITION_LABEL = "condition"
 BODY_AREA_LABEL = "body_area"
@@ -62,7 +68,10 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the spaCy pipeline.")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    kb = load_knowledge()
+    try:
+        kb = load_knowledge()
+    except KnowledgeError as error:
+        return print_knowledge_error(error)
     args.out.mkdir(parents=True, exist_ok=True)
     build_pipeline(kb).to_disk(args.out)
     print(f"spaCy pipeline written to {args.out} ({len(ruler_patterns(kb))} patterns)")

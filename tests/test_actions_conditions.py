@@ -9,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conditions import ActionAnswerCondition
-from assistant.knowledge import KnowledgeBase
+from assistant.knowledge import KnowledgeBase, read_more_buttons
 
 
 def tracker_with(entities: List[Dict[str, Any]], text: str = "can it help?") -> Tracker:
@@ -46,9 +46,9 @@ def entity(kind: str, value: str) -> Dict[str, Any]:
 def test_a_covered_condition_gets_its_own_answer(kb: KnowledgeBase) -> None:
     [message] = run([entity("condition", "tenis elbow")])
     assert message["text"] == kb.conditions["tennis_elbow"].answer
-    assert [b["payload"] for b in message["buttons"]] == [
-        f"/faq/{t}" for t in kb.conditions["tennis_elbow"].related
-    ]
+    condition = kb.conditions["tennis_elbow"]
+    assert [b["payload"] for b in message["buttons"]] == [f"/faq/{t}" for t in condition.related] + [
+        b["payload"] for b in read_more_buttons(kb, condition.sources)]
 
 
 def test_a_condition_answered_by_a_topic_uses_that_topic_response() -> None:

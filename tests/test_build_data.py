@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterator, List
 import yaml
 
 from assistant.build_data import generated_files, render_responses, stale_files
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase
+from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, read_more_buttons
 
 
 def test_generated_files_are_not_stale(kb: KnowledgeBase) -> None:
@@ -25,7 +25,8 @@ def test_each_topic_has_a_retrieval_intent_and_a_response(kb: KnowledgeBase) -> 
         assert f"faq/{topic.id}" in intents
         [response] = responses[f"utter_faq/{topic.id}"]
         assert response["text"] == topic.answer
-        assert [b["payload"] for b in response["buttons"]] == [f"/faq/{t}" for t in topic.related]
+        assert [b["payload"] for b in response["buttons"]] == [
+            f"/faq/{t}" for t in topic.related] + [b["payload"] for b in read_more_buttons(kb, topic.sources)]
     for subject in kb.subjects.values():
         assert f"faq/{subject.id}" in intents
         [response] = responses[f"utter_faq/{subject.id}"]

@@ -32,6 +32,8 @@ def test_a_second_clinic_changes_every_value() -> None:
     assert second.emergency_number == "999"
     assert "Samaritans" in second.crisis_line
     for key, value in first.slots().items():
+        if key == "region_doctor":  # "GP" in Australia and in Britain alike
+            continue
         assert second.slots()[key] != value, key
 
 

@@ -9,7 +9,7 @@ import uuid
 from typing import Any, Dict, List
 
 from assistant.clinic import load_clinic
-from assistant.knowledge import KnowledgeBase
+from assistant.knowledge import KnowledgeBase, read_more_buttons
 
 
 def filled(answer: str) -> str:
@@ -41,9 +41,10 @@ def test_a_short_conversation(stack: Any, kb: KnowledgeBase) -> None:
 
     answer = say(stack, sender, "does dry needling hurt?")
     assert texts(answer) == [kb.topics["does_it_hurt"].answer]
+    # its related topics, then "Read more" on the clinic's page for the article
     assert [b["payload"] for b in answer[0]["buttons"]] == [
         kb.topics[t].payload for t in kb.topics["does_it_hurt"].related
-    ]
+    ] + [b["payload"] for b in read_more_buttons(kb, kb.topics["does_it_hurt"].sources)]
 
     # clicking a related-topic button answers that topic
     followed = say(stack, sender, answer[0]["buttons"][0]["payload"])
@@ -67,3 +68,11 @@ def test_the_conversation_is_stored_in_the_sqlite_tracker_store(stack: Any) -> N
         ).fetchall()
     kinds = [row[0] for row in rows]
     assert "user" in kinds and "bot" in kinds
+
+
+def test_a_personal_medical_question_gets_the_reply_for_its_case(stack: Any) -> None:
+    sender = f"e2e-{uuid.uuid4().hex[:8]}"
+    [child] = say(stack, sender, "is dry needling safe for my 12 year old")
+    assert "your child's own health" in child["text"] and "GP" in child["text"]
+    [device] = say(stack, f"{sender}-2", "i have a pacemaker, can i have dry needling")
+    assert "pacemaker" in device["text"] and "it's safe" not in device["text"].lower()

@@ -1,0 +1,72 @@
+"""Personal medical questions ("is it safe for me?") get a reply that fits the case.
+
+A parent asking about a 12-year-old and someone with a pacemaker need different
+first steps, but neither gets a yes: each reply says it depends on that person,
+names what the therapist needs to know and how to ask first. The case is chosen
+from the message's own words, deterministically (no model), so the same
+question always gets the same reply and a new case is one regex away.
+The intent stays ``ask_personal_medical``; only the reply is chosen here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+GENERIC_RESPONSE = "utter_personal_medical"
+ADULT_AGE = 18
+
+# Checked in this order: the first that matches wins. Pregnancy first (a
+# pregnant woman on medicines still needs the pregnancy reply), then children
+# (a parent asking about a child's medicines needs the child reply).
+_CASES = (
+    ("pregnancy", re.compile(
+        r"\b(pregnan\w*|expecting( a baby)?|trimester|having a baby|weeks along)\b")),
+    ("child", re.compile(
+        r"\b(child|children|childs|kids?|son|sons|daughters?|toddler|teen|teens|teenager"
+        r"|boy|girl|minor|under 18|my baby)\b")),
+    ("device", re.compile(
+        r"\b(pacemakers?|pace maker|defibrillators?|defib|icd|implants?|implanted"
+        r"|insulin pump|stimulator|cochlear)\b")),
+    ("medicines", re.compile(
+        r"\b(medicines?|medications?|meds|tablets?|pills?|blood ?thinners?|thinners"
+        r"|warfarin|aspirin|anticoagulants?|xarelto|eliquis|clopidogrel|insulin|steroids?"
+        r"|prednisone|prednisolone|prescri\w*|on drugs)\b")),
+)
+_AGE = re.compile(r"\b(\d{1,2})\s*(?:yo|y/o|y\.o\.|yrs?|years?)(?:[\s-]*old)?\b")
+
+
+def _young_age(text: str) -> bool:
+    """A stated age under 18 ("my 12 year old", "she's 9yo")."""
+    return any(int(age) < ADULT_AGE for age in _AGE.findall(text))
+
+
+def personal_medical_case(text: str) -> Optional[str]:
+    """'pregnancy', 'child', 'device', 'medicines' or None (the general reply)."""
+    lowered = text.lower()
+    for case, pattern in _CASES:
+        if pattern.search(lowered) or (case == "child" and _young_age(lowered)):
+            return case
+    return None
+
+
+def personal_medical_response(text: str) -> str:
+    """The response for a personal medical question, e.g. utter_personal_medical_child."""
+    case = personal_medical_case(text)
+    return f"{GENERIC_RESPONSE}_{case}" if case else GENERIC_RESPONSE
+
+
+class ActionPersonalMedical(Action):
+    def name(self) -> str:
+        return "action_personal_medical"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        text = tracker.latest_message.get("text") or ""
+        dispatcher.utter_message(response=personal_medical_response(text))
+        return []
