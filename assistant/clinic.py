@@ -12,6 +12,7 @@ directly. Nothing clinic-specific is written anywhere else.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -183,10 +184,47 @@ def _check_answers(raw: Dict[str, Any]) -> Dict[str, str]:
     return checked
 
 
+class _ReadKeys(Dict[str, Any]):
+    """clinic.yml's fields, noting which keys the parser asks for: the keys it
+    reads are the keys a clinic may write, so a new setting needs no second list."""
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        super().__init__(raw)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
 def parse_clinic(raw: Any) -> Clinic:
-    """Validate a parsed clinic.yml; raises ClinicConfigError naming the bad field."""
+    """Validate a parsed clinic.yml; raises ClinicConfigError naming the bad field.
+
+    A key the parser never reads is refused by name: a typo such as
+    ``callback_webhook`` would otherwise be ignored and the clinic would quietly
+    get no webhook."""
     if not isinstance(raw, dict):
         raise ClinicConfigError("clinic config: expected a mapping of fields")
+    fields = _ReadKeys(raw)
+    clinic = _parse_fields(fields)
+    unknown = sorted(str(key) for key in raw if str(key) not in fields.read)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(fields.read), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ClinicConfigError(f"clinic config: unknown key '{unknown[0]}'{hint} "
+                                f"(the keys are: {', '.join(sorted(fields.read))})")
+    return clinic
+
+
+def _parse_fields(raw: Dict[str, Any]) -> Clinic:
     region = (_text(raw, "region") or "").upper()
     regions = _regions()
     if region not in regions:

@@ -78,3 +78,18 @@ def test_no_clinic_detail_is_hard_coded_outside_the_config() -> None:
         text = path.read_text()
         for detail in details:
             assert detail not in text, f"{detail!r} hard-coded in {path.relative_to(PROJECT_ROOT)}"
+
+
+def test_an_unknown_key_is_refused_by_name_with_the_likely_one() -> None:
+    raw = shipped()
+    raw["callback_webhook"] = "https://crm.example/hook"  # a typo of callback_webhook_url
+    with pytest.raises(ClinicConfigError, match=r"unknown key 'callback_webhook'; "
+                                                r"did you mean 'callback_webhook_url'\?"):
+        parse_clinic(raw)
+
+
+def test_every_key_the_parser_reads_is_allowed() -> None:
+    raw = shipped()
+    raw.update(callback_webhook_url="https://crm.example/hook", retention_days=30,
+               emergency_number="000", crisis_line="Lifeline on 13 11 14")
+    assert parse_clinic(raw).retention_days == 30
