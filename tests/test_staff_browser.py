@@ -167,3 +167,18 @@ def test_repeated_failures_are_throttled_even_for_the_right_password(page: Any, 
     # Another account is not locked out by it.
     sign_in(page, stack, EMAIL, PASSWORD)
     page.wait_for_url(re.compile(r"/staff/requests$"))
+
+
+def test_the_inbox_fits_a_phone_screen(browser: Any, stack: Any) -> None:
+    add_account(stack, EMAIL, PASSWORD)
+    store_request(stack, "Alex Phone-Screen")
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    try:
+        tab = context.new_page()
+        sign_in(tab, stack, EMAIL, PASSWORD)
+        tab.wait_for_url(re.compile(r"/staff/requests$"))
+        tab.locator("article.request").first.wait_for()
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 360  # nothing off the side
+        tab.screenshot(path=str(ARTIFACTS / "staff-inbox-phone.png"), full_page=True)
+    finally:
+        context.close()
