@@ -62,6 +62,11 @@ def test_the_report_shows_warning_signs_first_and_downloads_as_one_file(page: An
     assert download.value.suggested_filename.startswith("report-") and html.startswith("<!doctype html>")
     assert html.index("Warning signs") < html.index("<h2>Activity</h2>")
     assert "<script" not in html and "src='http" not in html and 'src="http' not in html
+    with page.expect_download() as review:
+        page.click("#download-review")
+    assert Path(review.value.path()).read_text(encoding="utf-8").startswith(
+        "# Messages the assistant could not answer")
+    assert review.value.suggested_filename.startswith("unanswered-")
     assert not page.problems, page.problems
 
 

@@ -60,7 +60,7 @@ from assistant.staff.inbox import (
     Filters,
     Inbox,
 )
-from assistant.staff.report import ReportFailed, report_html
+from assistant.staff.report import ReportFailed, report_html, review_yaml
 from assistant.staff.sessions import (
     COOKIE_NAME,
     CSRF_FIELD,
@@ -76,6 +76,7 @@ logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 SIGN_IN_THROTTLED = "sign_in_throttled"
 REPORT_DOWNLOADED = "report_downloaded"
+REVIEW_DOWNLOADED = "review_downloaded"
 FRAMED_TEXT_POLICY = "default-src 'none'; frame-ancestors 'self'"
 # What each status button sets.
 ACTIONS = {"called": CALLED, "done": DONE, "reopen": OPEN}
@@ -99,6 +100,7 @@ class Paths:
     audit = "/staff/audit"
     report = "/staff/report"
     report_file = "/staff/report/file"
+    review_file = "/staff/report/unanswered.yml"
     script = "/staff/staff.js"
 
     @staticmethod
@@ -458,6 +460,22 @@ def build_blueprint() -> Blueprint:
         # Its own policy (kept by _finish): framed by the console's report page.
         headers.update({"Content-Security-Policy": _report_policy(), "X-Frame-Options": "SAMEORIGIN"})
         return response.html(html, headers=headers)
+
+    @console.route(Paths.review_file, methods=["GET"])
+    @signed_in
+    async def review_file(request: Request, staff: Signed) -> HTTPResponse:
+        since, until = _period(request)
+        try:
+            text = await review_yaml(since, until)
+        except (ReportFailed, OSError) as error:
+            logger.error("staff console: the review list failed: %s", error)
+            return response.text(f"The review list could not be made ({error}). Please try again later.",
+                                 status=503)
+        await off_loop(_inbox().record, staff.account.email, REVIEW_DOWNLOADED, None,
+                       f"{since.isoformat()} to {until.isoformat()}", _client(request))
+        name = f"unanswered-{since.isoformat()}-to-{until.isoformat()}.yml"
+        return response.text(text, content_type="text/yaml; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @console.route(Paths.script, methods=["GET"])
     @signed_in
