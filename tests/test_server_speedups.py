@@ -19,6 +19,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.endpoints import EndpointConfig
 
 from assistant import server
 from assistant.graph_runner import SequentialGraphRunner, execution_order
@@ -37,6 +38,8 @@ def speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DialogueStateTracker, "copy", DialogueStateTracker.copy)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", RulePolicy._get_possible_keys)
     monkeypatch.setattr(Policy, "format_tracker_states", Policy.format_tracker_states)
+    monkeypatch.setattr(RemoteAction, "_action_call_format", RemoteAction._action_call_format)
+    monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)
     server.apply_speedups()
 
 
