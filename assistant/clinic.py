@@ -35,6 +35,7 @@ from assistant.email_config import (
 )
 from assistant.knowledge import PROJECT_ROOT, KnowledgeError, cached_knowledge
 from assistant.rate_limits import RateLimitConfigError, RateLimits, parse_rate_limits
+from assistant.widget_settings import WidgetConfigError, WidgetSettings, parse_widget
 
 DEFAULT_CONFIG = PROJECT_ROOT / "clinic.yml"
 DEFAULT_RETENTION_DAYS = 90  # conversations and closed call-back requests
@@ -74,6 +75,9 @@ class Clinic:
     # request, and the manager's optional weekly summary.
     notify_email: List[str] = field(default_factory=list)
     weekly_summary: Optional[WeeklySummarySchedule] = None
+    # The chat widget's title, welcome, colours and starter questions
+    # (assistant/widget_settings.py), served to it at /webchat/settings.json.
+    widget: WidgetSettings = WidgetSettings()
 
     @property
     def phone_link(self) -> str:
@@ -184,6 +188,15 @@ def _check_answers(raw: Dict[str, Any]) -> Dict[str, str]:
     return checked
 
 
+def _check_widget(raw: Dict[str, Any]) -> WidgetSettings:
+    try:
+        return parse_widget(raw.get("widget"), cached_knowledge())
+    except KnowledgeError as error:
+        raise ClinicConfigError(f"knowledge base: {error}") from None
+    except WidgetConfigError as error:
+        raise ClinicConfigError(str(error)) from None
+
+
 class _ReadKeys(Dict[str, Any]):
     """clinic.yml's fields, noting which keys the parser asks for: the keys it
     reads are the keys a clinic may write, so a new setting needs no second list."""
@@ -274,6 +287,7 @@ def _parse_fields(raw: Dict[str, Any]) -> Clinic:
         answers=_check_answers(raw),
         notify_email=notify_email,
         weekly_summary=weekly_summary,
+        widget=_check_widget(raw),
     )
 
 

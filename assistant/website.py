@@ -8,7 +8,11 @@ on the clinic's own site needs:
   sites are refused (403) unless their origin is listed in ``allowed_origins``
   (credentials.yml, or ``WEBCHAT_ALLOWED_ORIGINS``, comma-separated); the page
   the bot serves itself is always allowed. Never ``*``.
-* ``GET /webchat/widget.js`` and ``/webchat/widget.css`` -- the widget (webchat/).
+* ``GET /webchat/widget.js`` and ``/webchat/widget.css`` -- the widget (webchat/);
+  ``/webchat/settings.json`` -- its settings from clinic.yml (title, welcome,
+  phone, emergency number, colours, starter questions: assistant/widget_settings.py).
+* A reply's text doesn't repeat an https address its own buttons carry
+  (assistant/link_text.py); the REST channel keeps it.
 * ``GET /webchat/`` -- a mock clinic page with the widget, filled from clinic.yml,
   so ``make run`` and opening http://localhost:5005/webchat/ is the whole demo.
 
@@ -37,6 +41,7 @@ This is the public channel, so it also guards each conversation and the bot:
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 from pathlib import Path
@@ -67,7 +72,8 @@ from assistant.conversation_token import (
     token_for,
     token_valid,
 )
-from assistant.knowledge import PROJECT_ROOT
+from assistant.knowledge import PROJECT_ROOT, cached_knowledge
+from assistant.link_text import without_button_links
 from assistant.log_privacy import keep_message_text_out_of_logs
 from assistant.rate_limits import (
     MESSAGES_PER_CONVERSATION,
@@ -75,6 +81,7 @@ from assistant.rate_limits import (
     NEW_CONVERSATIONS_PER_IP,
     limiter_for,
 )
+from assistant.widget_settings import settings_json, starter_buttons
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +107,7 @@ WEBHOOK_PATH = "/webhooks/website/webhook"
 # for the hand-off funnel of `make report`.
 HANDOFF_PATH = "/webhooks/website/handoff"
 HANDOFF_SLOT = "handoff_choice"
+SETTINGS_FILE = "settings.json"  # the widget's settings (assistant/widget_settings.py)
 # sanic-cors (which Rasa installs app-wide) leaves a request alone once this is set.
 SANIC_CORS_EVALUATED = "_sanic_cors_e"
 TOKEN_REFUSED_CODE = "conversation_token"  # the widget starts a new conversation on this
@@ -210,6 +218,11 @@ class WebsiteInput(GuardedRestInput):
             return error(503, "the assistant could not handle this message; please try again")
         reply = await self.run_turn(sender, text, on_new_message,
                                     {CLIENT_METADATA_KEY: key} if key is not None else None)
+        if reply.status == 200:
+            messages = without_button_links(json.loads(reply.body or b"[]"))
+            kept = {k: v for k, v in reply.headers.items()
+                    if k.lower() not in ("content-length", "content-type")}
+            reply = response.json(messages, headers=kept)
         if new and reply.status == 200 and text:
             reply.headers[TOKEN_HEADER] = token_for(sender)
         return reply
@@ -280,6 +293,11 @@ class WebsiteInput(GuardedRestInput):
         async def widget_file(request: Request, filename: str) -> HTTPResponse:
             if not filename:  # "/webchat/" arrives here with an empty name
                 return await demo(request)
+            if filename == SETTINGS_FILE:
+                headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+                if self.origin_allowed(request):  # another site may read it only if allowed
+                    headers.update(self.cors_headers(request))
+                return response.json(settings_json(current_clinic(), cached_knowledge()), headers=headers)
             content_type = STATIC_FILES.get(filename)
             if content_type is None:
                 return error(404, "not found")
@@ -356,6 +374,9 @@ async def offered_or_text(agent: Any, sender: str, text: str) -> str:
     """`text` if the bot just offered it as a button; otherwise the same words as
     plain text, so that nobody can pick an intent (/emergency, /forget_me,
     /inform{...}) the model would not have chosen."""
+    clinic = current_clinic()
+    if text in [b["payload"] for b in starter_buttons(clinic.widget, cached_knowledge())]:
+        return text  # the welcome screen's starter questions (FAQ topics only)
     tracker = await stored_trackers(agent).retrieve(sender)
     if tracker is not None and text in offered_payloads(tracker.events):
         return text

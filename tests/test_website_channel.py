@@ -5,6 +5,7 @@ configured origin, and the widget's files and demo page."""
 from __future__ import annotations
 
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional
 
@@ -135,8 +136,40 @@ def test_the_demo_page_shows_the_clinic_and_embeds_the_widget(stack: Any) -> Non
     assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
     page = reply.text
     assert '<script src="/webchat/widget.js"' in page
-    assert f'data-phone-e164="{CLINIC.phone_e164}"' in page
+    assert f'tel:{CLINIC.phone_e164}' in page
     assert CLINIC.name.replace("(", "").split()[0] in page and "$clinic" not in page
+    assert "data-" not in page  # the embed is one plain tag: the widget asks the bot for the rest
+
+
+def test_the_widget_settings_come_from_the_clinic_and_only_allowed_sites_may_read_them(stack: Any) -> None:
+    reply = requests.get(f"{stack.url}/webchat/settings.json", timeout=10)
+    assert reply.status_code == 200 and "Access-Control-Allow-Origin" not in reply.headers
+    settings = reply.json()
+    assert (settings["phone"], settings["phoneE164"], settings["emergency"]) == (
+        CLINIC.phone, CLINIC.phone_e164, CLINIC.emergency_number)
+    assert [b["payload"] for b in settings["starters"]] == [f"/faq/{t}" for t in CLINIC.widget.starters]
+    allowed = requests.get(f"{stack.url}/webchat/settings.json", headers={"Origin": ALLOWED_ORIGIN},
+                           timeout=10)
+    assert allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    other = requests.get(f"{stack.url}/webchat/settings.json",
+                         headers={"Origin": "https://elsewhere.example"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_a_website_reply_leaves_out_the_link_its_button_carries(stack: Any) -> None:
+    reply = requests.post(f"{stack.url}/webhooks/website/webhook", timeout=30,
+                          json={"sender": f"links-{uuid.uuid4().hex[:6]}", "message": "i want to book"})
+    [message] = reply.json()
+    assert CLINIC.booking_url in [b["payload"] for b in message["buttons"]]
+    assert CLINIC.booking_url not in message["text"] and "book online" in message["text"]
+    assert CLINIC.phone in message["text"]
+
+
+def test_a_starter_question_is_taken_as_its_topic_from_a_new_conversation(stack: Any, kb: Any) -> None:
+    first = CLINIC.widget.starters[1]
+    reply = requests.post(f"{stack.url}/webhooks/website/webhook", timeout=30,
+                          json={"sender": f"starter-{uuid.uuid4().hex[:6]}", "message": f"/faq/{first}"})
+    assert reply.status_code == 200 and reply.json()[0]["text"] == kb.topics[first].answer
 
 
 @pytest.mark.parametrize(("name", "kind"), [("widget.js", "text/javascript"), ("widget.css", "text/css")])

@@ -265,3 +265,54 @@ def test_over_a_rate_limit_the_visitor_gets_a_friendly_note_and_can_retry(browse
         tab.screenshot(path=str(ARTIFACTS / "widget-rate-limited.png"))
     finally:
         context.close()
+
+
+# ---- issue 19: welcome screen, buttons, settings from the bot ------------------
+
+def test_the_welcome_screen_offers_the_clinics_top_questions(page: Any, kb: KnowledgeBase) -> None:
+    open_chat(page)
+    starters = page.locator(f"{WIDGET} .message.bot").first.locator("button.button")
+    titles = starters.all_inner_texts()
+    assert titles == [kb.topics[t].title for t in CLINIC.widget.starters]
+    page.screenshot(path=str(ARTIFACTS / "widget-welcome.png"))
+    starters.nth(1).click()
+    wait_for_reply(page, 1)
+    topic = kb.topics[CLINIC.widget.starters[1]]
+    assert flat(topic.answer)[:60] in flat(bot_messages(page)[1])
+    # once asked, the welcome's starters are gone
+    assert page.locator(f"{WIDGET} .message.bot").first.locator("button").count() == 0
+
+
+def test_link_buttons_match_the_others_and_the_text_does_not_repeat_the_link(page: Any) -> None:
+    open_chat(page)
+    reply = ask(page, "i'd like to book an appointment")
+    assert CLINIC.booking_url not in reply and CLINIC.phone in reply  # the Book button carries it
+    last = page.locator(f"{WIDGET} .message.bot").last
+    boxes = [b.bounding_box() for b in last.locator(".buttons > .button").all()]
+    assert len(boxes) == 3 and max(b["height"] for b in boxes) - min(b["height"] for b in boxes) < 1, boxes
+    # each label's text sits in the middle of its button
+    off_centre = last.locator(".buttons > .button").evaluate_all("""buttons => buttons.map(b => {
+        const range = document.createRange(); range.selectNodeContents(b);
+        const text = range.getBoundingClientRect(), box = b.getBoundingClientRect();
+        return Math.abs((text.top + text.bottom) / 2 - (box.top + box.bottom) / 2); })""")
+    assert max(off_centre) < 2, off_centre
+    last.screenshot(path=str(ARTIFACTS / "widget-link-buttons.png"))
+
+
+def test_the_embed_is_one_tag_that_reads_its_settings_from_the_bot(page: Any, stack: Any) -> None:
+    assert page.evaluate("document.querySelector('script[src$=\"widget.js\"]').attributes.length") == 2
+    open_chat(page)
+    assert page.locator(f"{WIDGET} #dnw-title").inner_text() == CLINIC.widget.title
+    assert CLINIC.name in bot_messages(page)[0]
+    assert f"emergency call {CLINIC.emergency_number}." in page.locator(f"{WIDGET} .note").inner_text()
+    # a data- attribute still overrides the bot's setting
+    custom = f"{stack.url}/webchat/?embed=custom"
+    page.route(custom, lambda route: route.fulfill(content_type="text/html", body=(
+        '<!doctype html><html lang="en"><title>t</title><body><script src="/webchat/widget.js" defer '
+        'data-title="Questions? Ask us" data-emergency="112"></script></body></html>')))
+    page.evaluate("sessionStorage.clear()")
+    page.goto(custom)
+    open_chat(page)
+    assert page.locator(f"{WIDGET} #dnw-title").inner_text() == "Questions? Ask us"
+    assert "emergency call 112." in page.locator(f"{WIDGET} .note").inner_text()
+    assert CLINIC.name in bot_messages(page)[0]  # the rest still from the bot

@@ -1,12 +1,13 @@
 /*
  * Dry needling assistant: the website chat widget.
  *
- * Embed with one tag (every data attribute is optional):
- *   <script src="https://BOT-HOST/webchat/widget.js" defer
- *           data-title="Ask about dry needling"
- *           data-welcome="Hi! ..." data-phone="(02) 5550 1234" data-phone-e164="+61255501234"
- *           data-emergency="000"
- *           data-accent="#0b5563" data-accent-text="#ffffff"></script>
+ * Embed with one tag:
+ *   <script src="https://BOT-HOST/webchat/widget.js" defer></script>
+ * It reads its settings (title, welcome, phone, emergency number, colours and
+ * the starter questions on the welcome screen) from the bot's
+ * /webchat/settings.json, i.e. from clinic.yml, so they can't go stale. Any
+ * data- attribute overrides one: data-title, data-welcome, data-phone,
+ * data-phone-e164, data-emergency, data-accent, data-accent-text.
  *
  * Plain JavaScript, no dependencies, no requests to anyone but the bot. Bot and
  * user text is always inserted as text (textContent), never as HTML. The
@@ -26,18 +27,43 @@
 
   var data = script.dataset;
   var botUrl = (data.botUrl || new URL(script.src, location.href).origin).replace(/\/+$/, "");
-  var config = {
-    webhook: botUrl + "/webhooks/website/webhook",
-    handoff: botUrl + "/webhooks/website/handoff",
-    stylesheet: botUrl + "/webchat/widget.css",
-    title: data.title || "Ask about dry needling",
-    welcome: data.welcome || "Hi! Ask me anything about dry needling. My answers are general information, not medical advice.",
-    phone: data.phone || "",
-    phoneLink: data.phoneE164 ? "tel:" + data.phoneE164.replace(/[^+\d]/g, "") : "",
-    emergency: data.emergency || "your local emergency number",
-    maxLength: parseInt(data.maxLength || "1000", 10),
-    timeoutMs: 30000
-  };
+
+  // The bot's settings first (a data- attribute wins); without them, defaults.
+  function settingsFromBot() {
+    return fetch(botUrl + "/webchat/settings.json", { credentials: "omit", referrerPolicy: "no-referrer" })
+      .then(function (reply) { return reply.ok ? reply.json() : {}; })
+      .catch(function () { return {}; });
+  }
+
+  function makeConfig(bot) {
+    function pick(name, fallback) {
+      var value = data[name] !== undefined && data[name] !== "" ? data[name] : bot[name];
+      return typeof value === "string" && value ? value : fallback;
+    }
+    var e164 = pick("phoneE164", "");
+    var starters = Array.isArray(bot.starters) ? bot.starters.filter(function (b) {
+      return b && typeof b.title === "string" && typeof b.payload === "string";
+    }).slice(0, 4) : [];
+    return {
+      webhook: botUrl + "/webhooks/website/webhook",
+      handoff: botUrl + "/webhooks/website/handoff",
+      stylesheet: botUrl + "/webchat/widget.css",
+      title: pick("title", "Ask about dry needling"),
+      welcome: pick("welcome", "Hi! Ask me anything about dry needling. My answers are general information, not medical advice."),
+      phone: pick("phone", ""),
+      phoneLink: e164 ? "tel:" + e164.replace(/[^+\d]/g, "") : "",
+      emergency: pick("emergency", "your local emergency number"),
+      accent: pick("accent", ""),
+      accentText: pick("accentText", ""),
+      starters: starters,
+      maxLength: parseInt(data.maxLength || "1000", 10),
+      timeoutMs: 30000
+    };
+  }
+
+  settingsFromBot().then(function (bot) { start(makeConfig(bot || {})); });
+
+  function start(config) {
   var STORAGE_KEY = "dry-needling-chat:" + botUrl;
   var MAX_TRANSCRIPT = 200;
   var TOKEN_HEADER = "X-Conversation-Token";
@@ -55,8 +81,9 @@
   }
 
   function freshState() {
+    // The welcome screen offers the clinic's top questions (gone once one is asked).
     return { sender: newSender(), token: null, open: false,
-             transcript: [{ from: "bot", text: config.welcome }] };
+             transcript: [{ from: "bot", text: config.welcome, buttons: config.starters }] };
   }
 
   function loadState() {
@@ -87,8 +114,10 @@
   var host = el("div", { id: "dry-needling-chat" });
   var root = host.attachShadow({ mode: "open" });
   root.appendChild(el("link", { rel: "stylesheet", href: config.stylesheet }));
-  if (data.accent && CSS.supports("color", data.accent)) host.style.setProperty("--dnw-accent", data.accent);
-  if (data.accentText && CSS.supports("color", data.accentText)) host.style.setProperty("--dnw-accent-text", data.accentText);
+  if (config.accent && CSS.supports("color", config.accent)) host.style.setProperty("--dnw-accent", config.accent);
+  if (config.accentText && CSS.supports("color", config.accentText)) {
+    host.style.setProperty("--dnw-accent-text", config.accentText);
+  }
 
   var launcher = el("button", { type: "button", class: "launcher", "aria-expanded": "false",
                                 "aria-controls": "dnw-panel" }, config.title);
@@ -338,4 +367,5 @@
     setOpen(Boolean(state.open), false);
   }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+  }
 })();
