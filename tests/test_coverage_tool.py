@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assistant.coverage import coverage, main
-from assistant.knowledge import KnowledgeBase
+from assistant.knowledge import KnowledgeBase, KnowledgeError
 
 
 @pytest.fixture()
@@ -41,3 +41,35 @@ def test_cli_prints_a_summary(articles: Path, capsys: pytest.CaptureFixture[str]
 
 def test_cli_rejects_a_missing_folder(tmp_path: Path) -> None:
     assert main([str(tmp_path / "nope")]) == 2
+
+
+CUPPING = Path(__file__).parent / "fixtures" / "coverage"  # an article on another treatment
+
+
+def test_an_article_on_another_treatment_is_not_reported_as_covered(kb: KnowledgeBase) -> None:
+    results = coverage(kb, CUPPING)
+    assert len(results) >= 10
+    assert not [r.sentence for r in results if r.best], "cupping sentences matched our answers"
+    # "to book a cupping session" shares "session" with session_length: its subject gives it away
+    booking = next(r for r in results if r.sentence.startswith("To book a cupping session"))
+    assert booking.off_subject == "cupping"
+
+
+def test_the_report_shows_the_matched_answer_beside_the_sentence(
+    kb: KnowledgeBase, articles: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(articles)]) == 0
+    output = capsys.readouterr().out
+    assert f"-> {kb.topics['session_length'].answer[:60]}" in output
+
+
+def test_cli_reports_an_invalid_knowledge_base_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, articles: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken() -> KnowledgeBase:
+        raise KnowledgeError("knowledge/topics/cupping.yml: topic 'cupping': 'related' should list 2-3")
+
+    monkeypatch.setattr("assistant.coverage.load_knowledge", broken)
+    assert main([str(articles)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cupping.yml" in error and "Traceback" not in error
