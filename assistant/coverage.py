@@ -35,7 +35,6 @@ from sklearn.metrics.pairwise import cosine_similarity
 from assistant.knowledge import KnowledgeBase, KnowledgeError, load_knowledge, print_knowledge_error
 
 # Tuned on tests/fixtures/coverage/cupping.txt: its best sentence that does not name
-# cupping scores 0.14, so 0.16 reports none of it as covered, while a sentence of
 # cupping scores 0.14, so 0.16 reports none of it as covered; the articles the
 # knowledge base was written from stay 62% covered (66% at 0.15).
 DEFAULT_THRESHOLD = 0.16
