@@ -24,7 +24,11 @@ with the same settings as Rasa's ``SQL`` store (SQLite or PostgreSQL).
   events with the same latest timestamp. Another server's turn, a deletion or a
   turn that failed before saving all change that, and the tracker is then
   loaded from the store as usual. Loading and replaying a conversation's
-  events was a tenth of each turn.
+  events was a tenth of each turn. What "still holds" is checked with
+  the conversation's latest event id and event count (one look-up in the
+  sender index), and the events to append are counted from what the turn
+  loaded: three counts over the whole session per turn were a tenth of the
+  CPU of turn 400 of one conversation (issue 20).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -78,6 +82,9 @@ LATEST_SESSION = """
 LATEST_SESSION_EVENTS = sa.text("SELECT data" + LATEST_SESSION + "ORDER BY id")
 LATEST_SESSION_COUNT = sa.text("SELECT COUNT(*)" + LATEST_SESSION)
 LATEST_SESSION_MARK = sa.text("SELECT COUNT(*), MAX(timestamp)" + LATEST_SESSION)
+# Every event of the conversation: its latest id and how many (on SQLite the
+# sender index holds both: no table rows read, however long the conversation).
+CONVERSATION_MARK = sa.text("SELECT MAX(id), COUNT(*) FROM events WHERE sender_id = :sender")
 CACHED_TRACKERS = 200  # conversations active right now; each tracker is up to a few hundred KB
 
 
@@ -86,7 +93,7 @@ class _Saved:
     """A tracker as this process saved it, and what the store held right after."""
 
     tracker: DialogueStateTracker
-    mark: Tuple[int, Optional[float]]  # (latest-session events stored, their latest timestamp)
+    mark: Tuple[Optional[int], int]  # (the conversation's latest event id, its event count) in the store
     events: int  # len(tracker.events) then: a turn that failed later added more
 
 
@@ -102,6 +109,10 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._saved: OrderedDict[str, _Saved] = OrderedDict()
+        # during a save (which awaits inside): sender -> the stored count _additional_events uses
+        self._loading: Dict[str, int] = {}
+        # sender -> (the tracker a turn loaded, its events then): the store's latest session
+        self._loaded: OrderedDict[str, Tuple[DialogueStateTracker, int]] = OrderedDict()
         if self.engine.dialect.name == "sqlite":  # type: ignore[has-type]
             self._tune_sqlite()
 
@@ -125,20 +136,34 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
             logger.info("conversation forgotten at the visitor's request (%d events deleted)", deleted)
             return
         self._saved.pop(tracker.sender_id, None)
-        await super().save(tracker)
-        self._remember(tracker)
+        loaded = self._loaded.pop(tracker.sender_id, None)
+        known = loaded[1] if loaded is not None and loaded[0] is tracker else None
+        if known is not None:
+            self._loading[tracker.sender_id] = known
+        try:
+            await super().save(tracker)
+        finally:
+            self._loading.pop(tracker.sender_id, None)
+        self._remember(tracker, known)
 
-    def _mark(self, session: Any, sender_id: str) -> Tuple[int, Optional[float]]:
-        count, latest = self._latest_session(session, LATEST_SESSION_MARK, sender_id).one()
-        return int(count), latest
+    def _mark(self, session: Any, sender_id: str) -> Tuple[Optional[int], int]:
+        latest, count = session.execute(CONVERSATION_MARK, {"sender": sender_id}).one()
+        return (None if latest is None else int(latest)), int(count)
 
-    def _remember(self, tracker: DialogueStateTracker) -> None:
+    def _remember(self, tracker: DialogueStateTracker, loaded: Optional[int]) -> None:
         """Keep the tracker if it holds exactly the store's latest session (not
-        when this turn started a new session: it still holds the old one too)."""
+        when this turn started a new session: it still holds the old one too).
+        `loaded`: how many of its events the store held as its latest session
+        when the turn loaded it, if known."""
+        new_session = loaded is None or any(
+            isinstance(event, SessionStarted)
+            for event in itertools.islice(tracker.events, loaded, len(tracker.events)))
         with self.session_scope() as session:
+            if new_session:
+                count, _ = self._latest_session(session, LATEST_SESSION_MARK, tracker.sender_id).one()
+                if int(count) != len(tracker.events):
+                    return
             mark = self._mark(session, tracker.sender_id)
-        if mark[0] != len(tracker.events):
-            return
         self._saved[tracker.sender_id] = _Saved(tracker, mark, len(tracker.events))
         if len(self._saved) > CACHED_TRACKERS:
             self._saved.popitem(last=False)
@@ -161,20 +186,28 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
         if fetch_events_from_all_sessions:
             return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
         with self.session_scope() as session:
-            unchanged = self._unchanged(session, sender_id)
-            if unchanged is not None:
-                return unchanged
-            rows = self._latest_session(session, LATEST_SESSION_EVENTS, sender_id).scalars().all()
-        if not (self.domain and rows):
-            return None
-        return DialogueStateTracker.from_dict(sender_id, [json.loads(row) for row in rows], self.domain.slots)
+            tracker = self._unchanged(session, sender_id)
+            if tracker is None:
+                rows = self._latest_session(session, LATEST_SESSION_EVENTS, sender_id).scalars().all()
+                if not (self.domain and rows):
+                    return None
+                tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(row) for row in rows],
+                                                         self.domain.slots)
+        self._loaded.pop(sender_id, None)
+        self._loaded[sender_id] = (tracker, len(tracker.events))
+        if len(self._loaded) > CACHED_TRACKERS:
+            self._loaded.popitem(last=False)
+        return tracker
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
-        stored = int(self._latest_session(session, LATEST_SESSION_COUNT, tracker.sender_id).scalar())
+        stored = self._loading.get(tracker.sender_id)  # the turn's tracker: the store held that many
+        if stored is None:
+            stored = int(self._latest_session(session, LATEST_SESSION_COUNT, tracker.sender_id).scalar())
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
     def delete_conversation(self, sender_id: str) -> int:
         self._saved.pop(sender_id, None)
+        self._loaded.pop(sender_id, None)
         with self.session_scope() as session:
             deleted = (session.query(self.SQLEvent)
                        .filter(self.SQLEvent.sender_id == sender_id)
@@ -186,6 +219,7 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
     def delete_inactive_before(self, cutoff_timestamp: float) -> int:
         """Delete every conversation whose latest event is older than the cut-off."""
         self._saved.clear()
+        self._loaded.clear()
         with self.session_scope() as session:
             stale = (session.query(self.SQLEvent.sender_id)
                      .group_by(self.SQLEvent.sender_id)
