@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest browser services cluster report review coverage requests staff retention tune bench lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser services cluster report review coverage new-topic requests staff retention tune bench lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -127,6 +127,11 @@ review: $(STAMP)
 DOCS ?= ../shared/seeds
 coverage: setup
 	$(PY) -m assistant.coverage $(DOCS)
+
+# A topic of the clinic's own: writes knowledge/topics/$(TOPIC).yml, a commented
+# template (rules: docs/knowledge-base.md). make new-topic TOPIC=cupping
+new-topic: $(STAMP)
+	@$(PY) -m assistant.new_topic $(TOPIC)
 
 # Staff: list / export / close call-back requests (see assistant/requests_cli.py).
 requests: $(STAMP)
