@@ -5,7 +5,7 @@
     SMTP_SECURITY   starttls (default) | tls (TLS from the first byte) | none
     SMTP_USERNAME   with SMTP_PASSWORD, or neither (a relay that needs no sign-in)
     SMTP_PASSWORD
-    SMTP_FROM       the sender, e.g. "Harbourside chat <bot@clinic.example>" (required)
+    SMTP_FROM       the sender, e.g. "Clinic chat <bot@clinic.example>" (required)
     SMTP_CA_FILE    a PEM file of the certificate authorities to trust *instead of* the
                     system's: for a server with a private or self-signed certificate
     STAFF_BASE_URL  where staff open the console (links in the e-mails); default the
