@@ -36,7 +36,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test shell setup data model lint typecheck pytest browser services cluster report review coverage new-topic requests staff retention tune bench lock clean
+.PHONY: run test shell setup data model lint typecheck pytest browser axe services cluster report review coverage new-topic requests staff retention tune bench lock clean
 
 run: setup model
 	$(PY) -m assistant.launcher
@@ -83,7 +83,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: setup model browser services
+pytest: setup model browser axe services
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The widget's tests drive Debian's Chromium with Playwright (never a browser
@@ -95,6 +95,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@test -x $(CHROMIUM) || { echo "Chromium not found at $(CHROMIUM); install Debian's 'chromium' package."; exit 1; }
+
+# axe-core (npm) for the widget's accessibility scan, pinned and installed once
+# into build/axe/ (needs npm); the tests inject it into the page, nothing is
+# downloaded at test time.
+AXE_VERSION := 4.10.3
+AXE := build/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE):
+	@command -v npm >/dev/null || { echo "npm not found: install Debian's 'npm' package (axe-core for the accessibility test)."; exit 1; }
+	npm install --prefix build/axe --no-audit --no-fund --no-save --silent axe-core@$(AXE_VERSION)
+	@test -f $@ && touch $@
 
 # PostgreSQL, Redis and nginx (Debian packages) for `make cluster` and the
 # cluster's integration tests, which start their own servers from them.

@@ -10,3 +10,9 @@ from __future__ import annotations
 INTENT_FOLLOW_UP = "follow_up"
 ACTION_FOLLOW_UP = "action_follow_up"
 SLOT_LAST_TOPIC = "last_topic"
+
+# Thumbs up/down under an answer: the website channel records it in the
+# conversation as this slot, "up:<utter action>" or "down:<utter action>"
+# (assistant/website.py), and the report counts them (assistant/insights/).
+SLOT_ANSWER_FEEDBACK = "answer_feedback"
+FEEDBACK_RATINGS = ("up", "down")

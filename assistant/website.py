@@ -34,7 +34,10 @@ This is the public channel, so it also guards each conversation and the bot:
   429 with ``Retry-After`` and a JSON error the widget shows as a friendly note.
   The visitor's address reaches the action server only as a keyed hash in the
   message metadata (``client``), for the call-back request limit.
-* The hand-off endpoint needs an ``Origin`` header (browsers always send one
+* ``POST /webhooks/website/feedback`` -- thumbs up or down under an answer,
+  recorded in the conversation (slot ``answer_feedback``: "down:<utter action>")
+  for the report's "answers with the most thumbs-down".
+* The hand-off and feedback endpoints need an ``Origin`` header (browsers always send one
   with a POST) and the conversation's token.
 """
 
@@ -64,6 +67,7 @@ from assistant.channels import (
     json_with_sender,
 )
 from assistant.clinic import Clinic, current_clinic
+from assistant.contracts import FEEDBACK_RATINGS, SLOT_ANSWER_FEEDBACK
 from assistant.conversation_token import (
     CLIENT_METADATA_KEY,
     TOKEN_FIELD,
@@ -107,6 +111,7 @@ WEBHOOK_PATH = "/webhooks/website/webhook"
 # for the hand-off funnel of `make report`.
 HANDOFF_PATH = "/webhooks/website/handoff"
 HANDOFF_SLOT = "handoff_choice"
+FEEDBACK_PATH = "/webhooks/website/feedback"  # thumbs up / down under an answer
 SETTINGS_FILE = "settings.json"  # the widget's settings (assistant/widget_settings.py)
 # sanic-cors (which Rasa installs app-wide) leaves a request alone once this is set.
 SANIC_CORS_EVALUATED = "_sanic_cors_e"
@@ -239,7 +244,7 @@ class WebsiteInput(GuardedRestInput):
         async def preflight(request: Request) -> Optional[HTTPResponse]:
             # An app-wide middleware that runs first: Rasa's app-wide sanic-cors
             # otherwise answers every OPTIONS request itself, allowing no origin.
-            if request.method != "OPTIONS" or request.path not in (WEBHOOK_PATH, HANDOFF_PATH):
+            if request.method != "OPTIONS" or request.path not in (WEBHOOK_PATH, HANDOFF_PATH, FEEDBACK_PATH):
                 return None
             _cors_done_here(request)
             if not self.origin_allowed(request):
@@ -255,6 +260,7 @@ class WebsiteInput(GuardedRestInput):
         # The route must exist too, or the router refuses OPTIONS before any middleware.
         site.add_route(preflight, WEBHOOK_PATH, methods=["OPTIONS"], name="website_preflight")
         site.add_route(preflight, HANDOFF_PATH, methods=["OPTIONS"], name="website_handoff_preflight")
+        site.add_route(preflight, FEEDBACK_PATH, methods=["OPTIONS"], name="website_feedback_preflight")
 
         @site.route(WEBHOOK_PATH, methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -280,6 +286,30 @@ class WebsiteInput(GuardedRestInput):
                     await record_handoff(request.app.ctx.agent, sender, choice)
                 except Exception as failure:  # the store is down: the visitor is unaffected
                     logger.error("hand-off choice not recorded: %s", type(failure).__name__)
+                    problem = error(503, "not recorded")
+            reply = problem or response.empty(status=204)
+            reply.headers.update(self.cors_headers(request))
+            return reply
+
+        @site.route(FEEDBACK_PATH, methods=["POST"])
+        async def feedback(request: Request) -> HTTPResponse:
+            _cors_done_here(request)
+            if not self.origin_allowed(request):
+                return error(403, refused)
+            problem, body = json_with_sender(request, '{"sender": "...", "rating": "down", "answer": "..."}')
+            if problem is None and (body.get("rating") not in FEEDBACK_RATINGS
+                                    or not isinstance(body.get("answer"), str)):
+                problem = error(400, "'rating' must be up or down and 'answer' the answer's text")
+            if problem is None and "origin" not in request.headers:
+                problem = error(403, "feedback comes from the widget only (no Origin header)")
+            if problem is None and not token_valid(body["sender"], request.json.get(TOKEN_FIELD)):
+                problem = error(403, "not this conversation's token", code=TOKEN_REFUSED_CODE)
+            if problem is None:
+                try:
+                    await record_feedback(request.app.ctx.agent, body["sender"], body["rating"],
+                                          body["answer"])
+                except Exception as failure:  # the store is down: the visitor is unaffected
+                    logger.error("answer feedback not recorded: %s", type(failure).__name__)
                     problem = error(503, "not recorded")
             reply = problem or response.empty(status=204)
             reply.headers.update(self.cors_headers(request))
@@ -390,6 +420,34 @@ async def record_handoff(agent: Any, sender: str, choice: str) -> bool:
         if tracker is None:
             return False
         tracker.update(SlotSet(HANDOFF_SLOT, choice))
+        await agent.tracker_store.save(tracker)
+        return True
+
+
+def rated_answer(events: Iterable[Any], shown: str) -> Optional[str]:
+    """The response name of the bot message the widget showed as `shown` (the
+    latest one with that text, as the website channel sent it), if any."""
+    for event in reversed(list(events)):
+        if not isinstance(event, BotUttered) or not event.text:
+            continue
+        buttons = (event.data or {}).get("buttons") or []
+        [sent] = without_button_links([{"text": event.text, "buttons": buttons}])
+        if sent["text"] == shown.strip():
+            return str((event.metadata or {}).get("utter_action") or "")
+    return None
+
+
+async def record_feedback(agent: Any, sender: str, rating: str, shown: str) -> bool:
+    """Add "up:<utter action>" / "down:<utter action>" to the conversation (a
+    slot event); nothing for an unknown conversation or an answer it never got."""
+    async with agent.lock_store.lock(sender):
+        tracker = await agent.tracker_store.retrieve(sender)
+        if tracker is None:
+            return False
+        answer = rated_answer(tracker.events, shown)
+        if answer is None:
+            return False
+        tracker.update(SlotSet(SLOT_ANSWER_FEEDBACK, f"{rating}:{answer}"))
         await agent.tracker_store.save(tracker)
         return True
 

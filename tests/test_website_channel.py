@@ -238,3 +238,28 @@ def test_taps_from_other_sites_are_refused(stack: Any) -> None:
     allowed = requests.options(stack.url + "/webhooks/website/handoff", timeout=30, headers={
         "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
     assert allowed.status_code == 204 and allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_feedback_needs_the_widget_the_token_and_a_known_answer(stack: Any) -> None:
+    import sqlite3
+
+    sender = f"feedback-{uuid.uuid4().hex[:6]}"
+    answer = requests.post(f"{stack.url}/webhooks/website/webhook", timeout=30,
+                           json={"sender": sender, "message": "i want to book"}).json()[0]["text"]
+    token = conversation_token(stack, sender)
+    url = stack.url + "/webhooks/website/feedback"
+    body = {"sender": sender, "token": token, "rating": "down", "answer": answer}
+    origin = {**JSON, "Origin": ALLOWED_ORIGIN}
+    assert requests.post(url, json=body, timeout=30).status_code == 403  # no Origin: not the widget
+    assert requests.post(url, data=json.dumps({**body, "token": "forged"}), headers=origin,
+                         timeout=30).status_code == 403
+    assert requests.post(url, data=json.dumps({**body, "rating": "meh"}), headers=origin,
+                         timeout=30).status_code == 400
+    assert requests.post(url, data=json.dumps({**body, "answer": "never said"}), headers=origin,
+                         timeout=30).status_code == 204  # accepted, but nothing to record
+    reply = requests.post(url, data=json.dumps(body), headers=origin, timeout=30)
+    assert reply.status_code == 204 and reply.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    with sqlite3.connect(stack.settings.tracker_db) as db:
+        values = [json.loads(data)["value"] for (data,) in db.execute(
+            "SELECT data FROM events WHERE sender_id = ? AND action_name = 'answer_feedback'", (sender,))]
+    assert values == ["down:utter_handoff"]

@@ -97,7 +97,9 @@ def test_a_quick_reply_asks_its_topic(page: Any, kb: KnowledgeBase) -> None:
     # Earlier messages stay in place (a screen reader announces only the new
     # ones) and lose their quick replies; their links stay.
     assert answered.evaluate("node => node.isConnected")
-    assert answered.evaluate("node => node.querySelectorAll('button').length") == 0
+    assert answered.evaluate("node => node.querySelectorAll('button.button').length") == 0
+    # its thumbs up / down stay: an earlier answer can still be rated
+    assert answered.evaluate("node => node.querySelectorAll('.feedback button').length") == 2
 
 
 def test_call_and_booking_buttons_are_links_with_the_clinics_details(page: Any) -> None:
@@ -316,3 +318,33 @@ def test_the_embed_is_one_tag_that_reads_its_settings_from_the_bot(page: Any, st
     assert page.locator(f"{WIDGET} #dnw-title").inner_text() == "Questions? Ask us"
     assert "emergency call 112." in page.locator(f"{WIDGET} .note").inner_text()
     assert CLINIC.name in bot_messages(page)[0]  # the rest still from the bot
+
+
+def test_thumbs_down_is_kept_with_the_conversation_and_tops_the_report(
+        page: Any, stack: Any, tmp_path: Any) -> None:
+    import json
+    import sqlite3
+
+    from assistant.insights import cli
+    open_chat(page)
+    ask(page, "how long does a dry needling session take?")
+    thumbs = page.locator(f"{WIDGET} .message.bot").last.locator(".feedback button")
+    assert [t.get_attribute("aria-label") for t in thumbs.all()] == ["Helpful", "Not helpful"]
+    with page.expect_response(lambda r: r.url.endswith("/webhooks/website/feedback")) as sent:
+        thumbs.nth(1).click()
+    assert sent.value.status == 204
+    assert thumbs.nth(1).get_attribute("aria-pressed") == "true"
+    assert thumbs.nth(0).get_attribute("aria-pressed") == "false"
+    sender = stored_state(page)["sender"]
+    copy = tmp_path / "tracker.db"
+    with sqlite3.connect(copy) as db:
+        db.execute("ATTACH DATABASE ? AS bot", (str(stack.settings.tracker_db),))
+        db.execute("CREATE TABLE events AS SELECT * FROM bot.events WHERE sender_id = ?", (sender,))
+        slots = [json.loads(data) for (data,) in db.execute(
+            "SELECT data FROM events WHERE type_name = 'slot' AND action_name = 'answer_feedback'")]
+    assert [s["value"] for s in slots] == ["down:utter_faq/session_length"]
+    assert cli.report(["--db", f"sqlite:///{copy}", "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    [worst] = report["feedback"]["most_thumbs_down"]
+    assert (worst["label"], worst["down"]) == ("How long is a session?", 1)
+    assert "Answers visitors said didn't help" in (tmp_path / "out" / "report.html").read_text()

@@ -47,6 +47,7 @@
     return {
       webhook: botUrl + "/webhooks/website/webhook",
       handoff: botUrl + "/webhooks/website/handoff",
+      feedback: botUrl + "/webhooks/website/feedback",
       stylesheet: botUrl + "/webchat/widget.css",
       title: pick("title", "Ask about dry needling"),
       welcome: pick("welcome", "Hi! Ask me anything about dry needling. My answers are general information, not medical advice."),
@@ -206,7 +207,30 @@
     }
     var buttons = entry.buttons && entry.buttons.length ? renderButtons(entry.buttons, latest) : null;
     if (buttons) item.appendChild(buttons);
+    if (entry.rate && !entry.error) item.appendChild(renderFeedback(entry));
     return item;
+  }
+
+  // Thumbs up / down under each answer: sent to the bot, which keeps it with
+  // the conversation for the clinic's report. One rating per answer; a second
+  // tap changes it.
+  function renderFeedback(entry) {
+    var group = el("div", { class: "feedback", role: "group", "aria-label": "Was this answer helpful?" });
+    [["up", "\ud83d\udc4d", "Helpful"], ["down", "\ud83d\udc4e", "Not helpful"]].forEach(function (choice) {
+      var thumb = el("button", { type: "button", class: "thumb", "aria-label": choice[2],
+                                 "aria-pressed": String(entry.rating === choice[0]) }, choice[1]);
+      thumb.addEventListener("click", function () {
+        if (entry.rating === choice[0]) return;
+        entry.rating = choice[0];
+        saveState();
+        group.querySelectorAll(".thumb").forEach(function (other) {
+          other.setAttribute("aria-pressed", String(other === thumb));
+        });
+        reportFeedback(choice[0], entry.text);
+      });
+      group.appendChild(thumb);
+    });
+    return group;
   }
 
   function render() {
@@ -245,7 +269,7 @@
   function botEntries(messages) {
     return messages.filter(function (m) { return m && (m.text || (m.buttons && m.buttons.length)); })
       .map(function (m) {
-        return { from: "bot", text: m.text || "", buttons: (m.buttons || []).map(function (b) {
+        return { from: "bot", text: m.text || "", rate: Boolean(m.text), buttons: (m.buttons || []).map(function (b) {
           return { title: String(b.title || ""), payload: String(b.payload || "") };
         }) };
       });
@@ -268,6 +292,19 @@
         referrerPolicy: "no-referrer"
       }).catch(function () {});
     } catch (ignored) { /* an old browser without fetch keepalive */ }
+  }
+
+  function reportFeedback(rating, answer) {
+    try {
+      fetch(config.feedback, {
+        method: "POST",
+        keepalive: true,
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sender: state.sender, token: state.token || null, rating: rating, answer: answer }),
+        credentials: "omit",
+        referrerPolicy: "no-referrer"
+      }).catch(function () {});
+    } catch (ignored) { /* best effort, like the hand-off report */ }
   }
 
   function post(payload, signal) {

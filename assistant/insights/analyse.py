@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
+from assistant.contracts import FEEDBACK_RATINGS, SLOT_ANSWER_FEEDBACK
 from assistant.insights.events import EventRow
 from assistant.knowledge import KnowledgeBase
 
@@ -114,6 +115,8 @@ class Analyser:
         self.topics: Counter = Counter()
         self.escalations: Counter = Counter()
         self.warning_signs: List[WarningSign] = []
+        # thumbs up / down from the widget, per answer (its utter action)
+        self.feedback: Dict[str, Counter] = defaultdict(Counter)
         self.first_event: Optional[float] = None
         self.last_event: Optional[float] = None
 
@@ -141,6 +144,15 @@ class Analyser:
                 visitor.conversations[-1].requested_callback = True
         elif kind == "slot" and row.action_name in ("callback_name", "callback_contact", "handoff_choice"):
             self._slot(visitor, row)
+        elif kind == "slot" and row.action_name == SLOT_ANSWER_FEEDBACK:
+            self._feedback(row)
+
+    def _feedback(self, row: EventRow) -> None:
+        """'down:utter_faq/does_it_hurt' (assistant/website.py) -> one thumbs-down for it."""
+        value = json.loads(row.data or "{}").get("value")
+        rating, _, answer = str(value or "").partition(":")
+        if rating in FEEDBACK_RATINGS:
+            self.feedback[answer or "other"][rating] += 1
 
     def _user(self, visitor: Visitor, row: EventRow) -> None:
         self.daily[day_of(row.timestamp)]["messages"] += 1
@@ -229,6 +241,19 @@ class Analyser:
 
     # ---- results -----------------------------------------------------------
 
+    def answer_label(self, answer: str) -> str:
+        """A rated answer as the clinic knows it: the topic's title, else the response's name."""
+        if answer.startswith("utter_faq/"):
+            return self.kb.title_of(answer[len("utter_faq/"):]) or answer
+        return answer.replace("utter_", "", 1).replace("_", " ")
+
+    def most_thumbs_down(self) -> List[Dict[str, Any]]:
+        """Answers with any thumbs-down, the most first (then the fewest thumbs-up)."""
+        rated = [(answer, c["down"], c["up"]) for answer, c in self.feedback.items() if c["down"]]
+        rated.sort(key=lambda item: (-item[1], item[2], item[0]))
+        return [{"answer": answer, "label": self.answer_label(answer), "down": down, "up": up}
+                for answer, down, up in rated]
+
     def topic_label(self, key: str) -> str:
         kind, _, name = key.partition(":")
         title = self.kb.title_of(name) if kind == "faq" else None
@@ -290,6 +315,11 @@ class Analyser:
                 "confirmed_callback": sum(c.confirmed_callback for c in conversations),
             },
             "escalations": {"emergency": self.escalations["emergency"], "crisis": self.escalations["crisis"]},
+            "feedback": {
+                "up": sum(c["up"] for c in self.feedback.values()),
+                "down": sum(c["down"] for c in self.feedback.values()),
+                "most_thumbs_down": self.most_thumbs_down(),
+            },
             "warning_signs": {
                 "counts": {kind: sum(w.kind == kind for w in self.warning_signs) for kind in SAFETY_KINDS},
                 "conversations": len({(w.sender_id, self._conversation_of(w)) for w in self.warning_signs}),

@@ -136,9 +136,24 @@ def render(summary: Dict[str, Any], clinic_name: str) -> str:
     parts.append(f"<h2>Urgent messages</h2><p>The assistant gave the emergency number "
                  f"<b>{escalations['emergency']}</b> time(s) and crisis-line details "
                  f"<b>{escalations['crisis']}</b> time(s). Only the counts are shown here.</p>")
+    parts.append(_feedback_section(summary.get("feedback") or {}))
     parts.append(_unanswered_section(summary["unanswered"]))
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _feedback_section(feedback: Dict[str, Any]) -> str:
+    """Thumbs up / down from the website chat: the answers to look at first."""
+    title = "<h2>Answers visitors said didn't help</h2>"
+    worst = feedback.get("most_thumbs_down") or []
+    if not worst:
+        return title + (f"<p>No thumbs-down in this period ({feedback.get('up', 0)} thumbs-up).</p>")
+    rows = "".join(f"<tr><td>{escape(item['label'])}</td><td class='n'>{item['down']}</td>"
+                   f"<td class='n'>{item['up']}</td></tr>" for item in worst[:20])
+    return (title + f"<p>Visitors tapped thumbs-down {feedback['down']} time(s) and thumbs-up "
+            f"{feedback['up']} time(s) under an answer in the website chat. The answers with the most "
+            "thumbs-down come first.</p><table><tr><th>Answer</th><th class='n'>Thumbs-down</th>"
+            f"<th class='n'>Thumbs-up</th></tr>{rows}</table>")
 
 
 def _unanswered_section(groups: List[Dict[str, Any]]) -> str:
