@@ -175,12 +175,16 @@ class GuardedRestInput(InputChannel):
             return problem
         return await self.run_turn(sender, text, on_new_message)
 
+    def collector(self) -> CollectingOutputChannel:
+        """Where a turn's replies are gathered (the website channel marks its answers)."""
+        return CollectingOutputChannel()
+
     async def run_turn(self, sender: str, text: str,
                        on_new_message: Callable[[UserMessage], Awaitable[Any]],
                        metadata: Optional[Dict[str, Any]] = None) -> HTTPResponse:
         if not text:
             return response.json([{"recipient_id": sender, "text": EMPTY_MESSAGE_REPLY}])
-        collector = CollectingOutputChannel()
+        collector = self.collector()
         try:
             await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
                                              metadata=metadata))

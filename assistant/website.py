@@ -52,7 +52,7 @@ from string import Template
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlparse
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 from sanic import Blueprint, response
@@ -165,10 +165,32 @@ def render_demo_page(clinic: Clinic, template: Path = WEBCHAT_DIR / "demo.html")
         {key: html.escape(value, quote=True) for key, value in values.items()})
 
 
+# Replies that are not answers to rate: the form's questions and notes, errors.
+NOT_ANSWERS = ("utter_ask_", "utter_callback", "utter_invalid", "utter_try_again")
+ANSWER_FIELD = "answer"  # in a reply: true when the widget offers thumbs up / down under it
+
+
+class AnswerMarkingCollector(CollectingOutputChannel):
+    """Collects a turn's replies like the REST channel, marking each that is an
+    answer (a response, not a form's question), so the widget offers thumbs
+    up / down under answers only."""
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        utter = str(message.get("utter_action") or "")
+        before = len(self.messages)
+        await super().send_response(recipient_id, dict(message))
+        if utter and not utter.startswith(NOT_ANSWERS):
+            for collected in self.messages[before:]:
+                collected[ANSWER_FIELD] = True
+
+
 class WebsiteInput(GuardedRestInput):
     @classmethod
     def name(cls) -> str:
         return "website"
+
+    def collector(self) -> CollectingOutputChannel:
+        return AnswerMarkingCollector()
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:

@@ -348,3 +348,30 @@ def test_thumbs_down_is_kept_with_the_conversation_and_tops_the_report(
     [worst] = report["feedback"]["most_thumbs_down"]
     assert (worst["label"], worst["down"]) == ("How long is a session?", 1)
     assert "Answers visitors said didn't help" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_call_back_request_in_the_widget_is_never_left_looking_sent(page: Any) -> None:
+    open_chat(page)
+    ask(page, "i'd like to book an appointment")
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    page.locator(f"{WIDGET} .message.bot").last.locator("button.button", has_text="call-back").click()
+    wait_for_reply(page, before)
+    for answer in ("Robin Example", "0412 345 678", "Evenings"):
+        ask(page, answer)
+    summary = ask(page, "skip")
+    lines = summary.splitlines()
+    assert "Shall I send it" in summary and any(line.endswith("Name: Robin Example") for line in lines)
+    assert any(line.endswith("Contact: +61412345678") for line in lines), lines
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    ask(page, "thanks! how long is a session?")
+    page.wait_for_function(f"{SHADOW}.querySelectorAll('.message.bot').length >= {before + 3}")
+    said = bot_messages(page)[before:]
+    assert "30 minutes" in said[0] and "NOT sent yet" in said[1] and "Shall I send it" in said[2], said
+    page.screenshot(path=str(ARTIFACTS / "widget-callback-not-sent-yet.png"))
+    # thumbs up / down under the answer only, not under the form's own messages
+    rated = [m.locator(".feedback").count() for m in page.locator(f"{WIDGET} .message.bot").all()[before:]]
+    assert rated == [1, 0, 0], rated
+    before = page.locator(f"{WIDGET} .message.bot").count()
+    page.locator(f"{WIDGET} .message.bot").last.locator("button.button", has_text="Yes, send it").click()
+    wait_for_reply(page, before)
+    assert "saved (reference CB-" in bot_messages(page)[-1]

@@ -214,11 +214,32 @@
   // Thumbs up / down under each answer: sent to the bot, which keeps it with
   // the conversation for the clinic's report. One rating per answer; a second
   // tap changes it.
+  // A thumb drawn as SVG (emoji fonts are missing on many systems); the "down"
+  // button turns it over in CSS.
+  var THUMB = "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06" +
+              "L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22" +
+              "l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+  function thumbIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "18");
+    svg.setAttribute("height", "18");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", THUMB);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function renderFeedback(entry) {
     var group = el("div", { class: "feedback", role: "group", "aria-label": "Was this answer helpful?" });
-    [["up", "\ud83d\udc4d", "Helpful"], ["down", "\ud83d\udc4e", "Not helpful"]].forEach(function (choice) {
-      var thumb = el("button", { type: "button", class: "thumb", "aria-label": choice[2],
-                                 "aria-pressed": String(entry.rating === choice[0]) }, choice[1]);
+    [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (choice) {
+      var thumb = el("button", { type: "button", class: "thumb " + choice[0], "aria-label": choice[1],
+                                 "aria-pressed": String(entry.rating === choice[0]) });
+      thumb.appendChild(thumbIcon());
       thumb.addEventListener("click", function () {
         if (entry.rating === choice[0]) return;
         entry.rating = choice[0];
@@ -269,7 +290,7 @@
   function botEntries(messages) {
     return messages.filter(function (m) { return m && (m.text || (m.buttons && m.buttons.length)); })
       .map(function (m) {
-        return { from: "bot", text: m.text || "", rate: Boolean(m.text), buttons: (m.buttons || []).map(function (b) {
+        return { from: "bot", text: m.text || "", rate: Boolean(m.text && m.answer), buttons: (m.buttons || []).map(function (b) {
           return { title: String(b.title || ""), payload: String(b.payload || "") };
         }) };
       });
