@@ -120,3 +120,13 @@ def test_a_sore_patient_on_the_real_server(stack: Any, kb: KnowledgeBase) -> Non
     after_how = texts(say(stack, sender, "can it reduce inflammation"))
     assert after_how == [filled(kb.topics["inflammation"].answer)]
     assert texts(say(stack, sender, "how?")) == [filled(kb.topics["inflammation"].answer)]
+
+
+def test_every_reply_a_follow_up_can_repeat_is_in_the_domain() -> None:
+    import yaml
+
+    from assistant.knowledge import PROJECT_ROOT
+
+    responses = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
+    replies = cached_follow_ups().intent_replies
+    assert replies and all(reply in responses for reply in replies.values()), replies
