@@ -32,7 +32,8 @@ TESTED_VERSIONS: Dict[str, Tuple[str, ...]] = {
 }
 # what patches each distribution, for the message
 PATCHED_BY = {
-    "rasa": "assistant/server.py, assistant/action_fallback.py",
+    "rasa": ("assistant/server.py, assistant/action_fallback.py, assistant/state_cache.py, "
+             "assistant/tracker_copy.py, assistant/rule_speedups.py, assistant/action_payload.py"),
     "rasa-sdk": "assistant/action_server.py",
     "sanic": "assistant/transport.py, assistant/worker_pool.py",
     "sanic-cors": "assistant/website.py, which sets its private 'evaluated' flag",
