@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, declarative_base, sessionmaker
+from sqlalchemy.orm import Session, declarative_base, declared_attr, sessionmaker
 
 from assistant.knowledge import PROJECT_ROOT
 from assistant.private_files import private_umask
@@ -79,21 +79,29 @@ class CallbackRequest(Base):
     consent_at = Column(DateTime(timezone=True), nullable=False)
 
 
-class OutboxMessage(Base):
-    """One pending webhook notification per request (only when a webhook is configured)."""
-
-    __tablename__ = "callback_outbox"
+class _OutboxColumns:
+    """What every delivery channel's outbox records per request: one row each,
+    retried with back-off until delivered."""
 
     id = Column(Integer, primary_key=True)
-    request_id = Column(Integer, ForeignKey("callback_requests.id", ondelete="CASCADE"),
-                        unique=True, nullable=False)
     attempts = Column(Integer, nullable=False, default=0)
     next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     delivered_at = Column(DateTime(timezone=True))
     last_error = Column(Text)
 
+    @declared_attr
+    def request_id(cls) -> Column:  # SQLAlchemy calls it on each table class
+        return Column(Integer, ForeignKey("callback_requests.id", ondelete="CASCADE"),
+                      unique=True, nullable=False)
 
-class EmailOutboxMessage(Base):
+
+class OutboxMessage(_OutboxColumns, Base):
+    """One pending webhook notification per request (only when a webhook is configured)."""
+
+    __tablename__ = "callback_outbox"
+
+
+class EmailOutboxMessage(_OutboxColumns, Base):
     """One pending e-mail alert per request (only when clinic.yml sets notify_email).
 
     A table of its own rather than a second row in ``callback_outbox``: each
@@ -102,14 +110,6 @@ class EmailOutboxMessage(Base):
     """
 
     __tablename__ = "callback_email_outbox"
-
-    id = Column(Integer, primary_key=True)
-    request_id = Column(Integer, ForeignKey("callback_requests.id", ondelete="CASCADE"),
-                        unique=True, nullable=False)
-    attempts = Column(Integer, nullable=False, default=0)
-    next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    delivered_at = Column(DateTime(timezone=True))
-    last_error = Column(Text)
 
 
 class RequestUpdate(Base):
