@@ -356,12 +356,13 @@ def test_a_call_back_request_in_the_widget_is_never_left_looking_sent(page: Any)
     before = page.locator(f"{WIDGET} .message.bot").count()
     page.locator(f"{WIDGET} .message.bot").last.locator("button.button", has_text="call-back").click()
     wait_for_reply(page, before)
-    for answer in ("Robin Example", "0412 345 678", "Evenings"):
+    # a number no other test of the shared stack leaves an open request for (one per contact)
+    for answer in ("Robin Example", "0491 570 158", "Evenings"):
         ask(page, answer)
     summary = ask(page, "skip")
     lines = summary.splitlines()
     assert "Shall I send it" in summary and any(line.endswith("Name: Robin Example") for line in lines)
-    assert any(line.endswith("Contact: +61412345678") for line in lines), lines
+    assert any(line.endswith("Contact: +61491570158") for line in lines), lines
     before = page.locator(f"{WIDGET} .message.bot").count()
     ask(page, "thanks! how long is a session?")
     page.wait_for_function(f"{SHADOW}.querySelectorAll('.message.bot').length >= {before + 3}")
