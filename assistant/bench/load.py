@@ -17,7 +17,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import aiohttp
 
@@ -71,6 +71,20 @@ class LoadResult:
         }
 
 
+async def send_turn(session: aiohttp.ClientSession, url: str, sender: str, text: str,
+                    token: Optional[str]) -> Tuple[bool, Optional[str]]:
+    """One visitor message: (answered, the conversation token to send next time,
+    as the widget keeps it)."""
+    try:
+        message = {"sender": sender, "message": text, **({"token": token} if token else {})}
+        async with session.post(url, json=message) as reply:
+            body = await reply.json(content_type=None)
+            token = reply.headers.get(TOKEN_HEADER) or token
+            return reply.status == 200 and isinstance(body, list) and len(body) > 0, token
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        return False, token
+
+
 async def _visitor(session: aiohttp.ClientSession, url: str, deadline: float,
                    max_turns: Optional[int], result: LoadResult, counter: itertools.count) -> None:
     while time.monotonic() < deadline:
@@ -80,14 +94,7 @@ async def _visitor(session: aiohttp.ClientSession, url: str, deadline: float,
             if time.monotonic() >= deadline or (max_turns is not None and next(counter) >= max_turns):
                 return
             started = time.perf_counter()
-            try:
-                message = {"sender": sender, "message": text, **({"token": token} if token else {})}
-                async with session.post(url, json=message) as reply:
-                    body = await reply.json(content_type=None)
-                    token = reply.headers.get(TOKEN_HEADER) or token
-                    ok = reply.status == 200 and isinstance(body, list) and len(body) > 0
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-                ok = False
+            ok, token = await send_turn(session, url, sender, text, token)
             if ok:
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
             else:

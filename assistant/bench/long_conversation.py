@@ -19,8 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import aiohttp
 
-from assistant.bench.load import VISITOR_SCRIPT
-from assistant.conversation_token import TOKEN_HEADER
+from assistant.bench.load import VISITOR_SCRIPT, send_turn
 
 TURNS = 400
 QUICK_TURNS = 60
@@ -42,14 +41,7 @@ async def long_conversation(base_url: str, turns: int = TURNS, channel: str = "w
         for turn in range(turns):
             text = script[turn % len(script)]
             started = time.perf_counter()
-            try:
-                message = {"sender": sender, "message": text, **({"token": token} if token else {})}
-                async with session.post(url, json=message) as reply:
-                    body = await reply.json(content_type=None)
-                    token = reply.headers.get(TOKEN_HEADER) or token
-                    ok = reply.status == 200 and isinstance(body, list) and len(body) > 0
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-                ok = False
+            ok, token = await send_turn(session, url, sender, text, token)
             latencies.append((time.perf_counter() - started) * 1000 if ok else None)
     return summarise(latencies)
 
