@@ -34,6 +34,8 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
+from assistant.sqlite_hygiene import use_wal
+
 # A lock nobody touches any more (its server died) is removed this long after
 # its last ticket expired.
 IDLE_KEY_SECONDS = 60
@@ -119,7 +121,7 @@ class SQLiteLockStore(AtomicLockChanges, LockStore):
         # One connection per process: Sanic forks its workers after start-up.
         if self._connection is None or self._pid != os.getpid():
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
+            use_wal(connection)
             # A lock only means something while its server runs; after a power
             # cut every ticket has expired anyway, so no fsync per change.
             connection.execute("PRAGMA synchronous=OFF")

@@ -44,6 +44,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from assistant.knowledge import PROJECT_ROOT
 from assistant.private_files import PRIVATE_FILE_MODE, make_private_dir, private_umask
+from assistant.sqlite_hygiene import use_wal
 
 LIMITS_DB_NAME = "limits.db"
 SQLITE_SCHEME = "sqlite"
@@ -121,7 +122,7 @@ class SQLiteStorage(Storage):
         self._lock = threading.Lock()
         self._increments = 0
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS counters "
                              "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)")

@@ -19,6 +19,7 @@ daily).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import Any
 
@@ -28,6 +29,12 @@ from sqlalchemy.engine import Engine
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_ATTEMPTS = 5
+# Switching to WAL needs a moment alone with the file, and SQLite answers
+# "database is locked" at once, without its busy timeout, when another process
+# is opening the same new file (two holders starting together failed CI so).
+# WAL is a property of the file: once one connection set it, the rest find it set.
+WAL_ATTEMPTS = 50
+WAL_RETRY_SECONDS = 0.02
 
 
 def secure_delete_on_connect(connection: Any, _record: Any) -> None:
@@ -35,6 +42,24 @@ def secure_delete_on_connect(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def use_wal(connection: Any) -> None:
+    """Put an SQLite database (a DB-API connection) in WAL mode, waiting out
+    another connection that is doing the same."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            cursor = connection.cursor()
+            try:
+                if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            finally:
+                cursor.close()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(WAL_RETRY_SECONDS * (1 + attempt % 5))
 
 
 def enable_secure_delete(engine: Engine) -> None:

