@@ -1,6 +1,6 @@
 """Finish or cancel a call-back request.
 
-A confirmed request is stored durably (assistant/callbacks.py) *before* the
+A confirmed request is stored durably (assistant/callback_requests/store.py) *before* the
 visitor is told it was received; if the store is down the bot says so and gives
 the phone number instead. The request key is derived from the conversation and
 the moment the form started, so a repeated confirmation stores it once.
@@ -24,10 +24,10 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.callback_form import NO_NOTE
-from assistant.callbacks import CallbackDraft, StoreUnavailable, current_store
-from assistant.clinic import current_clinic
-from assistant.conversation_token import CLIENT_METADATA_KEY
-from assistant.rate_limits import CALLBACK_REQUESTS_PER_IP, limiter_for
+from assistant.callback_requests.store import CallbackDraft, StoreUnavailable, current_store
+from assistant.rasa_server.conversation_token import CLIENT_METADATA_KEY
+from assistant.rasa_server.rate_limits import CALLBACK_REQUESTS_PER_IP, limiter_for
+from assistant.settings.clinic import current_clinic
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from email_validator import EmailNotValidError, validate_email
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.clinic import current_clinic
+from assistant.contracts import selected_answer
+from assistant.settings.clinic import current_clinic
 
 MAX_NAME = 80
 MAX_TIME = 120
@@ -32,14 +33,14 @@ SKIP_WORDS = {"skip", "no", "nope", "none", "nothing", "no thanks", "nothing els
 NO_NOTE = "(none)"
 
 
-def clean_text(value: Any) -> str:
+def tidy_field(value: Any) -> str:
     """Collapse whitespace and drop control characters."""
     text = "".join(ch for ch in str(value or "") if unicodedata.category(ch)[0] != "C" or ch == " ")
     return " ".join(text.split())
 
 
 def valid_name(value: Any) -> Optional[str]:
-    name = clean_text(value)
+    name = tidy_field(value)
     name = re.sub(r"^(my name is|i am|i'm|it's|its|this is|call me)\s+", "", name, flags=re.I)
     if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
         return None
@@ -50,7 +51,7 @@ def valid_name(value: Any) -> Optional[str]:
 
 def parse_contact(value: Any, region: str) -> Optional[Tuple[str, str]]:
     """(normalised contact, "phone" | "email"), or None if it is neither."""
-    text = clean_text(value)
+    text = tidy_field(value)
     if not text or len(text) > 320:
         return None
     if "@" in text:
@@ -91,13 +92,13 @@ def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker, value:
     confirmation step "thanks! do i need to bring anything" is classified as
     thanks, but its question still deserves the answer.
     """
-    if not looks_like_question(clean_text(value)):
+    if not looks_like_question(tidy_field(value)):
         return False
     message = tracker.latest_message or {}
     is_faq = (message.get("intent") or {}).get("name") == "faq"
     if not (is_faq or any_intent):
         return False
-    selected = ((message.get("response_selector") or {}).get("faq") or {}).get("response") or {}
+    selected = selected_answer(message)
     utter_action = selected.get("utter_action")
     if not utter_action:
         return False
@@ -151,7 +152,7 @@ class ValidateCallbackForm(FormValidationAction):
     ) -> Dict[str, Any]:
         if answer_digression(dispatcher, tracker, value):
             return {"callback_time": None}
-        time = clean_text(value)
+        time = tidy_field(value)
         if not time or len(time) > MAX_TIME or not any(ch.isalnum() for ch in time):
             dispatcher.utter_message(response="utter_invalid_time")
             return {"callback_time": None}
@@ -160,7 +161,7 @@ class ValidateCallbackForm(FormValidationAction):
     def validate_callback_reason(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Dict[str, Any]:
-        reason = clean_text(value)
+        reason = tidy_field(value)
         if reason.lower().strip(".!") in SKIP_WORDS or not reason:
             return {"callback_reason": NO_NOTE}
         if len(reason) > MAX_REASON:

@@ -1,6 +1,6 @@
 """Ask "Did you mean...?" instead of guessing, and don't loop.
 
-Runs on ``nlu_fallback`` (the model was unsure: assistant/uncertainty.py). It
+Runs on ``nlu_fallback`` (the model was unsure: assistant/nlu/uncertainty.py). It
 offers the 2-3 most likely topics as buttons, plus "Something else". If the
 visitor's previous message also needed a clarification, it stops asking and
 offers the clinic's phone and booking link instead.
@@ -19,26 +19,14 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conditions import answer_condition, conditions_in_message
-from assistant.knowledge import cached_knowledge, related_buttons
-from assistant.uncertainty import MIN_PLAUSIBLE, RETRIEVAL_INTENT, raw_intent_ranking, top_answers
+from assistant.contracts import BUTTON_TEXT, RETRIEVAL_INTENT
+from assistant.kb.knowledge import cached_knowledge, related_buttons
+from assistant.nlu.uncertainty import MIN_PLAUSIBLE, raw_intent_ranking, top_answers
 
 MAX_CHOICES = 3
 MIN_CONFIDENCE = MIN_PLAUSIBLE  # below this a "choice" is noise
 SOMETHING_ELSE = {"title": "Something else", "payload": "/something_else"}
 
-# Intents worth offering as a choice, with the button text patients see.
-INTENT_CHOICES = {
-    "ask_condition": "Can it help my problem?",
-    "ask_personal_medical": "Is it safe for me?",
-    "book": "Booking an appointment",
-    "request_callback": "Request a call-back",
-    "ask_contact": "Contact details",
-    "ask_hours": "Opening hours",
-    "ask_location": "Location and parking",
-    "ask_availability": "Free appointments",
-    "human_handoff": "Talk to a person",
-    "help": "What can you help with?",
-}
 
 
 def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
@@ -54,8 +42,8 @@ def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
                 topic = key.split("/", 1)[1]
                 if kb.title_of(topic):
                     buttons.extend(related_buttons(kb, [topic]))
-        elif name in INTENT_CHOICES:
-            buttons.append({"title": INTENT_CHOICES[name], "payload": f"/{name}"})
+        elif name in BUTTON_TEXT:
+            buttons.append({"title": BUTTON_TEXT[name], "payload": f"/{name}"})
         if len(buttons) >= MAX_CHOICES:
             break
     return buttons[:MAX_CHOICES]

@@ -14,7 +14,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.clinic import current_clinic
+from assistant.settings.clinic import current_clinic
 
 
 def clinic_slot_events() -> List[EventType]:

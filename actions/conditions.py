@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.knowledge import (
+from assistant.kb.knowledge import (
     Condition,
     KnowledgeBase,
     answer_buttons,

@@ -15,7 +15,7 @@ clear question has its own intent. ``short_follow_up`` lets "Did you mean"
 (actions/clarify.py) answer an unclear message that reads like a follow-up
 ("e.g.?", "what about medicare") the same way.
 
-Measured on the blind sets (assistant/sealed.py): sealed follow-up
+Measured on the blind sets (assistant/quality/sealed.py): sealed follow-up
 conversations 0.328 before this module, 0.906 with it.
 """
 
@@ -36,9 +36,8 @@ from actions.clarify import ActionClarify
 from actions.conditions import answer_condition, conditions_in_message
 from actions.personal_medical import GENERIC_RESPONSE as GENERIC_PERSONAL_MEDICAL
 from actions.personal_medical import personal_medical_response
-from assistant.contracts import ACTION_FOLLOW_UP, SLOT_LAST_TOPIC
-from assistant.knowledge import KNOWLEDGE_DIR, KnowledgeBase, cached_knowledge
-from assistant.uncertainty import RETRIEVAL_INTENT
+from assistant.contracts import ACTION_FOLLOW_UP, RETRIEVAL_INTENT, SLOT_LAST_TOPIC, selected_answer
+from assistant.kb.knowledge import KNOWLEDGE_DIR, KnowledgeBase, cached_knowledge
 
 FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
 SAME = "same"
@@ -101,7 +100,7 @@ class Resolution:
 
 def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previous: Optional[str],
                       conditions: List[str]) -> Resolution:
-    """One decision, shared by the action and the evaluation (assistant/sealed.py).
+    """One decision, shared by the action and the evaluation (assistant/quality/sealed.py).
     ``previous`` is a topic or subject id, or ``condition:<id>``."""
     kind = follow_ups.kind_of(text)
     # "and for migraines?" / "what about my knee?": the named condition is the question.
@@ -185,8 +184,7 @@ def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
         return f"{CONDITION}:{found[0].id}" if found else None
     if intent != RETRIEVAL_INTENT:
         return None
-    selector = (parse_data.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
-    key = (selector.get("response") or {}).get("intent_response_key") or ""
+    key = selected_answer(parse_data).get("intent_response_key") or ""
     return key.split("/", 1)[1] if "/" in key else None
 
 

@@ -2,7 +2,7 @@
 
 This action deletes the conversation's call-back requests and confirms. The
 conversation itself is deleted by the tracker store when this turn ends
-(assistant/tracker_store.py): it sees that action_forget_me ran and removes
+(assistant/rasa_server/tracker_store.py): it sees that action_forget_me ran and removes
 every stored event of the conversation instead of saving the turn.
 """
 
@@ -15,12 +15,13 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.callback import close_form_events
-from assistant.callbacks import StoreUnavailable, current_store
+from assistant.callback_requests.store import StoreUnavailable, current_store
+from assistant.contracts import ACTION_FORGET_ME
 
 
 class ActionForgetMe(Action):
     def name(self) -> str:
-        return "action_forget_me"
+        return ACTION_FORGET_ME
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]

@@ -5,6 +5,30 @@ string, so a rename can't silently break the other side.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+# "Forget me": the action that deletes a visitor's data, and the tracker store
+# (assistant/rasa_server/tracker_store.py) that then drops the conversation.
+ACTION_FORGET_ME = "action_forget_me"
+
+# Intents a visitor can be offered as a choice ("Did you mean...?" buttons,
+# actions/clarify.py), with the button text; and the report's name for those
+# that hand the visitor on to the clinic (assistant/insights/analyse.py).
+INTENT_CHOICES = {
+    "ask_condition": ("Can it help my problem?", None),
+    "ask_personal_medical": ("Is it safe for me?", "Personal medical questions"),
+    "book": ("Booking an appointment", "Booking an appointment"),
+    "request_callback": ("Request a call-back", None),
+    "ask_contact": ("Contact details", "Contact details"),
+    "ask_hours": ("Opening hours", "Opening hours"),
+    "ask_location": ("Location and parking", "Location and parking"),
+    "ask_availability": ("Free appointments", "Appointment availability"),
+    "human_handoff": ("Talk to a person", "Talking to a person"),
+    "help": ("What can you help with?", None),
+}
+BUTTON_TEXT = {intent: button for intent, (button, _) in INTENT_CHOICES.items()}
+HANDOFF_INTENTS = {intent: report for intent, (_, report) in INTENT_CHOICES.items() if report}
+
 # Follow-up questions ("is that normal?"): the intent the model predicts, the
 # action that resolves them, and the slot that remembers what it resolved to.
 INTENT_FOLLOW_UP = "follow_up"
@@ -13,6 +37,45 @@ SLOT_LAST_TOPIC = "last_topic"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"
-# (assistant/website.py), and the report counts them (assistant/insights/).
+# (assistant/rasa_server/website_channel.py), and the report counts them (assistant/insights/).
 SLOT_ANSWER_FEEDBACK = "answer_feedback"
 FEEDBACK_RATINGS = ("up", "down")
+
+# The FAQ answer chosen for a message travels in the parse data as Rasa's
+# ResponseSelector writes it, so that Rasa's `utter_faq` rule, its tracker and
+# the report read it unchanged. Our NLU components write it (the classifier and
+# the button payload handler) with `answer_selection`; the fallback checks,
+# the actions and the report read it with `faq_selection` / `selected_answer`.
+RETRIEVAL_INTENT = "faq"
+RESPONSE_SELECTOR = "response_selector"
+
+
+def answer_selection(existing: Optional[Mapping[str, Any]], intent: str, ranking: List[Dict[str, Any]],
+                     responses: List[Dict[str, Any]], retrieval_intents: Iterable[str]) -> Dict[str, Any]:
+    """`existing` response_selector output with `intent`'s answer set to the best of
+    `ranking` ([{"intent_response_key": "faq/x", "confidence": c}, ...], best first)."""
+    key = ranking[0]["intent_response_key"]
+    selector = dict(existing or {})
+    selector["all_retrieval_intents"] = list(retrieval_intents)
+    selector[intent] = {
+        "response": {
+            "responses": responses,
+            "confidence": ranking[0]["confidence"],
+            "intent_response_key": key,
+            "utter_action": f"utter_{key}",
+        },
+        "ranking": ranking,
+    }
+    return selector
+
+
+def faq_selection(parse: Mapping[str, Any]) -> Dict[str, Any]:
+    """The chosen FAQ answer and its ranking, from parse data (or an NLU Message)."""
+    selectors = parse.get(RESPONSE_SELECTOR) or {}
+    # A ResponseSelector without `retrieval_intent` (Rasa's stock config) answers under "default".
+    return dict(selectors.get(RETRIEVAL_INTENT) or selectors.get("default") or {})
+
+
+def selected_answer(parse: Mapping[str, Any]) -> Dict[str, Any]:
+    """{"intent_response_key": "faq/x", "utter_action": ..., "confidence": ...} or {}."""
+    return dict(faq_selection(parse).get("response") or {})

@@ -9,14 +9,14 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, load_knowledge
-from assistant.launcher import free_port
+from assistant.kb.knowledge import KnowledgeBase, load_knowledge
+from assistant.ops.launcher import free_port
+from assistant.paths import MODEL, PROJECT_ROOT
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 ALLOWED_ORIGIN = "https://www.allowed-clinic.example"  # the website channel's CORS list in tests
 
@@ -28,6 +28,41 @@ FIGURES: List[str] = []
 def report_figure(line: str) -> None:
     FIGURES.append(line)
     print(line)
+
+
+# Every test belongs to one group, so a unit test runs in seconds on its own:
+#   unit      needs only the virtualenv (make test-unit)
+#   model     loads the trained model in-process (make test-model)
+#   services  starts real servers: the Rasa stack, SMTP, PostgreSQL, Redis, nginx
+#   browser   drives Chromium (make test-browser)
+# The group follows from the fixtures a test uses; a test that starts servers
+# without one says so with a mark (pytestmark = pytest.mark.services). A mark
+# lighter than the fixtures need is an error, so `-m unit` never pulls in a model.
+GROUPS = ("unit", "model", "services", "browser")
+FIXTURE_GROUPS = {
+    "model_path": "model",
+    "stack": "services", "webhook": "services", "smtp": "services", "receiver": "services",
+    "redis_server": "services", "cluster": "services", "stock_stack": "services", "launched": "services",
+    "small_cluster": "services", "guarded": "services", "hardened": "services",
+    "walkthrough_stack": "services",
+    "browser": "browser", "page": "browser",
+}
+
+
+def test_group(item: pytest.Item) -> str:
+    needed = [FIXTURE_GROUPS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_GROUPS]
+    marked = [mark.name for mark in item.iter_markers() if mark.name in GROUPS]
+    group = max(needed + marked + ["unit"], key=GROUPS.index)
+    if marked and max(marked, key=GROUPS.index) != group:
+        raise pytest.UsageError(f"{item.nodeid} is marked {marked[0]} but its fixtures need {group}")
+    return group
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    for item in items:
+        group = test_group(item)
+        if group not in [mark.name for mark in item.iter_markers()]:
+            item.add_marker(group)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -52,7 +87,7 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def agent(model_path: Path) -> Any:
     """The trained model, loaded once for all NLU tests."""
-    from assistant.evaluation import load_agent
+    from assistant.quality.evaluation import load_agent
 
     return load_agent(model_path)
 
@@ -82,7 +117,7 @@ def webhook() -> Iterator[Any]:
 def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: Any) -> Iterator[Any]:
     """The real Rasa server, action server and webhook notifier on free ports, with
     fresh SQLite stores and the shipped clinic.yml plus a webhook to `webhook`."""
-    from assistant.launcher import Settings, Stack
+    from assistant.ops.launcher import Settings, Stack
 
     workdir = tmp_path_factory.mktemp("stack")
     clinic = workdir / "clinic.yml"
@@ -105,19 +140,52 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: A
     running.stop()
 
 
+SERVED_EXTRA = ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks", "/request_callback",
+         "Sam", "stop", "what about my headache", "bye"]
+
+
+@pytest.fixture(scope="module")
+def served_events(stack: Any, agent: Any) -> List[Any]:
+    """The events of one conversation the stack served (about 50 turns): the input
+    on which the speed-ups are compared with stock Rasa, turn by turn."""
+    import uuid
+
+    from rasa.shared.core.events import ActiveLoop
+
+    from assistant.quality.bench.load import VISITOR_SCRIPT
+    from assistant.quality.bench.long_conversation import long_conversation
+    from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
+
+    sender = f"state-cache-{uuid.uuid4().hex[:8]}"
+    turns = len(VISITOR_SCRIPT) * 4
+    figures = asyncio.run(long_conversation(stack.url, turns, channel="rest", sender=sender))
+    assert figures["errors"] == 0
+    extra = asyncio.run(long_conversation(stack.url, len(SERVED_EXTRA), channel="rest", sender=sender,
+                                          script=SERVED_EXTRA))
+    assert extra["errors"] == 0
+    domain = agent.processor.domain
+    store = PrivacySQLTrackerStore(domain=domain, dialect="sqlite", db=str(stack.settings.tracker_db))
+    tracker = asyncio.run(store.retrieve(sender))
+    assert tracker is not None and len(tracker.events) > 300
+    assert any(isinstance(event, ActiveLoop) and event.name for event in tracker.events)  # the form ran
+    return list(tracker.events)
+
+
 def conversation_token(stack: Any, sender: str) -> str:
     """The token the website channel gives `sender`'s conversation (from the
     secret the running stack generated next to its tracker store)."""
-    from assistant.conversation_token import SECRET_FILE_NAME, token_for
+    from assistant.rasa_server.conversation_token import SECRET_FILE_NAME, _read_or_create, token_for
 
-    secret = stack.settings.tracker_db.with_name(SECRET_FILE_NAME).read_text(encoding="ascii").strip()
-    return token_for(sender, secret.encode())
+    # made by the server on its first website request, or here first (atomically,
+    # as two workers would): a test module run alone may come before any request
+    secret = _read_or_create(stack.settings.tracker_db.with_name(SECRET_FILE_NAME))
+    return token_for(sender, secret)
 
 
 def require_services() -> None:
     """Skip (or, where REQUIRE_SERVICES=1 as in CI, fail) without the Debian
     PostgreSQL, Redis and nginx packages that `make services` installs."""
-    from assistant.services import missing_binaries
+    from assistant.ops.local_services import missing_binaries
 
     missing = missing_binaries()
     if missing:

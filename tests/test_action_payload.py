@@ -1,4 +1,4 @@
-"""assistant/action_payload.py sends the action server the very bytes
+"""assistant/rasa_server/action_payload.py sends the action server the very bytes
 json.dumps makes of Rasa's request, on every step of a served conversation,
 also after events changed in place."""
 
@@ -13,8 +13,7 @@ from rasa.shared.core.events import EntitiesAdded, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from assistant import action_payload
-from tests.test_state_cache import served_events  # noqa: F401  (the fixture)
+from assistant.rasa_server import action_payload
 
 
 def test_the_same_bytes_as_json_dumps_along_a_served_conversation(agent: Any, served_events: List[Any],  # noqa: F811

@@ -7,29 +7,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import callback as callback_actions
-from actions.callback import ActionCancelCallback, ActionFinishCallback, request_key
+from actions.callback import ActionCancelCallback, request_key
 from actions.callback_confirm import ActionAskCallbackConsent
 from actions.callback_form import ValidateCallbackForm, parse_contact, valid_name
-from assistant.callbacks import CallbackStore
-
-
-def tracker(slots: Optional[Dict[str, Any]] = None, events: Optional[List[Dict[str, Any]]] = None,
-            sender: str = "visitor-1") -> Tracker:
-    return Tracker.from_dict({
-        "sender_id": sender,
-        "slots": slots or {},
-        "latest_message": {"text": "", "intent": {}, "entities": []},
-        "events": events or [],
-        "paused": False,
-        "latest_event_time": None,
-        "followup_action": None,
-        "active_loop": {"name": "callback_form"},
-        "latest_action_name": None,
-    })
+from assistant.callback_requests.store import CallbackStore
+from tests.helpers.callbacks import FILLED, FORM_STARTED, finish, tracker
 
 
 def validate(slot: str, value: Any, slots: Optional[Dict[str, Any]] = None):
@@ -143,24 +128,11 @@ def test_the_summary_is_one_line_per_field() -> None:
     assert "callback_confirmed" not in domain["slots"]
 
 
-FILLED = {
-    "callback_name": "Sam", "callback_contact": "+61412345678", "callback_contact_type": "phone",
-    "callback_time": "Evenings", "callback_reason": "(none)", "callback_consent": True,
-}
-FORM_STARTED = [{"event": "active_loop", "name": "callback_form", "timestamp": 1700000000.5}]
-
-
 @pytest.fixture()
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CallbackStore:
     store = CallbackStore(f"sqlite:///{tmp_path / 'requests.db'}")
     monkeypatch.setattr(callback_actions, "current_store", lambda: store)
     return store
-
-
-def finish(slots: Dict[str, Any]) -> tuple:
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(ActionFinishCallback().run(dispatcher, tracker(slots, FORM_STARTED), {}))
-    return events, dispatcher.messages
 
 
 def test_a_confirmed_request_is_stored_before_it_is_acknowledged(store: CallbackStore) -> None:

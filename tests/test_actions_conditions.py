@@ -9,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conditions import ActionAnswerCondition
-from assistant.knowledge import KnowledgeBase, read_more_buttons
+from assistant.kb.knowledge import KnowledgeBase, read_more_buttons
 
 
 def tracker_with(entities: List[Dict[str, Any]], text: str = "can it help?") -> Tracker:

@@ -14,8 +14,8 @@ from actions import privacy
 from actions.callback import ActionCloseCallbackForm
 from actions.clarify import SOMETHING_ELSE, ActionClarify, choices
 from actions.privacy import ActionForgetMe
-from assistant.callbacks import CallbackDraft, CallbackStore, StoreUnavailable
-from assistant.uncertainty import Thresholds, decide, unsure
+from assistant.callback_requests.store import CallbackDraft, CallbackStore, StoreUnavailable
+from assistant.nlu.uncertainty import Thresholds, decide, unsure
 
 
 def unsure_parse(intents: List[tuple], answers: Optional[List[tuple]] = None) -> Dict[str, Any]:

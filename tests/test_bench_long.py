@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.long_conversation import long_conversation, summarise
-from assistant.bench.report import write_report
-from assistant.bench.run import memory_mb
-from assistant.bench.soak import soak
+from assistant.quality.bench.long_conversation import long_conversation, summarise
+from assistant.quality.bench.report import write_report
+from assistant.quality.bench.run import memory_mb
+from assistant.quality.bench.soak import soak
 
 
 def test_early_and_late_medians_and_their_ratio() -> None:

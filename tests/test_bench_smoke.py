@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.load import VISITOR_SCRIPT, run_load
-from assistant.bench.report import markdown, write_report
+from assistant.quality.bench.load import VISITOR_SCRIPT, run_load
+from assistant.quality.bench.report import markdown, write_report
 
 
 def test_simulated_visitors_get_answers_on_both_channels(stack: Any, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ from typing import Any, Dict, Iterator, List
 
 import yaml
 
-from assistant.build_data import generated_files, render_responses, stale_files
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, read_more_buttons
+from assistant.kb.build_data import generated_files, render_responses, stale_files
+from assistant.kb.knowledge import KnowledgeBase, read_more_buttons
+from assistant.paths import PROJECT_ROOT
 
 
 def test_generated_files_are_not_stale(kb: KnowledgeBase) -> None:

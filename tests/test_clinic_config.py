@@ -8,8 +8,8 @@ from typing import Any, Dict
 import pytest
 import yaml
 
-from assistant.clinic import ClinicConfigError, load_clinic, parse_clinic
-from assistant.knowledge import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import ClinicConfigError, load_clinic, parse_clinic
 
 OTHER = Path(__file__).parent / "fixtures" / "clinic_other.yml"
 
@@ -71,7 +71,7 @@ def test_no_clinic_detail_is_hard_coded_outside_the_config() -> None:
                clinic.address, "5550 1234", "Harbourside"]
     allowed = {"clinic.yml", "README.md"}
     for path in [*PROJECT_ROOT.glob("*.yml"), *PROJECT_ROOT.glob("data/**/*.yml"),
-                 *PROJECT_ROOT.glob("actions/*.py"), *PROJECT_ROOT.glob("assistant/*.py"),
+                 *PROJECT_ROOT.glob("actions/*.py"), *PROJECT_ROOT.glob("assistant/**/*.py"),
                  *PROJECT_ROOT.glob("knowledge/**/*.yml")]:
         if path.name in allowed:
             continue

@@ -15,16 +15,16 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conditions import answer_condition
 from actions.personal_medical import personal_medical_case, personal_medical_response
-from assistant.build_data import render_responses
-from assistant.clinic import REGIONS_FILE, parse_clinic
-from assistant.knowledge import (
-    PROJECT_ROOT,
+from assistant.kb.build_data import render_responses
+from assistant.kb.knowledge import (
     READ_MORE,
     KnowledgeBase,
     KnowledgeError,
     load_knowledge,
 )
-from assistant.readability import patient_answers
+from assistant.kb.readability import patient_answers
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import REGIONS_FILE, parse_clinic
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())
 RULES = (PROJECT_ROOT / "data" / "rules" / "fallback.yml").read_text()

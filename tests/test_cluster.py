@@ -20,8 +20,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from assistant.knowledge import PROJECT_ROOT
-from assistant.services import DatabaseSettings
+from assistant.ops.local_services import DatabaseSettings
+from assistant.paths import PROJECT_ROOT
 from tests.conftest import require_services
 
 FORM_SCRIPT = ["/request_callback", "Robin Example", "0412 345 678", "Weekday mornings", "skip",
@@ -40,9 +40,9 @@ FAQ_SCRIPT = ["hello", "does it hurt?", "how long does a session take", "is it t
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Any]:
     require_services()
-    from assistant.cluster import Cluster
-    from assistant.launcher import free_port
-    from assistant.services import ProxyLimits, local_databases
+    from assistant.ops.cluster import Cluster
+    from assistant.ops.launcher import free_port
+    from assistant.ops.local_services import ProxyLimits, local_databases
 
     workdir = tmp_path_factory.mktemp("cluster")
     postgres, lock_redis, databases = local_databases(workdir, durable=False)
@@ -296,8 +296,8 @@ def test_call_back_requests_per_address_are_limited_in_the_cluster(cluster: Any)
 def test_staff_tools_work_on_the_production_databases(cluster: Any, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`make retention` and `make report` with the production profile's PostgreSQL."""
-    from assistant import retention
     from assistant.insights import cli
+    from assistant.ops import retention
 
     for name, value in cluster.databases.environment().items():
         monkeypatch.setenv(name, value)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.coverage import coverage, main
-from assistant.knowledge import KnowledgeBase, KnowledgeError
+from assistant.kb.coverage import coverage, main
+from assistant.kb.knowledge import KnowledgeBase, KnowledgeError
 
 
 @pytest.fixture()
@@ -69,7 +69,7 @@ def test_cli_reports_an_invalid_knowledge_base_in_one_line(
     def broken() -> KnowledgeBase:
         raise KnowledgeError("knowledge/topics/cupping.yml: topic 'cupping': 'related' should list 2-3")
 
-    monkeypatch.setattr("assistant.coverage.load_knowledge", broken)
+    monkeypatch.setattr("assistant.kb.coverage.load_knowledge", broken)
     assert main([str(articles)]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cupping.yml" in error and "Traceback" not in error

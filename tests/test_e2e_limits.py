@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from typing import Any, Dict, List
 
 import pytest
@@ -14,16 +13,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.callbacks import CallbackStore
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT
-from tests.test_e2e_rest import say, texts
+from assistant.callback_requests.store import CallbackStore
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import load_clinic
+from tests.helpers.rest import new_sender, say, texts
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
-
-
-def new_sender(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def post(stack: Any, body: Any, raw: bool = False) -> requests.Response:

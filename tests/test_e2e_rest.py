@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import urllib.request
 import uuid
-from typing import Any, Dict, List
+from typing import Any
 
-from assistant.clinic import load_clinic
-from assistant.knowledge import KnowledgeBase, read_more_buttons
-
-
-def filled(answer: str) -> str:
-    """A knowledge-base answer as the bot sends it: slots such as {emergency_number} filled."""
-    return answer.format(**load_clinic().slots())
-
-
-def say(stack: Any, sender: str, message: str) -> List[Dict[str, Any]]:
-    request = urllib.request.Request(
-        stack.url + "/webhooks/rest/webhook",
-        data=json.dumps({"sender": sender, "message": message}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-        return json.loads(response.read())
-
-
-def texts(replies: List[Dict[str, Any]]) -> List[str]:
-    return [r.get("text", "") for r in replies]
+from assistant.kb.knowledge import KnowledgeBase, read_more_buttons
+from tests.helpers.rest import filled, say, texts
 
 
 def test_a_short_conversation(stack: Any, kb: KnowledgeBase) -> None:

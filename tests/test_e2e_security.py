@@ -20,9 +20,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 import requests
 
-from assistant.callbacks import CallbackStore
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT
+from assistant.callback_requests.store import CallbackStore
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import load_clinic
 from tests.conftest import ALLOWED_ORIGIN, conversation_token
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
@@ -34,7 +34,7 @@ TOKEN_HEADER = "X-Conversation-Token"
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Any]:
-    from assistant.launcher import Settings, Stack, free_port
+    from assistant.ops.launcher import Settings, Stack, free_port
 
     workdir = tmp_path_factory.mktemp("guarded")
     clinic = workdir / "clinic.yml"
@@ -258,7 +258,7 @@ def test_messages_per_address_are_limited_across_conversations(guarded: Any) -> 
 
 
 def test_a_spoofed_forwarded_for_from_a_remote_client_is_not_believed() -> None:
-    from assistant.channels import client_address
+    from assistant.rasa_server.rest_channel import client_address
 
     class FakeRequest:
         def __init__(self, ip: str, headers: Dict[str, str]) -> None:

@@ -15,24 +15,24 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant import launcher
-from assistant.callbacks import (
+from assistant.callback_requests.email_alerts import EmailAlerts, message_id, shown_contact
+from assistant.callback_requests.notifier import channels_for, run
+from assistant.callback_requests.store import (
     CallbackDraft,
     CallbackRequest,
     CallbackStore,
     EmailOutboxMessage,
     OutboxMessage,
 )
-from assistant.clinic import Clinic, ClinicConfigError, load_clinic
-from assistant.email_alerts import EmailAlerts, message_id, shown_contact
-from assistant.email_config import WeeklySummarySchedule
 from assistant.insights.generate import generate
-from assistant.knowledge import PROJECT_ROOT
-from assistant.notifier import channels_for, run
-from assistant.smtp_settings import SmtpConfigError, SmtpSettings, smtp_settings
-from assistant.weekly_summary import WeeklySummary, due_week
+from assistant.ops import launcher
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import Clinic, ClinicConfigError, load_clinic
+from assistant.settings.email import WeeklySummarySchedule
+from assistant.settings.smtp import SmtpConfigError, SmtpSettings, smtp_settings
+from assistant.staff.weekly_summary import WeeklySummary, due_week
+from tests.helpers.callbacks import Clock
 from tests.smtp_receiver import PASSWORD, USERNAME, SmtpReceiver, free_port, self_signed_certificate
-from tests.test_notifier import Clock
 
 STAFF = ["reception@harbourside-physio.example", "ana@harbourside-physio.example"]
 BASE_URL = "https://bot.harbourside-physio.example"
@@ -126,7 +126,7 @@ def test_the_form_action_queues_one_email_and_forget_me_cancels_it(
     in the same transaction as the request; a visitor who asks to be forgotten
     before it went out is never e-mailed about."""
     from actions import callback as callback_actions
-    from tests.test_actions_callback import FILLED, finish
+    from tests.helpers.callbacks import FILLED, finish
 
     monkeypatch.setattr(callback_actions, "current_store", lambda: store)
     monkeypatch.setattr(callback_actions, "current_clinic", clinic_with_email)
@@ -277,7 +277,7 @@ def test_the_launcher_starts_the_notifier_for_email_alone(
     spawned: list = []
     monkeypatch.setattr(stack, "_spawn", lambda name, command, *a, **k: spawned.append(command))
     stack.start_notifier()
-    assert spawned == ([[sys.executable, "-m", "assistant.notifier"]] if started else [])
+    assert spawned == ([[sys.executable, "-m", "assistant.callback_requests.notifier"]] if started else [])
 
 
 def test_without_email_in_clinic_yml_the_smtp_settings_are_not_needed(
@@ -343,15 +343,16 @@ def test_the_notifier_runs_every_configured_channel(store: CallbackStore, smtp: 
 
 
 def test_the_notifier_process_emails_a_request(tmp_path: Path, smtp: SmtpReceiver) -> None:
-    """`python -m assistant.notifier`, as the launcher starts it, from the environment alone."""
+    """The notifier as the launcher starts it (python -m), from the environment alone."""
     requests_db = f"sqlite:///{tmp_path / 'requests.db'}"
     request, _ = CallbackStore(requests_db).submit(draft(1), notify=False, email=True)
     clinic_yml = write_clinic(tmp_path, f"notify_email: {STAFF[0]}\n")
     env = {"PATH": "/usr/bin:/bin", "CLINIC_CONFIG": str(clinic_yml),
            "REQUESTS_DB_URL": requests_db, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
            "SMTP_SECURITY": "none", "SMTP_FROM": SENDER, "STAFF_BASE_URL": BASE_URL}
-    process = subprocess.Popen([sys.executable, "-m", "assistant.notifier", "--poll", "0.2"],
-                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "assistant.callback_requests.notifier"]
+    process = subprocess.Popen([*command, "--poll", "0.2"], cwd=PROJECT_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         for _ in range(600):  # up to a minute: a busy machine imports slowly
             if smtp.received or process.poll() is not None:
@@ -364,11 +365,9 @@ def test_the_notifier_process_emails_a_request(tmp_path: Path, smtp: SmtpReceive
     assert "e-mailed to the clinic" in output and "Visitor 1" not in output  # logs name the reference only
 
     env.pop("SMTP_HOST")
-    failed = subprocess.run([sys.executable, "-m", "assistant.notifier"], cwd=PROJECT_ROOT, env=env,
+    failed = subprocess.run(command, cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "SMTP_HOST is not set" in failed.stderr
-
-
 
 
 # ---- the weekly summary -------------------------------------------------------------

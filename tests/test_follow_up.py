@@ -21,8 +21,8 @@ from actions.follow_up import (
     resolve_follow_up,
 )
 from assistant.contracts import SLOT_LAST_TOPIC
-from assistant.knowledge import KnowledgeBase
-from tests.test_e2e_rest import filled, say, texts
+from assistant.kb.knowledge import KnowledgeBase
+from tests.helpers.rest import filled, say, texts
 
 
 @pytest.mark.parametrize(("previous", "text", "expected"), [
@@ -125,7 +125,7 @@ def test_a_sore_patient_on_the_real_server(stack: Any, kb: KnowledgeBase) -> Non
 def test_every_reply_a_follow_up_can_repeat_is_in_the_domain() -> None:
     import yaml
 
-    from assistant.knowledge import PROJECT_ROOT
+    from assistant.paths import PROJECT_ROOT
 
     responses = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
     replies = cached_follow_ups().intent_replies

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.knowledge import (
-    PROJECT_ROOT,
+from assistant.kb.knowledge import (
     KnowledgeBase,
     KnowledgeError,
     count_sentences,
     load_knowledge,
     term_variants,
 )
+from assistant.paths import PROJECT_ROOT
 
 SEEDS = PROJECT_ROOT.parent / "shared" / "seeds"
 

@@ -1,4 +1,4 @@
-"""What `make run` starts (python -m assistant.launcher), as a process of its own:
+"""What `make run` starts (python -m assistant.ops.launcher), as a process of its own:
 two Rasa workers sharing the port, a worker that dies is reported and replaced
 while the other keeps answering, and SIGTERM stops every process it started,
 even a worker that ignores it."""
@@ -8,68 +8,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import List
 
 import pytest
 
-from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import DEFAULT_WORKERS, Settings, free_port, process_tree
-from tests.test_e2e_rest import say, texts
-
-
-class Launched:
-    def __init__(self, tmp_path: Path, extra_env: Optional[Dict[str, str]] = None) -> None:
-        self.port = free_port()
-        self.actions_port = free_port()
-        env = {**os.environ, "RASA_PORT": str(self.port), "ACTIONS_PORT": str(self.actions_port),
-               "TRACKER_DB": str(tmp_path / "tracker.db"),
-               "REQUESTS_DB_URL": f"sqlite:///{tmp_path / 'requests.db'}", **(extra_env or {})}
-        env.pop("SANIC_WORKERS", None)  # the default
-        self.stderr = tmp_path / "stderr.log"
-        with open(self.stderr, "wb") as errors, open(tmp_path / "stdout.log", "wb") as output:
-            self.process = subprocess.Popen([sys.executable, "-m", "assistant.launcher"], cwd=PROJECT_ROOT,
-                                            env=env, stdout=output, stderr=errors)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.stderr.read_text()
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError("make run's assistant did not answer")
-
-    def child_pid(self, module: str) -> int:
-        """The launcher's child whose command runs `module`."""
-        for pid in process_tree(self.process.pid)[1:]:
-            if module.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-        raise AssertionError(f"no {module} among the launcher's processes")
-
-    def rasa_pid(self) -> int:
-        return self.child_pid("assistant.server")
-
-    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, (
-                f"timed out waiting for {what}: {self.stderr.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        return self.process.wait(timeout=60)
-
-    def workers(self) -> List[int]:
-        return process_tree(self.rasa_pid())[1:]
+from assistant.ops.launcher import DEFAULT_WORKERS, Settings, process_tree
+from tests.helpers.processes import Launched
+from tests.helpers.rest import say, texts
 
 
 def test_make_run_serves_with_two_workers_and_replaces_a_lost_one(tmp_path: Path) -> None:

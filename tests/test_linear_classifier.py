@@ -17,9 +17,9 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.evaluation import full_label
 from assistant.nlu.linear_classifier import LinearIntentClassifier
-from assistant.uncertainty import MIN_PLAUSIBLE
+from assistant.nlu.uncertainty import MIN_PLAUSIBLE
+from assistant.quality.evaluation import full_label
 
 EXAMPLES = {
     "greet": ["hi", "hello", "hey there", "good morning", "hiya"],

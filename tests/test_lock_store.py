@@ -20,17 +20,17 @@ THREADS = 8
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require_services()
-    from assistant.services import LocalRedis
+    from assistant.ops.local_services import LocalRedis
 
     server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.services), "sqlite"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
     """A factory: each call is a new store object with its own connection."""
-    from assistant.lock_store import AtomicRedisLockStore, SQLiteLockStore
+    from assistant.rasa_server.lock_store import AtomicRedisLockStore, SQLiteLockStore
 
     if request.param == "sqlite":
         return lambda: SQLiteLockStore(db=str(tmp_path / "locks.db"))
@@ -64,7 +64,7 @@ def _issue_in_forked_process(_: int) -> List[int]:
 def test_sqlite_tickets_issued_by_separate_processes_are_all_different(tmp_path: Path) -> None:
     """As Sanic's forked workers use it: the store object made before the fork,
     one file, and a connection of its own in each process."""
-    from assistant.lock_store import SQLiteLockStore
+    from assistant.rasa_server.lock_store import SQLiteLockStore
 
     store = SQLiteLockStore(db=str(tmp_path / "locks.db"))
     store.get_lock("tickets")  # this process's connection must not be used by the others
@@ -113,8 +113,8 @@ def test_it_is_built_from_the_production_endpoints(redis_server: Any,
     from rasa.core.lock_store import LockStore
     from rasa.core.utils import read_endpoints_from_path
 
-    from assistant.knowledge import PROJECT_ROOT
-    from assistant.lock_store import AtomicRedisLockStore
+    from assistant.paths import PROJECT_ROOT
+    from assistant.rasa_server.lock_store import AtomicRedisLockStore
 
     for name, value in {"ACTION_SERVER_URL": "http://127.0.0.1:1/webhook", "ACTION_SERVER_TOKEN": "unused",
                         "POSTGRES_HOST": "db",

@@ -2,7 +2,7 @@
 (FAQ answers and their follow-ups, conditions, out of scope, the fallback,
 the call-back form started and cancelled, small talk) gets word for word the
 same replies, buttons included, from stock Rasa (plain `rasa run`, none of
-assistant/server.py's patches) as from the project's server with all of them."""
+assistant/rasa_server/speedups.py's patches) as from the project's server with all of them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any, List
 import aiohttp
 import pytest
 
-from assistant.bench.load import VISITOR_SCRIPT
-from assistant.launcher import Settings, Stack, free_port
+from assistant.ops.launcher import Settings, Stack, free_port
+from assistant.quality.bench.load import VISITOR_SCRIPT
 
 SCRIPT = VISITOR_SCRIPT * 8 + ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks",
                                "/request_callback", "Sam", "stop", "what about my headache", "bye"]

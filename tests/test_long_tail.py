@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from assistant.build_data import CLINIC_ANSWER, HANDOFF_BUTTONS, render_responses
-from assistant.clinic import ClinicConfigError, parse_clinic
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase
+from assistant.kb.build_data import CLINIC_ANSWER, HANDOFF_BUTTONS, render_responses
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import ClinicConfigError, parse_clinic
 
 # Every subject the issue lists must be in the catalogue.
 REQUIRED_SUBJECTS = {

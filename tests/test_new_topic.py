@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import assistant.build_data as build_data
-from assistant.build_data import render_responses
-from assistant.knowledge import PROJECT_ROOT, KnowledgeError, load_knowledge
-from assistant.new_topic import main, write_topic
+import assistant.kb.build_data as build_data
+from assistant.kb.build_data import render_responses
+from assistant.kb.knowledge import KnowledgeError, load_knowledge
+from assistant.kb.new_topic import main, write_topic
+from assistant.paths import PROJECT_ROOT
 
 
 @pytest.fixture()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 
-from assistant.evaluation import OUT_OF_SCOPE_FILE, load_examples
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, normalise_term
+from assistant.kb.knowledge import KnowledgeBase, normalise_term
+from assistant.paths import PROJECT_ROOT
+from assistant.quality.evaluation import OUT_OF_SCOPE_FILE, load_examples
 
 MIN_HELD_OUT = 3
 # The topics the assistant ships with: each has at least MIN_HELD_OUT held-out

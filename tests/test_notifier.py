@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import socket
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator, List
 
 import pytest
 
-from assistant import requests_cli
-from assistant.callbacks import CallbackDraft, CallbackStore, utcnow
-from assistant.clinic import Clinic, load_clinic
-from assistant.knowledge import PROJECT_ROOT
-from assistant.notifier import Backoff, Notifier, run
+from assistant.callback_requests import cli as requests_cli
+from assistant.callback_requests.notifier import Backoff, Notifier, run
+from assistant.callback_requests.store import CallbackDraft, CallbackStore
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import Clinic, load_clinic
+from tests.helpers.callbacks import Clock
 from tests.webhook_receiver import WebhookReceiver
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def clinic_with_webhook(url: str) -> Clinic:

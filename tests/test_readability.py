@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from assistant.knowledge import KnowledgeBase
-from assistant.readability import (
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.kb.readability import (
     MAX_AVERAGE_GRADE,
     MAX_GRADE,
     Answer,

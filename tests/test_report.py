@@ -13,12 +13,13 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from assistant.clinic import load_clinic
 from assistant.insights import cli
 from assistant.insights.generate import generate
-from assistant.knowledge import PROJECT_ROOT, cached_knowledge
+from assistant.kb.knowledge import cached_knowledge
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import load_clinic
 from tests.conftest import ARTIFACTS, conversation_token, report_figure
-from tests.test_e2e_rest import say, texts
+from tests.helpers.rest import say, texts
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
 # Personal details the visitors below type into messages the bot cannot answer.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import retention
-from assistant.callbacks import CallbackDraft, CallbackRequest, CallbackStore, utcnow
-from assistant.tracker_store import PrivacySQLTrackerStore
+from assistant.callback_requests.store import CallbackDraft, CallbackRequest, CallbackStore, utcnow
+from assistant.ops import retention
+from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
 
 DAY = 24 * 3600
 

@@ -1,4 +1,4 @@
-"""assistant/rule_speedups.py: RulePolicy finds the same rules, and its debug
+"""assistant/rasa_server/rule_speedups.py: RulePolicy finds the same rules, and its debug
 log text reads the same, at every step of a conversation the stack served."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, R
 from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from assistant import rule_speedups
-from tests.test_state_cache import served_events  # noqa: F401  (the fixture)
+from assistant.rasa_server import rule_speedups
 
 
 def rule_policy(agent: Any) -> RulePolicy:

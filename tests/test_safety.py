@@ -11,8 +11,14 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
-from assistant.knowledge import PROJECT_ROOT
-from assistant.safety import RedFlagConfigError, RedFlagDetector, detector_for, normalise, parse_flags
+from assistant.nlu.red_flag_rules import (
+    RedFlagConfigError,
+    RedFlagDetector,
+    detector_for,
+    normalise,
+    parse_flags,
+)
+from assistant.paths import PROJECT_ROOT
 from tests.conftest import report_figure
 
 RED_FLAG_SET: Dict[str, List[str]] = yaml.safe_load(

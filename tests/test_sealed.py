@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from assistant.evaluation import cross_validate
-from assistant.knowledge import PROJECT_ROOT
-from assistant.sealed import SealedEvaluator, SealedReport, figures, quiet_parse_log
+from assistant.paths import PROJECT_ROOT
+from assistant.quality.evaluation import cross_validate
+from assistant.quality.sealed import SealedEvaluator, SealedReport, figures, quiet_parse_log
 from tests.conftest import report_figure
 
 DEV_DIR = PROJECT_ROOT / "tests" / "dev"
@@ -69,6 +69,7 @@ def test_the_sealed_set_is_as_big_as_the_issue_asks(report: SealedReport) -> Non
     assert sum(g == "question" for _, g, _ in report.warnings) >= 60
 
 
+@pytest.mark.model  # trains five models
 def test_cross_validation_on_the_training_data() -> None:
     accuracy = cross_validate()
     report_figure(f"5-fold cross-validation on the training data (model alone): {accuracy:.3f}")

@@ -1,5 +1,5 @@
-"""Self-healing (assistant/launcher.py, assistant/action_fallback.py,
-assistant/cluster.py): a server that dies is restarted while the rest of the
+"""Self-healing (assistant/ops/launcher.py, assistant/rasa_server/action_fallback.py,
+assistant/ops/cluster.py): a server that dies is restarted while the rest of the
 bot keeps answering.
 
 With `make run` (the launcher as its own process, as a clinic runs it):
@@ -32,11 +32,11 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import process_tree
-from tests.test_e2e_rest import say, texts
-from tests.test_launcher import Launched
+from assistant.ops.launcher import process_tree
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import load_clinic
+from tests.helpers.processes import Launched
+from tests.helpers.rest import say, texts
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
 TRY_AGAIN = "try again in a moment"
@@ -99,7 +99,7 @@ def test_a_dead_action_server_is_restarted_while_faqs_are_answered_and_the_form_
     form = f"healing-form-{uuid.uuid4().hex[:6]}"
     assert "What name" in " ".join(texts(say(launched, form, "can someone call me back")))
     assert "phone number" in " ".join(texts(say(launched, form, "Robin Example")))
-    actions = launched.child_pid("assistant.action_server")
+    actions = launched.child_pid("assistant.action_server.app")
 
     with FaqLoad(launched) as load:
         time.sleep(1.0)
@@ -120,7 +120,7 @@ def test_a_dead_action_server_is_restarted_while_faqs_are_answered_and_the_form_
     assert all(ok for _, ok in load.results), f"{[ok for _, ok in load.results].count(False)} FAQs failed"
     assert outage, "no FAQ was asked while the action server was down"
     assert "The actions process stopped" in launched.stderr.read_text()
-    assert launched.child_pid("assistant.action_server") != actions
+    assert launched.child_pid("assistant.action_server.app") != actions
 
     # the half-filled form goes on where it stopped: name kept, phone accepted now
     after = " ".join(texts(say(launched, form, "0412 345 678")))
@@ -153,9 +153,9 @@ def small_cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) ->
     from tests.conftest import require_services
 
     require_services()
-    from assistant.cluster import Cluster
-    from assistant.launcher import free_port
-    from assistant.services import local_databases
+    from assistant.ops.cluster import Cluster
+    from assistant.ops.launcher import free_port
+    from assistant.ops.local_services import local_databases
 
     workdir = tmp_path_factory.mktemp("healing-cluster")
     postgres, lock_redis, databases = local_databases(workdir, durable=False)

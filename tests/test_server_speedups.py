@@ -1,4 +1,4 @@
-"""The Rasa server's speed-ups (assistant/server.py) change nothing but speed:
+"""The Rasa server's speed-ups (assistant/rasa_server/speedups.py) change nothing but speed:
 the same validation results and errors, the same graph, the same log values."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 
-from assistant import server
-from assistant.graph_runner import SequentialGraphRunner, execution_order
+from assistant.rasa_server import speedups as server
+from assistant.rasa_server.graph_runner import SequentialGraphRunner, execution_order
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase
-from assistant.spacy_pipeline import build_pipeline, ruler_patterns
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.kb.spacy_pipeline import build_pipeline, ruler_patterns
+from assistant.paths import PROJECT_ROOT
 
 BUILT = PROJECT_ROOT / "build" / "spacy" / "en_dry_needling"
 
@@ -60,7 +61,7 @@ def test_the_built_pipeline_is_current_and_loads_from_disk(kb: KnowledgeBase) ->
 
 
 def test_pipeline_builder_cli_writes_a_loadable_pipeline(tmp_path: Path) -> None:
-    from assistant.spacy_pipeline import main
+    from assistant.kb.spacy_pipeline import main
 
     assert main(["--out", str(tmp_path / "pipe")]) == 0
     assert spacy.load(tmp_path / "pipe").pipe_names == ["entity_ruler"]

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine, text
 
-from assistant import requests_cli
-from assistant.callbacks import CallbackDraft, store_for
+from assistant.callback_requests import cli as requests_cli
+from assistant.callback_requests.store import CallbackDraft, store_for
 from assistant.staff import cli
 from assistant.staff.accounts import MIN_PASSWORD_CHARS, Accounts
 from assistant.staff.formatting import age, clinic_time, national_phone

@@ -16,16 +16,14 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from assistant.callbacks import CallbackDraft, CallbackRequest, store_for
+from assistant.callback_requests.store import CallbackDraft, CallbackRequest, store_for
 from assistant.staff.routes import Paths
 from assistant.staff.sessions import FAILURES_PER_ACCOUNT
 from tests.conftest import ARTIFACTS
-from tests.test_staff_routes import add_account
+from tests.helpers.staff import EMAIL, PASSWORD, add_account, sign_in
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-EMAIL = "reception@clinic.example"
-PASSWORD = "reception test password"
 NOTE = "Left knee, worse on stairs since the weekend; asks for the physio who saw her last year"
 
 
@@ -47,14 +45,6 @@ def page(browser: Any, stack: Any) -> Iterator[Any]:
     tab.on("console", lambda message: message.type == "error" and tab.problems.append(message.text))
     yield tab
     context.close()
-
-
-def sign_in(page: Any, stack: Any, email: str, password: str) -> None:
-    page.goto(f"{stack.url}/staff/")
-    assert page.url.endswith(Paths.signin)  # sent to sign in first
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
 
 
 def card(page: Any, reference: str) -> Any:

@@ -14,8 +14,7 @@ import requests
 
 from assistant.staff.routes import Paths
 from tests.conftest import ARTIFACTS, report_figure
-from tests.test_staff_browser import EMAIL, PASSWORD, sign_in
-from tests.test_staff_routes import add_account
+from tests.helpers.staff import EMAIL, PASSWORD, add_account, http_sign_in, sign_in
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -72,8 +71,6 @@ def test_the_report_shows_warning_signs_first_and_downloads_as_one_file(page: An
 
 def test_the_chat_keeps_answering_while_a_report_is_built(stack: Any) -> None:
     """Prints the chat's latencies while the report is being built (no threshold: a figure)."""
-    from tests.test_staff_routes import sign_in as http_sign_in
-
     add_account(stack, EMAIL, PASSWORD)
     client, _ = http_sign_in(stack, EMAIL, PASSWORD)
     import threading

@@ -4,7 +4,6 @@ the CSRF token gets 403, an idle session expires, and the cookie is locked down.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from typing import Any, Iterator, List, Tuple
@@ -14,43 +13,18 @@ import pytest
 import requests
 from sanic import Sanic
 
-from assistant.callbacks import store_for
-from assistant.staff.accounts import AccountError, Accounts
 from assistant.staff.routes import PUBLIC_ROUTES, Paths, StaffConsole, staff_routes
 from assistant.staff.sessions import COOKIE_NAME, CSRF_FIELD, SECRET_FILE_NAME, SessionCodec, idle_seconds
+from tests.helpers.staff import HTML, add_account, csrf_in, http_sign_in
 
 EMAIL = "routes@clinic.example"
 PASSWORD = "routes test password"
-HTML = {"Accept": "text/html,application/xhtml+xml"}
-
-
-def add_account(stack: Any, email: str, password: str) -> None:
-    with contextlib.suppress(AccountError):  # another test module of this session made it
-        Accounts(store_for(stack.settings.extra_env["REQUESTS_DB_URL"])).add(email, password)
 
 
 def session_codec(stack: Any) -> SessionCodec:
     """The running server's cookie codec, from the secret it generated next to its tracker store."""
     secret = stack.settings.tracker_db.with_name(SECRET_FILE_NAME).read_text(encoding="ascii").strip()
     return SessionCodec(secret, idle_seconds())
-
-
-def csrf_in(page: str) -> str:
-    found = re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', page)
-    assert found, "no CSRF token in the form"
-    return found.group(1)
-
-
-def sign_in(stack: Any, email: str = EMAIL, password: str = PASSWORD) -> Tuple[requests.Session, str]:
-    """A signed-in HTTP client and its CSRF token."""
-    client = requests.Session()
-    form = client.get(f"{stack.url}{Paths.signin}", headers=HTML, timeout=30)
-    reply = client.post(f"{stack.url}{Paths.signin}", headers=HTML, timeout=30, allow_redirects=False,
-                        data={CSRF_FIELD: csrf_in(form.text), "email": email, "password": password})
-    assert reply.status_code == 303 and reply.headers["Location"] == Paths.inbox, reply.text[:300]
-    inbox = client.get(f"{stack.url}{Paths.inbox}", headers=HTML, timeout=30)
-    assert inbox.status_code == 200
-    return client, csrf_in(inbox.text)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +87,7 @@ def test_the_sign_in_page_is_strict_and_sets_a_locked_down_cookie(stack: Any) ->
 
 
 def test_a_post_without_the_csrf_token_gets_403(stack: Any, account: None) -> None:
-    client, csrf = sign_in(stack)
+    client, csrf = http_sign_in(stack, EMAIL, PASSWORD)
     without = client.post(f"{stack.url}{Paths.status_of(1)}", data={"action": "done"}, headers=HTML,
                           allow_redirects=False, timeout=30)
     assert without.status_code == 403
@@ -137,7 +111,7 @@ def test_a_post_without_the_csrf_token_gets_403(stack: Any, account: None) -> No
 
 
 def test_an_idle_session_expires(stack: Any, account: None) -> None:
-    client, _ = sign_in(stack)
+    client, _ = http_sign_in(stack, EMAIL, PASSWORD)
     codec = session_codec(stack)
     session, expired = codec.loads(client.cookies.get(COOKIE_NAME))
     assert session is not None and session.account_id is not None and not expired

@@ -1,5 +1,5 @@
 """The dialogue-state cache and the incremental applied_events
-(assistant/state_cache.py) change nothing but speed: on real conversations,
+(assistant/rasa_server/state_cache.py) change nothing but speed: on real conversations,
 held with the running stack (rules, FAQ answers and follow-ups, the
 fallback, the call-back form started and cancelled, small talk), every
 prediction the policies make is the same as stock Rasa's, turn by turn, on a
@@ -7,8 +7,6 @@ tracker that grows as a served one does."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Any, Dict, List
 
 import pytest
@@ -16,31 +14,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from assistant import state_cache
-from assistant.bench.load import VISITOR_SCRIPT
-from assistant.bench.long_conversation import long_conversation
-from assistant.tracker_store import PrivacySQLTrackerStore
-
-EXTRA = ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks", "/request_callback",
-         "Sam", "stop", "what about my headache", "bye"]
-
-
-@pytest.fixture(scope="module")
-def served_events(stack: Any, agent: Any) -> List[Any]:
-    """The events of one conversation the stack served (about 50 turns)."""
-    sender = f"state-cache-{uuid.uuid4().hex[:8]}"
-    turns = len(VISITOR_SCRIPT) * 4
-    figures = asyncio.run(long_conversation(stack.url, turns, channel="rest", sender=sender))
-    assert figures["errors"] == 0
-    extra = asyncio.run(long_conversation(stack.url, len(EXTRA), channel="rest", sender=sender,
-                                          script=EXTRA))
-    assert extra["errors"] == 0
-    domain = agent.processor.domain
-    store = PrivacySQLTrackerStore(domain=domain, dialect="sqlite", db=str(stack.settings.tracker_db))
-    tracker = asyncio.run(store.retrieve(sender))
-    assert tracker is not None and len(tracker.events) > 300
-    assert any(isinstance(event, ActiveLoop) and event.name for event in tracker.events)  # the form ran
-    return list(tracker.events)
+from assistant.rasa_server import state_cache
 
 
 def predictions(agent: Any, events: List[Any]) -> List[Any]:

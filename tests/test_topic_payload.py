@@ -11,9 +11,9 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.evaluation import full_label
-from assistant.knowledge import KnowledgeBase
+from assistant.kb.knowledge import KnowledgeBase
 from assistant.nlu.topic_payload import TopicPayloadHandler
+from assistant.quality.evaluation import full_label
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""assistant/tracker_copy.py's copies are Rasa's copies: attribute by
+"""assistant/rasa_server/tracker_copy.py's copies are Rasa's copies: attribute by
 attribute, at every event of a conversation the stack served and through
 reverts, loops and restarts; and changing a copy changes neither the tracker
 nor the next copy."""
@@ -20,8 +20,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from assistant import tracker_copy
-from tests.test_state_cache import served_events  # noqa: F401, F811  (the fixture)
+from assistant.rasa_server import tracker_copy
 
 STOCK_COPY = DialogueStateTracker.copy
 

@@ -12,8 +12,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from assistant.knowledge import PROJECT_ROOT
-from assistant.tracker_store import PrivacySQLTrackerStore
+from assistant.paths import PROJECT_ROOT
+from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
 
 DOMAIN = Domain.load(str(PROJECT_ROOT / "domain.yml"))
 

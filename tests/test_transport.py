@@ -1,5 +1,5 @@
-"""The HTTP transport against a real stack, over raw sockets (assistant/transport.py,
-assistant/action_server.py, assistant/patching.py).
+"""The HTTP transport against a real stack, over raw sockets (assistant/shared/transport.py,
+assistant/action_server/app.py, assistant/shared/patching.py).
 
 Each attack from issue 16 is sent as bytes on a real socket to the running Rasa
 server (two workers) and must be refused or cut off within a bounded time, after
@@ -26,10 +26,10 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from assistant.action_secret import SECRET_ENV
-from assistant.knowledge import PROJECT_ROOT
-from assistant.launcher import Settings, Stack, free_port, process_tree
-from tests.test_e2e_rest import say, texts
+from assistant.ops.launcher import Settings, Stack, free_port, process_tree
+from assistant.paths import PROJECT_ROOT
+from assistant.shared.action_secret import SECRET_ENV
+from tests.helpers.rest import say, texts
 
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
@@ -319,10 +319,11 @@ def run_code(code: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("module,distribution", [
-    ("assistant.server", "sanic"), ("assistant.server", "rasa"), ("assistant.server", "sanic-cors"),
-    ("assistant.action_server", "rasa-sdk"), ("assistant.action_server", "sanic")])
+    ("assistant.rasa_server.main", "sanic"), ("assistant.rasa_server.main", "rasa"),
+    ("assistant.rasa_server.main", "sanic-cors"),
+    ("assistant.action_server.app", "rasa-sdk"), ("assistant.action_server.app", "sanic")])
 def test_an_unknown_library_version_stops_start_up_with_a_message(module: str, distribution: str) -> None:
-    code = ("import sys; import assistant.patching as p; "
+    code = ("import sys; import assistant.shared.patching as p; "
             f"p.TESTED_VERSIONS[{distribution!r}] = ('0.0.1',); "
             f"sys.argv = ['x', 'run']; import {module} as m; sys.exit(m.main())")
     result = run_code(code)
@@ -332,7 +333,7 @@ def test_an_unknown_library_version_stops_start_up_with_a_message(module: str, d
 
 
 def test_a_patched_attribute_that_is_gone_is_refused() -> None:
-    from assistant.patching import UnsupportedVersion, replace
+    from assistant.shared.patching import UnsupportedVersion, replace
 
     class Library:
         present = 1
@@ -345,7 +346,7 @@ def test_a_patched_attribute_that_is_gone_is_refused() -> None:
 @pytest.mark.parametrize("name,value", [("HTTP_HEADER_TIMEOUT", "0"), ("HTTP_BODY_TIMEOUT", "soon"),
                                         ("HTTP_MAX_CONNECTIONS", "-3")])
 def test_a_bad_limit_is_named(name: str, value: str) -> None:
-    from assistant.transport import TransportLimits
+    from assistant.shared.transport import TransportLimits
 
     with pytest.raises(ValueError, match=name):
         TransportLimits.from_env({name: value})
@@ -354,7 +355,7 @@ def test_a_bad_limit_is_named(name: str, value: str) -> None:
 
 def proxy_in_front(stack: Stack, tmp_path: Path, limits: Any) -> Any:
     """deploy/nginx.conf, as `make cluster` runs it, in front of the test's Rasa server."""
-    from assistant.services import Nginx
+    from assistant.ops.local_services import Nginx
     from tests.conftest import require_services
 
     require_services()
@@ -362,7 +363,7 @@ def proxy_in_front(stack: Stack, tmp_path: Path, limits: Any) -> Any:
 
 
 def test_the_proxy_limits_requests_per_client(hardened: Stack, tmp_path: Path) -> None:
-    from assistant.services import ProxyLimits
+    from assistant.ops.local_services import ProxyLimits
 
     nginx = proxy_in_front(hardened, tmp_path, ProxyLimits(rate=2, burst=3, connections=100))
     try:
@@ -382,7 +383,7 @@ def test_the_proxy_limits_requests_per_client(hardened: Stack, tmp_path: Path) -
 
 
 def test_the_proxy_limits_connections_per_client(hardened: Stack, tmp_path: Path) -> None:
-    from assistant.services import ProxyLimits
+    from assistant.ops.local_services import ProxyLimits
 
     nginx = proxy_in_front(hardened, tmp_path, ProxyLimits(rate=1000, burst=1000, connections=3))
     # requests whose bodies never come: each holds its connection

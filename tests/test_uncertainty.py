@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from assistant.evaluation import OUT_OF_SCOPE_FILE, load_examples, parse_all, sweep, trade_off
-from assistant.uncertainty import FALLBACK, Thresholds, decide
+from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide
+from assistant.quality.evaluation import OUT_OF_SCOPE_FILE, load_examples, parse_all, sweep, trade_off
 from tests.conftest import report_figure
 
 RAW_ACCURACY_BAR = 0.95  # best guess of the model alone, before any fallback

@@ -12,11 +12,11 @@ from typing import Any, Dict, Optional
 import pytest
 import requests
 
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT
-from assistant.website import WebsiteConfigError, parse_origins
+from assistant.paths import PROJECT_ROOT
+from assistant.rasa_server.website_channel import WebsiteConfigError, parse_origins
+from assistant.settings.clinic import load_clinic
 from tests.conftest import ALLOWED_ORIGIN, conversation_token
-from tests.test_e2e_limits import new_sender
+from tests.helpers.rest import new_sender
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
 CHANNELS = ["rest", "website"]

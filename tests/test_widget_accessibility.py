@@ -12,9 +12,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from assistant.knowledge import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT
 from tests.conftest import ARTIFACTS, report_figure
-from tests.test_widget_browser import WIDGET, ask, open_chat
+from tests.helpers.widget import WIDGET, ask, open_chat
 
 pytest.importorskip("playwright.sync_api")
 

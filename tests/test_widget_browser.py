@@ -13,16 +13,16 @@ from urllib.parse import urlparse
 
 import pytest
 
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import load_clinic
 from tests.conftest import ARTIFACTS
+from tests.helpers.widget import SHADOW, WIDGET, ask, open_chat, wait_for_reply
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
-WIDGET = "#dry-needling-chat"
 # JavaScript reaching into the widget's (open) shadow root.
-SHADOW = "document.getElementById('dry-needling-chat').shadowRoot"
 
 
 @pytest.fixture
@@ -40,29 +40,9 @@ def page(browser: Any, stack: Any) -> Iterator[Any]:
     context.close()
 
 
-def open_chat(page: Any) -> None:
-    page.locator(f"{WIDGET} button.launcher").click()
-    page.locator(f"{WIDGET} #dnw-input").wait_for(state="visible")
-
-
 def bot_messages(page: Any) -> List[str]:
     return [text.replace("Assistant: ", "", 1) for text in
             page.locator(f"{WIDGET} .message.bot .bubble").all_inner_texts()]
-
-
-def wait_for_reply(page: Any, before: int) -> None:
-    page.wait_for_function(
-        f"{SHADOW}.querySelectorAll('.message.bot').length > {before}"
-        f" && {SHADOW}.querySelector('.typing').hidden", timeout=30_000)
-
-
-def ask(page: Any, text: str) -> str:
-    """Type a message and press Enter like a visitor; the bot's first new message."""
-    before = page.locator(f"{WIDGET} .message.bot").count()
-    page.locator(f"{WIDGET} #dnw-input").fill(text)
-    page.locator(f"{WIDGET} #dnw-input").press("Enter")
-    wait_for_reply(page, before)
-    return str(page.locator(f"{WIDGET} .message.bot").nth(before).inner_text())
 
 
 def flat(text: str) -> str:

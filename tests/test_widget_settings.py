@@ -6,10 +6,11 @@ from typing import Any, Dict
 
 import pytest
 
-from assistant.clinic import load_clinic
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase
-from assistant.link_text import without_button_links
-from assistant.widget_settings import WidgetConfigError, parse_widget, settings_json
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.paths import PROJECT_ROOT
+from assistant.rasa_server.link_text import without_button_links
+from assistant.rasa_server.widget_settings import WidgetConfigError, parse_widget, settings_json
+from assistant.settings.clinic import load_clinic
 
 BOOK = "https://booking.example.com/harbourside-physio"
 
@@ -65,7 +66,7 @@ def test_a_link_without_its_button_stays() -> None:
 def test_clinic_yml_takes_a_widget_section_and_names_its_mistakes() -> None:
     import yaml
 
-    from assistant.clinic import ClinicConfigError, parse_clinic
+    from assistant.settings.clinic import ClinicConfigError, parse_clinic
     raw = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text())
     assert parse_clinic({**raw, "widget": {"starters": ["needles"]}}).widget.starters == ("needles",)
     with pytest.raises(ClinicConfigError, match="widget.accent"):

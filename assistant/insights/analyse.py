@@ -19,19 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from assistant.contracts import FEEDBACK_RATINGS, SLOT_ANSWER_FEEDBACK
+from assistant.contracts import FEEDBACK_RATINGS, HANDOFF_INTENTS, SLOT_ANSWER_FEEDBACK, selected_answer
 from assistant.insights.events import EventRow
-from assistant.knowledge import KnowledgeBase
+from assistant.kb.knowledge import KnowledgeBase
 
-HANDOFF_INTENTS = {
-    "book": "Booking an appointment",
-    "ask_availability": "Appointment availability",
-    "ask_hours": "Opening hours",
-    "ask_location": "Location and parking",
-    "ask_contact": "Contact details",
-    "human_handoff": "Talking to a person",
-    "ask_personal_medical": "Personal medical questions",
-}
 FALLBACK_ACTIONS = {"action_clarify", "utter_default"}
 OUT_OF_SCOPE_ACTION = "utter_out_of_scope"
 FORM = "callback_form"
@@ -95,9 +86,7 @@ def suggestion_of(parse_data: Dict[str, Any]) -> str:
     ranking = [i.get("name") for i in parse_data.get("intent_ranking") or [parse_data.get("intent") or {}]]
     best = next((name for name in ranking if name and name != "nlu_fallback"), "")
     if best == "faq":
-        selector = (parse_data.get("response_selector") or {}).get("faq") or {}
-        key = (selector.get("response") or {}).get("intent_response_key") or ""
-        return key or best
+        return selected_answer(parse_data).get("intent_response_key") or best
     return best
 
 
@@ -148,7 +137,7 @@ class Analyser:
             self._feedback(row)
 
     def _feedback(self, row: EventRow) -> None:
-        """'down:utter_faq/does_it_hurt' (assistant/website.py) -> one thumbs-down for it."""
+        """'down:utter_faq/does_it_hurt' (rasa_server/website_channel.py) -> one thumbs-down for it."""
         value = json.loads(row.data or "{}").get("value")
         rating, _, answer = str(value or "").partition(":")
         if rating in FEEDBACK_RATINGS:

@@ -20,14 +20,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from assistant.clinic import Clinic, ClinicConfigError, load_clinic
 from assistant.insights.analyse import Analyser
 from assistant.insights.events import default_store_url, read_events
 from assistant.insights.group import group_messages
 from assistant.insights.html import render
 from assistant.insights.redact import redact
-from assistant.knowledge import PROJECT_ROOT, KnowledgeBase, cached_knowledge
-from assistant.private_files import write_private
+from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.paths import PROJECT_ROOT
+from assistant.settings.clinic import Clinic, ClinicConfigError, load_clinic
+from assistant.shared.private_files import write_private
 
 RESULTS = PROJECT_ROOT / "results"
 

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import sqlalchemy as sa
 
-from assistant.knowledge import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT
 
 BATCH = 20_000
 

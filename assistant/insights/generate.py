@@ -33,6 +33,8 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 
+from assistant.contracts import RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
+
 DAY = 86400.0
 START = 1_790_000_000.0  # 2026-09-21, a fixed start: the same store every time
 FAQ_TOPICS = ["does_it_hurt", "soreness_after", "vs_acupuncture", "session_length", "what_is"]
@@ -59,9 +61,8 @@ def _user(text: str, intent: str, confidence: float = 0.95, faq: Optional[str] =
         parse["intent_ranking"].append({"name": "faq", "confidence": 0.3})
     if faq or intent == "nlu_fallback":
         key = f"faq/{faq or 'who_benefits'}"
-        parse["response_selector"] = {"all_retrieval_intents": ["faq"], "faq": {
-            "response": {"intent_response_key": key, "utter_action": f"utter_{key}", "confidence": 0.9},
-            "ranking": [{"intent_response_key": key, "confidence": 0.9}]}}
+        parse[RESPONSE_SELECTOR] = answer_selection(None, RETRIEVAL_INTENT, [
+            {"intent_response_key": key, "confidence": 0.9}], [], [RETRIEVAL_INTENT])
     return UserUttered(text, parse["intent"], [], parse, input_channel="website")
 
 
@@ -219,7 +220,7 @@ def generate(path: Path, conversations: int, phone_link: str, booking_url: str, 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from assistant.clinic import load_clinic
+    from assistant.settings.clinic import load_clinic
 
     parser = argparse.ArgumentParser(description="Write a made-up tracker store for the report.")
     parser.add_argument("out", type=Path)

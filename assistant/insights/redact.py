@@ -26,7 +26,7 @@ from typing import Iterable, Set
 
 import phonenumbers
 
-from assistant.knowledge import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # 6+ digits, possibly separated by spaces, dots, dashes, brackets or a leading +

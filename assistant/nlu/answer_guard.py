@@ -8,7 +8,7 @@ Placed after the FallbackClassifier, this component turns such messages into
 with the likely topics instead of guessing.
 It also holds intents whose action can't be undone (``strict_intents``, e.g.
 forget_me) to their own, higher threshold.
-The tests themselves are in ``assistant.uncertainty``, shared with the tuning.
+The tests themselves are in ``assistant.nlu.uncertainty``, shared with the tuning.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.uncertainty import FALLBACK, RETRIEVAL_INTENT, too_unsure_for, unsure
+from assistant.contracts import RETRIEVAL_INTENT, faq_selection
+from assistant.nlu.uncertainty import FALLBACK, too_unsure_for, unsure
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
@@ -52,8 +53,7 @@ class FaqAnswerGuard(GraphComponent):
             if too_unsure_for(intent, self.strict):
                 self.fall_back(message, float(intent.get("confidence", 0.0)))
             elif intent.get("name") == RETRIEVAL_INTENT:
-                selector = (message.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
-                ranking = selector.get("ranking") or []
+                ranking = faq_selection(message).get("ranking") or []
                 if unsure(ranking, self.threshold, self.ambiguity):
                     self.fall_back(message, float(ranking[0]["confidence"]) if ranking else 0.0)
         return messages

@@ -12,7 +12,7 @@ One classifier sees every full label (``greet``, ``book``, ``faq/does_it_hurt``,
 ...), so the intent and the answer can never disagree. Its margins become
 confidences through a softmax whose ``confidence_scale`` was chosen with the
 fallback thresholds (`make tune`) so that "too unsure" keeps its meaning
-(assistant/uncertainty.py). The output has Rasa's usual shape: ``intent`` and
+(assistant/nlu/uncertainty.py). The output has Rasa's usual shape: ``intent`` and
 ``intent_ranking`` (an intent's confidence is the sum over its labels, so ``faq``
 gets the mass of every topic) and, for the retrieval intent, a
 ``response_selector`` entry as Rasa's ResponseSelector writes it, which
@@ -39,7 +39,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from assistant.uncertainty import MIN_PLAUSIBLE, RETRIEVAL_INTENT
+from assistant.contracts import RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
+from assistant.nlu.uncertainty import MIN_PLAUSIBLE
 
 RANKING_LENGTH = 10
 WORDLIKE = re.compile(r"[^\W_]")  # a letter or digit in any script
@@ -229,16 +230,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if not topics:  # trained without topics: nothing to select
             return
         ranking = _ranking(topics, "intent_response_key")
-        key = ranking[0]["intent_response_key"]
-        selector = dict(message.get("response_selector") or {})
-        selector["all_retrieval_intents"] = [RETRIEVAL_INTENT]
-        selector[RETRIEVAL_INTENT] = {
-            "response": {
-                "responses": self._responses.get(f"utter_{key}", []),
-                "confidence": ranking[0]["confidence"],
-                "intent_response_key": key,
-                "utter_action": f"utter_{key}",
-            },
-            "ranking": ranking,
-        }
-        message.set("response_selector", selector, add_to_output=True)
+        responses = self._responses.get(f"utter_{ranking[0]['intent_response_key']}", [])
+        selector = answer_selection(message.get(RESPONSE_SELECTOR), RETRIEVAL_INTENT, ranking, responses,
+                                    [RETRIEVAL_INTENT])
+        message.set(RESPONSE_SELECTOR, selector, add_to_output=True)

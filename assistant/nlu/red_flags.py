@@ -1,7 +1,7 @@
 """Escalate emergencies and crisis messages, whatever the trained model says.
 
 The last component of the NLU pipeline. It looks only at the text (rules in
-``knowledge/red_flags.yml``, matched by ``assistant/safety.py``), never at the
+``knowledge/red_flags.yml``, matched by ``assistant/nlu/red_flag_rules.py``), never at the
 model's prediction, and when a red flag fires it replaces the intent with
 ``emergency`` or ``crisis`` at confidence 1.0. Rules then send the emergency or
 crisis reply first, also in the middle of the call-back form.
@@ -23,8 +23,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.knowledge import PROJECT_ROOT
-from assistant.safety import DEFAULT_PATTERNS, RedFlagDetector, detector_for
+from assistant.nlu.red_flag_rules import DEFAULT_PATTERNS, RedFlagDetector, detector_for
+from assistant.paths import PROJECT_ROOT
 
 RED_FLAG_KEY = "red_flag"  # kept in the parse data, for the clinic's report (counts only)
 

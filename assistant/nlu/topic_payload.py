@@ -2,10 +2,11 @@
 
 Follow-up buttons, the help menu and "did you mean" choices carry payloads such
 as ``/faq/what_is``. Rasa's own payload handling (``RegexMessageHandler``) only
-knows plain intents: it rejects ``faq/what_is`` and the ResponseSelector would be
+knows plain intents: it rejects ``faq/what_is`` and the classifier would be
 left guessing from the payload's text. This component, placed after the
-ResponseSelector, recognises the payload and sets the intent and the selected
-response with full confidence -- no model in the loop.
+classifier and the answer guard, recognises the payload and sets the intent and
+the selected response (in the ResponseSelector's output format, written by
+``assistant.contracts.answer_selection``) with full confidence -- no model in the loop.
 
 It learns the valid topics from the training data, so a payload naming an
 unknown topic is simply left to the normal pipeline (and its fallback).
@@ -25,6 +26,8 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.shared.utils.io import dump_obj_as_json_to_file, read_json_file
+
+from assistant.contracts import RESPONSE_SELECTOR, answer_selection
 
 PAYLOAD = re.compile(r"^/(?P<intent>[a-z_]+)/(?P<topic>[a-z0-9_]+)$")
 
@@ -101,15 +104,7 @@ class TopicPayloadHandler(GraphComponent):
         key = f"{intent}/{topic}"
         message.set(INTENT, {"name": intent, "confidence": 1.0}, add_to_output=True)
         message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": 1.0}], add_to_output=True)
-        selector = dict(message.get("response_selector") or {})
-        selector["all_retrieval_intents"] = self._retrieval_intents
-        selector[intent] = {
-            "response": {
-                "responses": self._responses[key],
-                "confidence": 1.0,
-                "intent_response_key": key,
-                "utter_action": f"utter_{key}",
-            },
-            "ranking": [{"confidence": 1.0, "intent_response_key": key}],
-        }
-        message.set("response_selector", selector, add_to_output=True)
+        ranking = [{"confidence": 1.0, "intent_response_key": key}]
+        selector = answer_selection(message.get(RESPONSE_SELECTOR), intent, ranking, self._responses[key],
+                                    self._retrieval_intents)
+        message.set(RESPONSE_SELECTOR, selector, add_to_output=True)

@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assistant.callbacks import CallbackStore, utcnow
+from assistant.callback_requests.store import CallbackStore, utcnow
 from assistant.staff.tables import StaffAccount, ensure_tables
 
 MIN_PASSWORD_CHARS = 12

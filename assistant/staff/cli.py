@@ -18,7 +18,7 @@ import os
 import sys
 from typing import List, Optional
 
-from assistant.callbacks import StoreUnavailable, store_for, store_url
+from assistant.callback_requests.store import StoreUnavailable, store_for, store_url
 from assistant.staff.accounts import AccountError, Accounts, check_password
 from assistant.staff.inbox import Inbox, command_line_user
 

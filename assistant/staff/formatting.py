@@ -24,7 +24,7 @@ from typing import Optional
 
 import phonenumbers
 
-from assistant.callbacks import CallbackRequest
+from assistant.callback_requests.store import CallbackRequest
 
 # Request statuses. "called" is still waiting for an outcome, so it counts as open.
 OPEN = "open"

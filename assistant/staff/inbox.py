@@ -5,7 +5,7 @@ request marked done in one shows who and when in the other. Every change
 writes a status row (who, when, the note) and an audit row in the same
 transaction; a deletion ("forget me" by phone) removes the request, its
 outbox row and its status notes, scrubs them from the SQLite file
-(assistant/sqlite_hygiene.py), and leaves only "CB-12 deleted by ..." in the audit.
+(assistant/shared/sqlite_hygiene.py), and leaves only "CB-12 deleted by ..." in the audit.
 
 The list is small (a clinic's open requests), so the text search runs over the
 formatted rows: "0491 570" finds a number stored as +61491570...
@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from assistant.callbacks import CallbackRequest, CallbackStore, utcnow
-from assistant.sqlite_hygiene import scrub
+from assistant.callback_requests.store import CallbackRequest, CallbackStore, utcnow
+from assistant.shared.sqlite_hygiene import scrub
 from assistant.staff.formatting import (
     DONE,
     OPEN,

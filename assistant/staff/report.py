@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from assistant.insights.events import default_store_url
-from assistant.knowledge import PROJECT_ROOT
-from assistant.private_files import private_umask
+from assistant.paths import PROJECT_ROOT
+from assistant.shared.private_files import private_umask
 
 REPORT_DB_ENV = "REPORT_DB_URL"  # as `make report --db` (the cluster sets it: PostgreSQL)
 # make report / make review: the command's name and the file it writes.

@@ -1,6 +1,6 @@
 """The staff console's pages, as a blueprint of the Rasa server (credentials.yml).
 
-Registered like the website channel (assistant/website.py): Rasa builds every
+Registered like the website channel (assistant/rasa_server/website_channel.py): Rasa builds every
 input channel's blueprint into its Sanic app, so the console is served by the
 bot's own process on its own port, and one HTTPS proxy serves both. Rasa would
 mount a channel under /webhooks/staff/; ``_StaffBlueprint`` keeps /staff.
@@ -41,10 +41,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from assistant.callbacks import current_store
-from assistant.channels import client_address
-from assistant.clinic import current_clinic
-from assistant.conversation_token import client_key
+from assistant.callback_requests.store import current_store
+from assistant.rasa_server.conversation_token import client_key
+from assistant.rasa_server.rest_channel import client_address
+from assistant.settings.clinic import current_clinic
 from assistant.staff.accounts import Account, Accounts
 from assistant.staff.export import CSV_MEDIA_TYPE, csv_text
 from assistant.staff.formatting import CALLED, DONE, OPEN, clinic_timestamp, describe_change

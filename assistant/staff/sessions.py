@@ -5,7 +5,7 @@
   token, signed with itsdangerous under a server secret: ``STAFF_SESSION_SECRET``
   (the same value on every server of a cluster that spans machines), else the
   file ``staff-session.key`` next to the tracker store (``var/``), created with
-  mode 600 on first run (assistant/action_secret.py's ``read_or_create``). It
+  mode 600 on first run (assistant/shared/action_secret.py's ``read_or_create``). It
   is HttpOnly, SameSite=Strict, limited to /staff, and Secure when the request
   came over HTTPS (directly, or ``X-Forwarded-Proto: https`` from the proxy).
 * **Sign-out** ends the account's sessions on the server too (a counter in
@@ -19,7 +19,7 @@
   refused with 403 before anything else happens. SameSite=Strict alone would
   leave older browsers open.
 * **Throttling.** Failed sign-ins are counted with the `limits` package in the
-  same storage as the chat's rate limits (assistant/rate_limits.py: SQLite next
+  same storage as the chat's rate limits (assistant/rasa_server/rate_limits.py: SQLite next
   to the tracker store, Redis in the cluster): per account (5 per 15 minutes)
   and per address (30 per 15 minutes), keyed by a keyed hash, never the address
   or e-mail as such. Over either, sign-in is refused without checking the
@@ -42,12 +42,12 @@ from limits import parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from assistant import rate_limits  # noqa: F401  (registers the SQLite storage of the counters)
-from assistant.action_secret import SecretError, check_secret, read_or_create
-from assistant.conversation_token import client_key
-from assistant.knowledge import PROJECT_ROOT
-from assistant.private_files import make_private_dir
-from assistant.rate_limits import storage_uri
+from assistant.paths import beside_tracker_db
+from assistant.rasa_server import rate_limits  # noqa: F401  (registers the SQLite storage of the counters)
+from assistant.rasa_server.conversation_token import client_key
+from assistant.rasa_server.rate_limits import storage_uri
+from assistant.shared.action_secret import SecretError, check_secret, read_or_create
+from assistant.shared.private_files import make_private_dir
 
 SECRET_ENV = "STAFF_SESSION_SECRET"
 SECRET_FILE_NAME = "staff-session.key"
@@ -70,8 +70,7 @@ class SessionConfigError(ValueError):
 
 def secret_file() -> Path:
     """Next to the tracker store (the launcher exports TRACKER_DB), i.e. var/ by default."""
-    tracker_db = os.environ.get("TRACKER_DB") or str(PROJECT_ROOT / "var" / "tracker.db")
-    return Path(tracker_db).with_name(SECRET_FILE_NAME)
+    return beside_tracker_db(SECRET_FILE_NAME)
 
 
 def session_secret() -> str:

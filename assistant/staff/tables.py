@@ -1,14 +1,14 @@
 """The staff console's tables, in the requests database next to ``callback_requests``.
 
 They are declared on the same SQLAlchemy ``Base`` as the call-back requests
-(assistant/callbacks.py), so they live wherever ``REQUESTS_DB_URL`` points
+(assistant/callback_requests/store.py), so they live wherever ``REQUESTS_DB_URL`` points
 (SQLite or PostgreSQL) and a staff tool and the bot see the same accounts.
 ``ensure_tables`` creates only these tables, privately (umask 077), because
 the console may be used before the bot has stored its first request.
 
 * ``staff_accounts``: one row per person, the Argon2id hash and nothing else
   secret;
-* ``callback_request_updates`` (declared in assistant/callbacks.py, which
+* ``callback_request_updates`` (declared in assistant/callback_requests/store.py, which
   deletes them with their request however it is deleted): each status change
   of a request ("called", "done", "reopened") with who, when and a note;
 * ``staff_audit``: who signed in (or failed to), who changed or deleted which
@@ -23,8 +23,8 @@ from pathlib import Path
 from sqlalchemy import Column, DateTime, Integer, String
 from sqlalchemy.engine import Engine
 
-from assistant.callbacks import Base, CallbackStore, RequestUpdate, utcnow
-from assistant.private_files import private_umask
+from assistant.callback_requests.store import Base, CallbackStore, RequestUpdate, utcnow
+from assistant.shared.private_files import private_umask
 
 EMAIL_CHARS = 320
 
@@ -51,7 +51,7 @@ class AuditEntry(Base):
     action = Column(String(32), nullable=False)
     request_id = Column(Integer)
     detail = Column(String(EMAIL_CHARS))  # e.g. the account an administrator changed
-    client = Column(String(64))  # a keyed hash of the address (assistant/conversation_token.py)
+    client = Column(String(64))  # a keyed hash of the address (assistant/rasa_server/conversation_token.py)
 
 
 STAFF_TABLES = [StaffAccount.__table__, RequestUpdate.__table__, AuditEntry.__table__]

@@ -1,2 +1,0 @@
-"""`make bench`: speed and answer quality of the project's configuration against
-a stock Rasa baseline, measured in the same run (see assistant/bench/run.py)."""

@@ -1,0 +1,1 @@
+"""The knowledge pipeline: load and validate knowledge/, build the training data, coverage, readability."""

@@ -1,0 +1,180 @@
+"""Deterministic red-flag detection: emergencies, crisis messages, and warning
+signs after a needling session that need a doctor the same day.
+
+The patterns live in ``knowledge/red_flags.yml`` so a clinic can extend them;
+see that file for the matching rules. This module has no model and no state:
+the same text always gives the same answer, which is what a safety check needs.
+
+Some signs are only alarming when *reported*: "my lips are swelling since the
+session" is an emergency, "can needling make your lips swell?" is a question
+that deserves an honest answer, not an ambulance. Flags marked ``report_only``
+therefore skip a message framed as a question (``question_frames``) unless it
+also carries a report marker (``report_markers``: "since", "now", "i feel",
+"my chest is"...). A question with a real report inside it still fires.
+It is run as the last NLU component (``assistant/nlu/red_flags.py``), so a red
+flag overrides whatever the trained model predicted, and by the tests directly.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, List, Optional, Pattern, Tuple
+
+import yaml
+
+from assistant.paths import PROJECT_ROOT
+
+DEFAULT_PATTERNS = PROJECT_ROOT / "knowledge" / "red_flags.yml"
+PAYLOAD = re.compile(r"^/[a-z_/]+(\{.*\})?$")
+# Also the intent names they trigger, highest urgency first: the first that fires wins.
+CATEGORIES = ("emergency", "crisis", "urgent")
+FRAMING_KEYS = ("question_frames", "report_markers", "hypotheticals", "present_markers")
+
+
+class RedFlagConfigError(ValueError):
+    """The patterns file is malformed; the message names the entry at fault."""
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    category: str  # one of CATEGORIES
+    flag_id: str  # e.g. "chest_pain"
+
+
+@dataclass(frozen=True)
+class _Flag:
+    category: str
+    flag_id: str
+    match: Tuple[Pattern[str], ...]
+    ignore: Tuple[Pattern[str], ...]
+    report_only: bool = False
+
+    def fires_on(self, text: str) -> bool:
+        for pattern in self.ignore:
+            text = pattern.sub(" ", text)
+        text = re.sub(" +", " ", text)  # a blanked phrase leaves one space, as the words around it had
+        return any(pattern.search(text) for pattern in self.match)
+
+
+def normalise(text: str) -> str:
+    """Lower-case, no accents or apostrophes, letters/digits/single spaces only."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"['`]", "", text.lower())
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = re.sub(r"([a-z])\1{2,}", r"\1\1", text)  # "pleeease" -> "pleease"
+    return f" {text.strip()} "
+
+
+def _compile(expression: Any, where: str, bounded: bool = True) -> Pattern[str]:
+    if not isinstance(expression, str) or not expression.strip():
+        raise RedFlagConfigError(f"{where}: expected a regular expression")
+    try:
+        return re.compile(rf"\b(?:{expression})\b" if bounded else expression)
+    except re.error as error:
+        raise RedFlagConfigError(f"{where}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Tells a question about a risk from a report of it (see the module docstring)."""
+
+    question_frames: Tuple[Pattern[str], ...] = ()
+    report_markers: Tuple[Pattern[str], ...] = ()
+    # "say I felt...", "if my arm went numb...": a supposition, even in the first
+    # person, unless something is happening now (`present_markers`).
+    hypotheticals: Tuple[Pattern[str], ...] = ()
+    present_markers: Tuple[Pattern[str], ...] = ()
+
+    def is_question_only(self, text: str) -> bool:
+        if any(p.search(text) for p in self.hypotheticals):
+            return not any(p.search(text) for p in self.present_markers)
+        return (any(p.search(text) for p in self.question_frames)
+                and not any(p.search(text) for p in self.report_markers))
+
+
+def _check_top_level(raw: Any, source: str) -> None:
+    allowed = (*CATEGORIES, *FRAMING_KEYS)
+    if not isinstance(raw, dict) or not set(raw) & set(CATEGORIES):
+        raise RedFlagConfigError(f"{source}: top level must list flags under {', '.join(CATEGORIES)}")
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise RedFlagConfigError(f"{source}: unknown top-level key '{unknown[0]}' "
+                                 f"(expected {', '.join(allowed)})")
+
+
+def parse_framing(raw: Any, source: str = "red_flags.yml") -> Framing:
+    def patterns(key: str) -> Tuple[Pattern[str], ...]:
+        entries = raw.get(key) or []
+        if not isinstance(entries, list):
+            raise RedFlagConfigError(f"{source}: '{key}' must be a list of regular expressions")
+        return tuple(_compile(e, f"{source}: {key}[{i}]", bounded=False) for i, e in enumerate(entries))
+    return Framing(*(patterns(key) for key in FRAMING_KEYS))
+
+
+def parse_flags(raw: Any, source: str = "red_flags.yml") -> List[_Flag]:
+    _check_top_level(raw, source)
+    flags = []
+    for category in CATEGORIES:
+        for index, entry in enumerate(raw.get(category) or []):
+            flag_id = entry.get("id") if isinstance(entry, dict) else None
+            where = f"{source}: {category}[{index}]" + (f" ({flag_id})" if flag_id else "")
+            if not flag_id or not entry.get("match"):
+                raise RedFlagConfigError(f"{where}: needs an 'id' and a 'match' list")
+            flags.append(_Flag(
+                category=category,
+                flag_id=str(flag_id),
+                match=tuple(_compile(e, f"{where} match") for e in entry["match"]),
+                ignore=tuple(_compile(e, f"{where} ignore") for e in entry.get("ignore") or []),
+                report_only=bool(entry.get("report_only", False)),
+            ))
+    return flags
+
+
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys without a word: a flag with two
+    `ignore:` lists would silently lose the first. Refuse it instead."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.YAMLError(f"'{key}' appears twice in one entry (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class RedFlagDetector:
+    def __init__(self, flags: List[_Flag], framing: Framing = Framing()) -> None:
+        self.flags = flags  # in CATEGORIES order: the most urgent wins
+        self.framing = framing
+
+    @classmethod
+    def from_file(cls, path: Path = DEFAULT_PATTERNS) -> RedFlagDetector:
+        try:
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoDuplicateKeys)
+        except (OSError, yaml.YAMLError) as error:
+            raise RedFlagConfigError(f"{path}: {error}") from None
+        return cls(parse_flags(raw, path.name), parse_framing(raw, path.name))
+
+    def detect(self, text: Optional[str]) -> Optional[RedFlag]:
+        if not text or PAYLOAD.match(text):  # our buttons' payloads are never red flags
+            return None
+        normalised = normalise(text)
+        question_only = self.framing.is_question_only(normalised)
+        for flag in self.flags:
+            if flag.report_only and question_only:
+                continue
+            if flag.fires_on(normalised):
+                return RedFlag(flag.category, flag.flag_id)
+        return None
+
+
+@lru_cache(maxsize=4)
+def detector_for(path: Path = DEFAULT_PATTERNS) -> RedFlagDetector:
+    return RedFlagDetector.from_file(path)

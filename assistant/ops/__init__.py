@@ -1,0 +1,2 @@
+"""Operations, run with python -m: the launcher, the cluster, throwaway local services,
+retention and training."""

@@ -1,0 +1,1 @@
+"""Measurement: held-out evaluation, the sealed set, and make bench."""

@@ -1,0 +1,254 @@
+"""The sealed evaluation set (tests/sealed/): what a visitor gets, measured on
+messages nobody tuned on.
+
+The set was written blind, from the label list in ``tests/sealed/LABELS.md``,
+before the model or data for it changed. Never tune on it: the tuning sets are
+``tests/nlu/`` (held-out) and the training data itself (cross-validation).
+
+Each message is parsed by the trained model and turned into the reply the bot
+would give, with the same code the bot uses: the fallback decision
+(assistant/nlu/uncertainty.py), the red-flag detector, and for follow-ups the
+resolver of actions/follow_up.py against the previous turn's answer.
+
+    python -m assistant.quality.sealed            # print the figures (needs the model)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from assistant.contracts import INTENT_FOLLOW_UP, RETRIEVAL_INTENT
+from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide
+from assistant.paths import PROJECT_ROOT
+
+SEALED_DIR = PROJECT_ROOT / "tests" / "sealed"
+CLARIFY = "clarify"  # "Did you mean...?" or "please rephrase": not a confident answer
+RED_FLAG_INTENTS = ("emergency", "crisis", "urgent")
+# Urgency order for warning signs: a reply at least this urgent counts as caught.
+URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
+
+
+def sealed_label(decided: str, kb: KnowledgeBase) -> str:
+    """The bot's decision in the sealed set's vocabulary (faq/…, long_tail/…, clarify…)."""
+    if decided == FALLBACK or decided == "inform":
+        return CLARIFY
+    if decided.startswith(f"{RETRIEVAL_INTENT}/"):
+        answer_id = decided.split("/", 1)[1]
+        return f"long_tail/{answer_id}" if answer_id in kb.subjects else decided
+    return decided
+
+
+def answer_id(label: str) -> Optional[str]:
+    """The topic or subject id behind a sealed label, if it is one."""
+    return label.split("/", 1)[1] if label.startswith(("faq/", "long_tail/")) else None
+
+
+@dataclass
+class Turn:
+    text: str
+    expected: List[str]  # expect + also
+    got: str
+    condition: Optional[str] = None
+    condition_ok: bool = True
+
+    @property
+    def correct(self) -> bool:
+        return self.got in self.expected and self.condition_ok
+
+    @property
+    def confident_wrong(self) -> bool:
+        return not self.correct and self.got != CLARIFY
+
+
+@dataclass
+class SealedReport:
+    messages: List[Turn] = field(default_factory=list)
+    conversations: List[List[Turn]] = field(default_factory=list)
+    warnings: List[Tuple[str, str, str]] = field(default_factory=list)  # (text, group, got)
+    others: List[Turn] = field(default_factory=list)
+
+    def accuracy(self, prefix: str) -> Tuple[float, int]:
+        chosen = [t for t in self.messages if t.expected[0].startswith(prefix)]
+        return (sum(t.correct for t in chosen) / len(chosen) if chosen else 0.0), len(chosen)
+
+    @property
+    def confident_wrong(self) -> Tuple[float, int]:
+        wrong = sum(t.confident_wrong for t in self.messages)
+        return wrong / len(self.messages), wrong
+
+    @property
+    def conversation_accuracy(self) -> float:
+        return sum(all(t.correct for t in c) for c in self.conversations) / len(self.conversations)
+
+    def warning_recall(self) -> Tuple[float, float, int]:
+        """(caught at least as urgently as required, caught at exactly that urgency, count)."""
+        reports = [(g, got) for _, g, got in self.warnings if g in ("emergency", "urgent")]
+        caught = sum(URGENCY.get(got, 0) >= URGENCY[g] for g, got in reports)
+        exact = sum(got == g for g, got in reports)
+        return caught / len(reports), exact / len(reports), len(reports)
+
+    def false_alarms(self) -> Tuple[float, int, int]:
+        """Alarms on look-alike questions, normal after-effects and all sealed messages."""
+        quiet = [got for _, g, got in self.warnings if g in ("normal", "question")]
+        quiet += [t.got for t in self.messages]
+        alarms = sum(got in RED_FLAG_INTENTS for got in quiet)
+        return alarms / len(quiet), alarms, len(quiet)
+
+
+class SealedEvaluator:
+    def __init__(self, agent: Any, kb: Optional[KnowledgeBase] = None,
+                 thresholds: Optional[Thresholds] = None) -> None:
+        from actions.follow_up import cached_follow_ups
+
+        self.agent = agent
+        self.kb = kb or cached_knowledge()
+        self.thresholds = thresholds or Thresholds.from_config()
+        self.follow_ups = cached_follow_ups()
+
+    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, List[str]]:
+        """What the bot would answer, as a sealed label, and the conditions it answers
+        about. The same decisions the bot makes: red flags, the fallback, a named
+        condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
+        from actions.follow_up import resolve_follow_up
+
+        parse = await self.agent.parse_message(text)
+        intent = (parse.get("intent") or {}).get("name")
+        if intent in RED_FLAG_INTENTS:
+            return str(intent), []
+        label = sealed_label(decide(parse, self.thresholds), self.kb)
+        conditions = self._conditions(parse)
+        if label == INTENT_FOLLOW_UP:
+            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions)
+            label = self._label_of(resolution) or CLARIFY
+            conditions = list(resolution.conditions)
+        elif label == CLARIFY and conditions:
+            label = "ask_condition"
+        elif label == CLARIFY and previous and self.follow_ups.is_short_follow_up(text):
+            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [])
+            label = self._label_of(resolution) or CLARIFY
+            conditions = list(resolution.conditions)
+        topic = self.kb.conditions[conditions[0]].topic if conditions else None
+        if label == "ask_condition" and topic:
+            # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
+            return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), []
+        return label, conditions
+
+    def _label_of(self, resolution: Any) -> Optional[str]:
+        """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
+        if resolution.answer:
+            return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb)
+        if resolution.conditions:
+            return "ask_condition"
+        if resolution.response:
+            return next((i for i, r in self.follow_ups.intent_replies.items() if r == resolution.response),
+                        None)
+        return None
+
+    def _conditions(self, parse: Dict[str, Any]) -> List[str]:
+        from actions.conditions import conditions_in_message
+
+        return [c.id for c in conditions_in_message(self.kb, parse.get("entities") or [])]
+
+    def _condition_ok(self, expected: Optional[str], answered: List[str]) -> bool:
+        if not expected:
+            return True
+        wanted = self.kb.find_condition(expected)
+        # A condition the knowledge base doesn't know: any condition answer will do
+        # (the bot says honestly that the articles don't cover it).
+        return wanted is None or wanted.id in answered
+
+    async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Tuple[Turn, Optional[str]]:
+        """The turn and what a follow-up after it would refer to."""
+        got, answered = await self.reply(item["text"], previous)
+        expected = [item["expect"], *(item.get("also") or [])]
+        turn = Turn(item["text"], expected, got, item.get("condition"))
+        referent = answer_id(got)
+        if got in self.follow_ups.intent_replies:
+            referent = f"intent:{got}"
+        if got == "ask_condition":
+            turn.condition_ok = self._condition_ok(item.get("condition"), answered)
+            referent = f"condition:{answered[0]}" if answered else None
+        return turn, referent
+
+    async def run(self, directory: Path = SEALED_DIR) -> SealedReport:
+        report = SealedReport()
+        for item in _load_list(directory / "messages.yml"):
+            report.messages.append((await self.turn(item, None))[0])
+        for conversation in _load_list(directory / "conversations.yml"):
+            turns: List[Turn] = []
+            previous: Optional[str] = None
+            for item in conversation["turns"]:
+                turn, referent = await self.turn(item, previous)
+                turns.append(turn)
+                previous = referent or previous
+            report.conversations.append(turns)
+        warnings = directory / "after_session.yml"
+        for group, items in (_load(warnings) if warnings.exists() else {}).items():
+            for item in items:
+                got, _ = await self.reply(item["text"], None)
+                report.warnings.append((item["text"], group, got))
+        return report
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _load_list(path: Path) -> List[Any]:
+    """A set's list of items, or none when that set has no such file."""
+    return list(_load(path) or []) if path.exists() else []
+
+
+def quiet_parse_log() -> None:
+    """Figures only: Rasa's parse log (structlog, which prints everything unless
+    configured) would show the sealed messages themselves."""
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
+
+
+def figures(report: SealedReport) -> List[str]:
+    faq, faq_n = report.accuracy("faq/")
+    tail, tail_n = report.accuracy("long_tail/")
+    wrong_rate, wrong = report.confident_wrong
+    recall, exact, reports = report.warning_recall()
+    alarm_rate, alarms, quiet = report.false_alarms()
+    return [
+        f"sealed: FAQ topic {faq:.3f} on {faq_n} messages (bar 0.95)",
+        f"sealed: long-tail subjects {tail:.3f} on {tail_n} messages (bar 0.95)",
+        f"sealed: all messages {sum(t.correct for t in report.messages) / len(report.messages):.3f} "
+        f"on {len(report.messages)}",
+        f"sealed: follow-up conversations {report.conversation_accuracy:.3f} on "
+        f"{len(report.conversations)} (bar 0.90)",
+        f"sealed: confident wrong answers {wrong_rate:.3f} ({wrong} of {len(report.messages)}; bar 0.01)",
+        f"sealed: after-session warning signs recall {recall:.3f} on {reports} reports (bar 1.0); "
+        f"exact urgency {exact:.3f}",
+        f"sealed: false alarms {alarm_rate:.3f} ({alarms} of {quiet}; bar 0.02)",
+    ]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    from assistant.quality.evaluation import DEFAULT_MODEL, load_agent
+
+    parser = argparse.ArgumentParser(description="Figures on the sealed set (never tune on it).")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args(argv)
+    quiet_parse_log()
+    report = asyncio.run(SealedEvaluator(load_agent(args.model)).run())
+    print("\n".join(figures(report)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

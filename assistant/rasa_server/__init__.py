@@ -1,0 +1,1 @@
+"""Loaded inside the Rasa server: its entry point, speed-ups, stores, channels and limits."""

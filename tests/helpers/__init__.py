@@ -1,0 +1,1 @@
+"""Helpers shared by several test modules (tests/helpers/<what>.py)."""
