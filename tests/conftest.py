@@ -10,15 +10,14 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from assistant.kb.knowledge import KnowledgeBase, load_knowledge
-from assistant.ops.launcher import free_port
 from assistant.paths import MODEL, PROJECT_ROOT
+from tests.helpers.processes import ALLOWED_ORIGIN, stack_settings  # noqa: F401  (ALLOWED_ORIGIN: for tests)
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-ALLOWED_ORIGIN = "https://www.allowed-clinic.example"  # the website channel's CORS list in tests
 
 # Figures measured by tests (accuracy, trade-offs...), printed at the end of the
 # run so they are visible in every `make test` log.
@@ -117,24 +116,11 @@ def webhook() -> Iterator[Any]:
 def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: Any) -> Iterator[Any]:
     """The real Rasa server, action server and webhook notifier on free ports, with
     fresh SQLite stores and the shipped clinic.yml plus a webhook to `webhook`."""
-    from assistant.ops.launcher import Settings, Stack
+    from assistant.ops.launcher import Stack
 
     workdir = tmp_path_factory.mktemp("stack")
-    clinic = workdir / "clinic.yml"
-    clinic.write_text((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8")
-                      + f"\ncallback_webhook_url: {webhook.url}\n", encoding="utf-8")
-    settings = Settings(
-        rasa_port=free_port(),
-        actions_port=free_port(),
-        tracker_db=workdir / "tracker.db",
-        model=model_path,
-        extra_env={
-            "REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}",
-            "CLINIC_CONFIG": str(clinic),
-            "NOTIFIER_POLL_SECONDS": "0.5",
-            "WEBCHAT_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
-        },
-    )
+    settings = stack_settings(workdir, model_path, clinic_extra=f"\ncallback_webhook_url: {webhook.url}\n",
+                              NOTIFIER_POLL_SECONDS="0.5")
     running = Stack(settings, log_dir=workdir / "logs").start()
     yield running
     running.stop()

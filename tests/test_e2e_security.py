@@ -24,6 +24,7 @@ from assistant.callback_requests.store import CallbackStore
 from assistant.paths import PROJECT_ROOT
 from assistant.settings.clinic import load_clinic
 from tests.conftest import ALLOWED_ORIGIN, conversation_token
+from tests.helpers.processes import stack_settings
 
 CLINIC = load_clinic(PROJECT_ROOT / "clinic.yml")
 REST_TOKEN = "rest-token-for-tests-" + "x" * 20
@@ -34,18 +35,13 @@ TOKEN_HEADER = "X-Conversation-Token"
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Any]:
-    from assistant.ops.launcher import Settings, Stack, free_port
+    from assistant.ops.launcher import Stack
 
     workdir = tmp_path_factory.mktemp("guarded")
-    clinic = workdir / "clinic.yml"
-    clinic.write_text((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8") + "\nrate_limits:\n"
-                      + "".join(f"  {key}: {value}\n" for key, value in LIMITS.items()), encoding="utf-8")
     data = workdir / "var"  # made 700 by the launcher, with everything in it 600
-    settings = Settings(rasa_port=free_port(), actions_port=free_port(), tracker_db=data / "tracker.db",
-                        model=model_path, extra_env={
-                            "REQUESTS_DB_URL": f"sqlite:///{data / 'requests.db'}",
-                            "CLINIC_CONFIG": str(clinic), "REST_API_TOKEN": REST_TOKEN,
-                            "WEBCHAT_ALLOWED_ORIGINS": ALLOWED_ORIGIN})
+    limits = "".join(f"  {key}: {value}\n" for key, value in LIMITS.items())
+    settings = stack_settings(workdir, model_path, clinic_extra=f"\nrate_limits:\n{limits}", data=data,
+                              REST_API_TOKEN=REST_TOKEN)
     running = Stack(settings, log_dir=workdir / "logs").start()
     yield running
     running.stop()

@@ -23,11 +23,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant.ops.launcher import Settings, Stack, free_port
+from assistant.ops.launcher import Stack, free_port
 from assistant.paths import PROJECT_ROOT
 from assistant.settings.clinic import load_clinic
 from assistant.staff.routes import Paths
-from tests.conftest import ALLOWED_ORIGIN, ARTIFACTS
+from tests.conftest import ARTIFACTS
+from tests.helpers.processes import stack_settings
 from tests.helpers.staff import EMAIL, PASSWORD, add_account, sign_in
 from tests.helpers.widget import WIDGET, ask, open_chat, wait_for_reply
 from tests.smtp_receiver import SmtpReceiver
@@ -66,32 +67,15 @@ def walkthrough_stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path
     """Its own Rasa server, action server and notifier (started because clinic.yml sets
     notify_email) with fresh SQLite stores, e-mailing a real SMTP server on loopback."""
     workdir = tmp_path_factory.mktemp("walkthrough")
-    clinic = workdir / "clinic.yml"
-    clinic.write_text((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8")
-                      + f"\nnotify_email:\n  - {ALERTED}\n", encoding="utf-8")
-    assert load_clinic(clinic).notify_email == [ALERTED]
     rasa_port = free_port()
     with SmtpReceiver() as smtp:
-        settings = Settings(
-            rasa_port=rasa_port,
-            actions_port=free_port(),
-            tracker_db=workdir / "tracker.db",
-            model=model_path,
-            extra_env={
-                "REQUESTS_DB_URL": f"sqlite:///{workdir / 'requests.db'}",
-                "CLINIC_CONFIG": str(clinic),
-                "NOTIFIER_POLL_SECONDS": "0.5",
-                "WEBCHAT_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(smtp.port),
-                "SMTP_SECURITY": "none",
-                "SMTP_FROM": SENDER,
-                "SMTP_USERNAME": "",
-                "SMTP_PASSWORD": "",
-                "SMTP_CA_FILE": "",
-                "STAFF_BASE_URL": f"http://127.0.0.1:{rasa_port}",
-            },
-        )
+        settings = stack_settings(
+            workdir, model_path, clinic_extra=f"\nnotify_email:\n  - {ALERTED}\n",
+            rasa_port=rasa_port, NOTIFIER_POLL_SECONDS="0.5", SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp.port), SMTP_SECURITY="none", SMTP_FROM=SENDER, SMTP_USERNAME="",
+            SMTP_PASSWORD="", SMTP_CA_FILE="",
+            STAFF_BASE_URL=f"http://127.0.0.1:{rasa_port}")
+        assert load_clinic(Path(settings.extra_env["CLINIC_CONFIG"])).notify_email == [ALERTED]
         running = Stack(settings, log_dir=workdir / "logs").start()
         try:
             assert "notifier" in running.supervised, "the notifier was not started for notify_email"

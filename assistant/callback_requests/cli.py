@@ -27,12 +27,20 @@ from pathlib import Path
 from typing import List, Optional
 from zoneinfo import ZoneInfo
 
-from assistant.callback_requests.store import CallbackStore, StoreUnavailable, store_url
+from assistant.callback_requests.store import CallbackStore, store_url
 from assistant.settings.clinic import ClinicConfigError, load_clinic
 from assistant.shared.private_files import PRIVATE_FILE_MODE, private_umask
 from assistant.staff.export import COLUMNS, FORMULA_STARTS, spreadsheet_safe, write_rows
 from assistant.staff.formatting import CALLED, DONE, OPEN, RequestView, describe_change, parse_reference
-from assistant.staff.inbox import EXPORTED, SHOW_ALL, SHOW_OPEN, Filters, Inbox, command_line_user
+from assistant.staff.inbox import (
+    EXPORTED,
+    SHOW_ALL,
+    SHOW_OPEN,
+    Filters,
+    Inbox,
+    command_line_user,
+    run_staff_command,
+)
 
 __all__ = ["COLUMNS", "FORMULA_STARTS", "main", "spreadsheet_safe"]
 # make requests ARGS="<command> 12": the status each command sets.
@@ -70,6 +78,25 @@ def print_pending_deliveries(store: CallbackStore) -> None:
               f"(last error: {last.last_error}, {last.attempts} attempt(s)).")
 
 
+def run(args: argparse.Namespace, store: CallbackStore, zone: ZoneInfo) -> int:
+    inbox = Inbox(store)
+    if args.command == "export":
+        write_csv(args.file, inbox.views(zone, Filters(show=SHOW_ALL)))
+        inbox.record(command_line_user(), EXPORTED)
+        print(f"wrote {args.file}")
+    elif args.command in STATUS_COMMANDS:
+        request_id = parse_reference(args.reference)
+        if request_id is None or not inbox.set_status(
+                request_id, STATUS_COMMANDS[args.command], command_line_user(), args.note):
+            print(f"No request {args.reference}.", file=sys.stderr)
+            return 1
+        print(f"CB-{request_id} marked {STATUS_COMMANDS[args.command]}.")
+    else:
+        print_requests(inbox.views(zone, Filters(show=SHOW_ALL if args.all else SHOW_OPEN)))
+        print_pending_deliveries(store)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="List, export and close call-back requests.")
     parser.add_argument("--all", action="store_true", help="include requests marked done")
@@ -88,26 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(error, file=sys.stderr)
         return 2
     store = CallbackStore(store_url())
-    try:
-        inbox = Inbox(store)
-        if args.command == "export":
-            write_csv(args.file, inbox.views(zone, Filters(show=SHOW_ALL)))
-            inbox.record(command_line_user(), EXPORTED)
-            print(f"wrote {args.file}")
-        elif args.command in STATUS_COMMANDS:
-            request_id = parse_reference(args.reference)
-            if request_id is None or not inbox.set_status(
-                    request_id, STATUS_COMMANDS[args.command], command_line_user(), args.note):
-                print(f"No request {args.reference}.", file=sys.stderr)
-                return 1
-            print(f"CB-{request_id} marked {STATUS_COMMANDS[args.command]}.")
-        else:
-            print_requests(inbox.views(zone, Filters(show=SHOW_ALL if args.all else SHOW_OPEN)))
-            print_pending_deliveries(store)
-    except StoreUnavailable as error:
-        print(f"The request database is unavailable: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_staff_command(lambda: run(args, store, zone))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import hashlib
 import logging
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime
 from html import escape
 from typing import List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
@@ -41,6 +40,7 @@ from assistant.callback_requests.store import CallbackRequest, CallbackStore, Em
 from assistant.settings.clinic import Clinic
 from assistant.settings.smtp import SmtpSettings
 from assistant.shared.mailer import send
+from assistant.shared.staff_email import StaffEmail, compose
 
 logger = logging.getLogger("assistant.callback_requests.email_alerts")
 
@@ -97,39 +97,21 @@ def compose_alert(request: CallbackRequest, clinic: Clinic, settings: SmtpSettin
               ("Contact", f"{contact} ({request.contact_type})"),
               ("Preferred time", str(request.preferred_time)), ("Note", note or "-"), ("Received", when)]
 
-    message = EmailMessage()
-    message["Subject"] = f"New call-back request {reference}"
-    message["From"] = settings.sender
-    message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id("callback", outbox_id, str(request.request_key),
-                                       settings.sender_domain)
-    width = max(len(label) for label, _ in fields) + 2
-    text = [f"A visitor to the chat on your website asked {clinic.name} to call back.", ""]
-    text += [f"{label + ':':<{width}}{value}" for label, value in fields]
-    text += ["", f"Open it in the staff console: {link}", "",
-             "You get this e-mail because your address is in notify_email in the chat assistant's "
-             "clinic.yml."]
-    message.set_content("\n".join(text) + "\n")
-
-    rows = "".join(
-        f"<tr><th align='left' style='padding:2px 12px 2px 0'>{escape(label)}</th>"
-        f"<td>{value}</td></tr>"
-        for label, value in [
+    return compose(StaffEmail(
+        subject=f"New call-back request {reference}", to=", ".join(recipients),
+        message_id=message_id("callback", outbox_id, str(request.request_key), settings.sender_domain),
+        intro=f"A visitor to the chat on your website asked {clinic.name} to call back.",
+        text_fields=fields,
+        html_fields=[
             ("Name", escape(str(request.name))),
             ("Contact", f"<a href='{escape(contact_href)}'>{escape(contact)}</a>"),
             ("Preferred time", escape(str(request.preferred_time))),
             ("Note", escape(note) if note else "-"),
             ("Received", escape(when)),
-        ])
-    html = (f"<!doctype html><html><body style='font-family:sans-serif'>"
-            f"<p>A visitor to the chat on your website asked {escape(clinic.name)} to call back.</p>"
-            f"<h2 style='margin:0 0 8px'>{escape(reference)}</h2><table>{rows}</table>"
-            f"<p><a href='{escape(link)}'>Open {escape(reference)} in the staff console</a></p>"
-            f"<p style='color:#555;font-size:small'>You get this e-mail because your address is in "
-            f"notify_email in the chat assistant's clinic.yml.</p></body></html>")
-    message.add_alternative(html, subtype="html")
-    return message
+        ],
+        link=link, link_label="Open it in the staff console",
+        link_html_label=f"Open {reference} in the staff console", setting="notify_email",
+        html_heading=reference), settings)
 
 
 class EmailAlerts:

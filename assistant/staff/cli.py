@@ -18,9 +18,9 @@ import os
 import sys
 from typing import List, Optional
 
-from assistant.callback_requests.store import StoreUnavailable, store_for, store_url
+from assistant.callback_requests.store import CallbackStore, store_for, store_url
 from assistant.staff.accounts import AccountError, Accounts, check_password
-from assistant.staff.inbox import Inbox, command_line_user
+from assistant.staff.inbox import Inbox, command_line_user, run_staff_command
 
 PASSWORD_ENV = "STAFF_PASSWORD"
 
@@ -36,6 +36,28 @@ def read_password() -> str:
     return password
 
 
+def run(args: argparse.Namespace, store: CallbackStore) -> int:
+    accounts = Accounts(store)
+    audit = Inbox(store)
+    if args.command == "list":
+        emails = accounts.emails()
+        print("\n".join(emails) if emails else "No staff accounts yet: make staff ARGS=\"add EMAIL\"")
+    elif args.command == "remove":
+        accounts.remove(args.email)
+        audit.record(command_line_user(), "account_removed", detail=args.email.strip().lower())
+        print(f"Removed {args.email}.")
+    else:
+        password = read_password()
+        if args.command == "add":
+            account = accounts.add(args.email, password)
+            print(f"Added {account.email}. Sign in at /staff/ on the bot's address.")
+        else:
+            account = accounts.reset(args.email, password)
+            print(f"New password set for {account.email}; their sessions have ended.")
+        audit.record(command_line_user(), f"account_{args.command}", detail=account.email)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="make staff", description="Staff console accounts.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,32 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     store = store_for(store_url())
-    try:
-        accounts = Accounts(store)
-        audit = Inbox(store)
-        if args.command == "list":
-            emails = accounts.emails()
-            print("\n".join(emails) if emails else "No staff accounts yet: make staff ARGS=\"add EMAIL\"")
-        elif args.command == "remove":
-            accounts.remove(args.email)
-            audit.record(command_line_user(), "account_removed", detail=args.email.strip().lower())
-            print(f"Removed {args.email}.")
-        else:
-            password = read_password()
-            if args.command == "add":
-                account = accounts.add(args.email, password)
-                print(f"Added {account.email}. Sign in at /staff/ on the bot's address.")
-            else:
-                account = accounts.reset(args.email, password)
-                print(f"New password set for {account.email}; their sessions have ended.")
-            audit.record(command_line_user(), f"account_{args.command}", detail=account.email)
-    except AccountError as error:
-        print(f"Not done: {error}.", file=sys.stderr)
-        return 1
-    except StoreUnavailable as error:
-        print(f"The request database is unavailable: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_staff_command(lambda: run(args, store), refused=(AccountError,))
 
 
 if __name__ == "__main__":

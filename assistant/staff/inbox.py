@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import getpass
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from assistant.callback_requests.store import CallbackRequest, CallbackStore, utcnow
+from assistant.callback_requests.store import CallbackRequest, CallbackStore, StoreUnavailable, utcnow
 from assistant.shared.sqlite_hygiene import scrub
 from assistant.staff.formatting import (
     DONE,
@@ -57,6 +58,19 @@ EXPORTED = "exported"
 def command_line_user() -> str:
     """Who made a change from the server's terminal (make requests / make staff)."""
     return f"{getpass.getuser()} (command line)"
+
+
+def run_staff_command(command: Callable[[], int], refused: Tuple[Type[Exception], ...] = ()) -> int:
+    """A staff command's exit code, never a traceback: a refusal (`refused`) is one
+    line and 1, the request database being down is one line and 2."""
+    try:
+        return command()
+    except refused as error:
+        print(f"Not done: {error}.", file=sys.stderr)
+        return 1
+    except StoreUnavailable as error:
+        print(f"The request database is unavailable: {error}", file=sys.stderr)
+        return 2
 
 
 @dataclass(frozen=True)

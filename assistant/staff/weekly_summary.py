@@ -24,7 +24,6 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
 from functools import cache
 from html import escape
 from pathlib import Path
@@ -46,6 +45,7 @@ from assistant.settings.email import WeeklySummarySchedule
 from assistant.settings.smtp import SmtpSettings
 from assistant.shared.mailer import send
 from assistant.shared.private_files import private_umask
+from assistant.shared.staff_email import StaffEmail, compose
 
 logger = logging.getLogger("assistant.staff.weekly_summary")
 
@@ -125,29 +125,13 @@ def compose_summary(summary: Dict[str, Any], week: SummaryWeek, clinic: Clinic, 
                     to: str, link: str) -> EmailMessage:
     period = f"{week.first_day:%a %d %b} to {week.last_day:%a %d %b %Y}"
     lines = _lines(summary)
-    message = EmailMessage()
-    message["Subject"] = f"Chat assistant, week of {week.first_day:%d %b %Y}: {clinic.name}"
-    message["From"] = settings.sender
-    message["To"] = to
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id("weekly-summary", 0, f"{week.key}:{clinic.email}",
-                                       settings.sender_domain)
-    width = max(len(label) for label, _ in lines) + 2
-    text = [f"What patients asked the chat assistant of {clinic.name}, {period}:", ""]
-    text += [f"{label + ':':<{width}}{value}" for label, value in lines]
-    text += ["", f"The full report: {link}", "",
-             "You get this e-mail because your address is in weekly_summary in the chat assistant's "
-             "clinic.yml."]
-    message.set_content("\n".join(text) + "\n")
-    rows = "".join(f"<tr><th align='left' style='padding:2px 12px 2px 0'>{escape(label)}</th>"
-                   f"<td>{escape(value)}</td></tr>" for label, value in lines)
-    message.add_alternative(
-        f"<!doctype html><html><body style='font-family:sans-serif'>"
-        f"<p>What patients asked the chat assistant of {escape(clinic.name)}, {escape(period)}:</p>"
-        f"<table>{rows}</table><p><a href='{escape(link)}'>The full report</a></p>"
-        f"<p style='color:#555;font-size:small'>You get this e-mail because your address is in "
-        f"weekly_summary in the chat assistant's clinic.yml.</p></body></html>", subtype="html")
-    return message
+    return compose(StaffEmail(
+        subject=f"Chat assistant, week of {week.first_day:%d %b %Y}: {clinic.name}", to=to,
+        message_id=message_id("weekly-summary", 0, f"{week.key}:{clinic.email}", settings.sender_domain),
+        intro=f"What patients asked the chat assistant of {clinic.name}, {period}:",
+        text_fields=lines, html_fields=[(label, escape(value)) for label, value in lines],
+        link=link, link_label="The full report", link_html_label="The full report",
+        setting="weekly_summary"), settings)
 
 
 @cache

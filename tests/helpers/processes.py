@@ -11,8 +11,30 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from assistant.ops.launcher import free_port, process_tree
+from assistant.ops.launcher import Settings, free_port, process_tree
 from assistant.paths import PROJECT_ROOT
+
+ALLOWED_ORIGIN = "https://www.allowed-clinic.example"  # the website channel's CORS list in tests
+
+
+def clinic_file(folder: Path, extra: str = "") -> Path:
+    """The shipped clinic.yml plus `extra` (YAML), written into `folder`."""
+    clinic = folder / "clinic.yml"
+    clinic.write_text((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return clinic
+
+
+def stack_settings(workdir: Path, model: Path, clinic_extra: Optional[str] = None,
+                   data: Optional[Path] = None, rasa_port: Optional[int] = None, **env: str) -> Settings:
+    """A stack of a test's own on free ports: fresh SQLite stores in `data` (default
+    `workdir`), the shipped clinic.yml plus `clinic_extra`, and `env` on top."""
+    data = data or workdir
+    extra_env = {"REQUESTS_DB_URL": f"sqlite:///{data / 'requests.db'}",
+                 "WEBCHAT_ALLOWED_ORIGINS": ALLOWED_ORIGIN}
+    if clinic_extra is not None:
+        extra_env["CLINIC_CONFIG"] = str(clinic_file(workdir, clinic_extra))
+    return Settings(rasa_port=rasa_port or free_port(), actions_port=free_port(),
+                    tracker_db=data / "tracker.db", model=model, extra_env={**extra_env, **env})
 
 
 class Launched:
