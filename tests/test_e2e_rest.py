@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import urllib.request
 import uuid
 from typing import Any
 
@@ -54,3 +55,12 @@ def test_a_personal_medical_question_gets_the_reply_for_its_case(stack: Any) -> 
     assert "your child's own health" in child["text"] and "GP" in child["text"]
     [device] = say(stack, f"{sender}-2", "i have a pacemaker, can i have dry needling")
     assert "pacemaker" in device["text"] and "it's safe" not in device["text"].lower()
+
+
+def test_the_root_says_the_server_runs_without_naming_rasas_version(stack: Any) -> None:
+    """Stock Rasa answers "Hello from Rasa: 3.6.x": a free hint for an attacker."""
+    from assistant.rasa_server.hardening import ROOT_TEXT
+
+    with urllib.request.urlopen(stack.url + "/", timeout=30) as response:
+        body = response.read().decode()
+    assert body == ROOT_TEXT and "Rasa" not in body and "3.6" not in body

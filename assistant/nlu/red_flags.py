@@ -1,10 +1,12 @@
-"""Escalate emergencies and crisis messages, whatever the trained model says.
+"""Escalate emergencies, crisis messages and urgent after-session signs, whatever
+the trained model says.
 
 The last component of the NLU pipeline. It looks only at the text (rules in
 ``knowledge/red_flags.yml``, matched by ``assistant/nlu/red_flag_rules.py``), never at the
 model's prediction, and when a red flag fires it replaces the intent with
-``emergency`` or ``crisis`` at confidence 1.0. Rules then send the emergency or
-crisis reply first, also in the middle of the call-back form.
+``emergency``, ``crisis`` or ``urgent`` at confidence 1.0. Rules
+(data/rules/safety.yml) then send that reply (domain.yml) first, also in the
+middle of the call-back form.
 
 The patterns file is read when the model is loaded, so a clinic's additions
 take effect on restart without retraining. A malformed file stops start-up
