@@ -48,7 +48,7 @@ FIXTURE_GROUPS = {
 }
 
 
-def test_group(item: pytest.Item) -> str:
+def group_of(item: pytest.Item) -> str:
     needed = [FIXTURE_GROUPS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_GROUPS]
     marked = [mark.name for mark in item.iter_markers() if mark.name in GROUPS]
     group = max(needed + marked + ["unit"], key=GROUPS.index)
@@ -59,7 +59,7 @@ def test_group(item: pytest.Item) -> str:
 
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
     for item in items:
-        group = test_group(item)
+        group = group_of(item)
         if group not in [mark.name for mark in item.iter_markers()]:
             item.add_marker(group)
 
@@ -127,7 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, webhook: A
 
 
 SERVED_EXTRA = ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks", "/request_callback",
-         "Sam", "stop", "what about my headache", "bye"]
+                "Sam", "stop", "what about my headache", "bye"]
 
 
 @pytest.fixture(scope="module")
