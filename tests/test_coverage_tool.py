@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,9 @@ CUPPING = Path(__file__).parent / "fixtures" / "coverage"  # an article on anoth
 
 
 def test_an_article_on_another_treatment_is_not_reported_as_covered(kb: KnowledgeBase) -> None:
-    results = coverage(kb, CUPPING)
+    # the dry-needling topics alone: a clinic may add a cupping topic of its own
+    needling = {k: t for k, t in kb.topics.items() if "cupping" not in f"{k} {t.title} {t.answer}".lower()}
+    results = coverage(dataclasses.replace(kb, topics=needling), CUPPING)
     assert len(results) >= 10
     assert not [r.sentence for r in results if r.best], "cupping sentences matched our answers"
     # "to book a cupping session" shares "session" with session_length: its subject gives it away

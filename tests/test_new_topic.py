@@ -16,6 +16,10 @@ from assistant.kb.knowledge import KnowledgeError, load_knowledge
 from assistant.kb.new_topic import main, write_topic
 from assistant.paths import PROJECT_ROOT
 
+# A topic id no clinic's own knowledge base will hold (a clinic adding "cupping"
+# broke these tests when they used that name).
+NEW = "trial_topic"
+
 
 @pytest.fixture()
 def knowledge(tmp_path: Path) -> Path:
@@ -39,10 +43,10 @@ def _error(directory: Path) -> str:
 
 
 def test_the_template_is_commented_and_each_mistake_is_one_line(knowledge: Path) -> None:
-    path = write_topic("cupping", knowledge)
+    path = write_topic(NEW, knowledge)
     text = path.read_text()
     assert text.count("#") >= 10 and "docs/knowledge-base.md" in text
-    assert _error(knowledge) == ("knowledge/topics/cupping.yml: topic 'cupping': "
+    assert _error(knowledge) == (f"knowledge/topics/{NEW}.yml: topic '{NEW}': "
                                  "'questions' needs at least 10 examples (has 2)")
     questions = [f"question {n} about cupping" for n in range(10)]
     _edit(path, questions=questions)
@@ -52,9 +56,9 @@ def test_the_template_is_commented_and_each_mistake_is_one_line(knowledge: Path)
     _edit(path, related=["what_is", "does_it_hurt"],
           answer="Cupping uses cups that gently pull on the skin. A therapist can tell you more.")
     kb = load_knowledge(knowledge)
-    assert kb.topics["cupping"].file == "knowledge/topics/cupping.yml"
+    assert kb.topics[NEW].file == f"knowledge/topics/{NEW}.yml"
     responses = yaml.safe_load(render_responses(kb, {}))["responses"]
-    assert responses["utter_faq/cupping"][0]["text"].startswith("Cupping uses cups")
+    assert responses[f"utter_faq/{NEW}"][0]["text"].startswith("Cupping uses cups")
 
 
 def test_a_taken_or_invalid_id_is_refused(knowledge: Path) -> None:
@@ -67,11 +71,11 @@ def test_a_taken_or_invalid_id_is_refused(knowledge: Path) -> None:
 def test_the_command_line_reports_a_mistake_in_one_line_without_a_traceback(
     knowledge: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_topic("cupping", knowledge)
+    write_topic(NEW, knowledge)
     monkeypatch.setattr(build_data, "load_knowledge", lambda: load_knowledge(knowledge))
     assert build_data.main(["--check"]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
-    assert error.startswith("knowledge base: knowledge/topics/cupping.yml: topic 'cupping': ")
+    assert error.startswith(f"knowledge base: knowledge/topics/{NEW}.yml: topic '{NEW}': ")
     assert "docs/knowledge-base.md" in error
     assert main([]) == 2  # no topic named
