@@ -37,7 +37,8 @@ from actions.conditions import answer_condition, conditions_in_message
 from actions.personal_medical import GENERIC_RESPONSE as GENERIC_PERSONAL_MEDICAL
 from actions.personal_medical import personal_medical_response
 from assistant.contracts import ACTION_FOLLOW_UP, RETRIEVAL_INTENT, SLOT_LAST_TOPIC, selected_answer
-from assistant.kb.knowledge import KNOWLEDGE_DIR, KnowledgeBase, cached_knowledge
+from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.paths import KNOWLEDGE_DIR
 
 FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
 SAME = "same"

@@ -16,12 +16,12 @@ from typing import List, Optional
 from assistant.kb.knowledge import (
     GUIDE,
     ID_PATTERN,
-    KNOWLEDGE_DIR,
     MIN_QUESTIONS,
     KnowledgeError,
     load_knowledge,
     print_knowledge_error,
 )
+from assistant.paths import KNOWLEDGE_DIR
 
 TEMPLATE = """\
 # A topic of the clinic's own. Fill in every field below, then run `make data`
