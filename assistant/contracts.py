@@ -11,6 +11,15 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 # (assistant/rasa_server/tracker_store.py) that then drops the conversation.
 ACTION_FORGET_ME = "action_forget_me"
 
+# The custom actions are sent the recent part of the conversation, not all of
+# it (assistant/rasa_server/action_payload.py): the events from the
+# ACTION_HISTORY_USER_TURNS-th latest user message on, reaching further back
+# only to the start of a form that is in progress or ended in this turn (the
+# call-back's reference is made from when its form started). No action may
+# read further back (tests/test_action_history.py checks each against the
+# whole history).
+ACTION_HISTORY_USER_TURNS = 8
+
 # Intents a visitor can be offered as a choice ("Did you mean...?" buttons,
 # actions/clarify.py), with the button text; and the report's name for those
 # that hand the visitor on to the clinic (assistant/insights/analyse.py).

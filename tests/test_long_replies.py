@@ -1,8 +1,10 @@
-"""Never a different reply (issue 20): one conversation of about 100 turns
+"""Never a different reply (issue 20): one conversation of about 170 turns
 (FAQ answers and their follow-ups, conditions, out of scope, the fallback,
-the call-back form started and cancelled, small talk) gets word for word the
-same replies, buttons included, from stock Rasa (plain `rasa run`, none of
-assistant/rasa_server/speedups.py's patches) as from the project's server with all of them."""
+the call-back form started and cancelled, one kept open across many
+questions and confirmed, one closed by an emergency, small talk) gets word
+for word the same replies, buttons included, from stock Rasa (plain `rasa
+run`, none of assistant/rasa_server/speedups.py's patches) as from the
+project's server with all of them."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import pytest
 
 from assistant.ops.launcher import Settings, Stack, free_port
 from assistant.quality.bench.load import VISITOR_SCRIPT
+from tests.helpers.conversations import LOOK_BACK_SCRIPT
 
 SCRIPT = VISITOR_SCRIPT * 8 + ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks",
-                               "/request_callback", "Sam", "stop", "what about my headache", "bye"]
+                               "/request_callback", "Sam", "stop", "what about my headache", "bye",
+                               *LOOK_BACK_SCRIPT]
 
 
 async def replies(base_url: str, sender: str) -> List[Any]:

@@ -11,6 +11,8 @@ import pytest
 import rasa.core.processor
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
+from rasa.core.actions.forms import FormAction
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.core.policies.policy import Policy
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.exceptions import GraphRunError
@@ -36,7 +38,10 @@ def speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Domain, "states_for_tracker_history", Domain.states_for_tracker_history)
     monkeypatch.setattr(DialogueStateTracker, "applied_events", DialogueStateTracker.applied_events)
     monkeypatch.setattr(DialogueStateTracker, "copy", DialogueStateTracker.copy)
+    monkeypatch.setattr(FormAction, "_temporary_tracker", FormAction._temporary_tracker)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", RulePolicy._get_possible_keys)
+    monkeypatch.setattr(RulePolicy, "_prediction_states", RulePolicy._prediction_states)
+    monkeypatch.setattr(MaxHistoryTrackerFeaturizer, "prediction_states", MaxHistoryTrackerFeaturizer.prediction_states)
     monkeypatch.setattr(Policy, "format_tracker_states", Policy.format_tracker_states)
     monkeypatch.setattr(RemoteAction, "_action_call_format", RemoteAction._action_call_format)
     monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)

@@ -1,7 +1,8 @@
 """assistant/rasa_server/tracker_copy.py's copies are Rasa's copies: attribute by
 attribute, at every event of a conversation the stack served and through
-reverts, loops and restarts; and changing a copy changes neither the tracker
-nor the next copy."""
+reverts, loops and restarts, also copies of copies and the trackers a form
+step builds; and changing a copy changes neither the tracker nor the next
+copy."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from rasa.shared.core.events import (
     UserUtteranceReverted,
     UserUttered,
 )
+from rasa.core.actions.forms import FormAction
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from assistant.rasa_server import tracker_copy
 
 STOCK_COPY = DialogueStateTracker.copy
+STOCK_TEMPORARY = FormAction._temporary_tracker
 
 
 def snapshot(tracker: DialogueStateTracker, events: List[Any]) -> Dict[str, Any]:
@@ -45,6 +48,10 @@ def snapshot(tracker: DialogueStateTracker, events: List[Any]) -> Dict[str, Any]
 
 def compare_along(events: List[Any], domain: Any, monkeypatch: pytest.MonkeyPatch) -> tracker_copy.CopyCache:
     cache = tracker_copy.CopyCache()
+    monkeypatch.setattr(DialogueStateTracker, "copy", DialogueStateTracker.copy)
+    monkeypatch.setattr(FormAction, "_temporary_tracker", FormAction._temporary_tracker)
+    tracker_copy.install(cache)
+    form = FormAction("callback_form", None)
     tracker = DialogueStateTracker("copies", domain.slots)
     for event in events:
         tracker.update(event)
@@ -52,6 +59,13 @@ def compare_along(events: List[Any], domain: Any, monkeypatch: pytest.MonkeyPatc
         fast = cache.copy(tracker)
         assert snapshot(fast, events) == snapshot(stock, events)
         assert fast.current_state() == stock.current_state()
+        # What an action is given is a copy, with the policy's events added;
+        # a form copies it again, and builds a tracker for each of its steps.
+        fast.update(SlotSet("callback_time", "mornings"))
+        stock_step = STOCK_TEMPORARY(form, fast, [SlotSet("callback_name", "Sam")], domain)
+        fast_step = form._temporary_tracker(fast, [SlotSet("callback_name", "Sam")], domain)
+        assert snapshot(fast_step, events) == snapshot(stock_step, events)
+        assert snapshot(cache.copy(fast), events) == snapshot(STOCK_COPY(fast), events)
         # The action runs on the copy: what it changes stays there.
         fast.update(SlotSet("callback_name", "changed"))
         if fast.active_loop is not None:
@@ -80,6 +94,7 @@ def test_copies_are_rasas_through_reverts_loops_and_restarts(agent: Any,
 
 def test_the_patch_serves_copy_and_is_bounded(agent: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DialogueStateTracker, "copy", DialogueStateTracker.copy)
+    monkeypatch.setattr(FormAction, "_temporary_tracker", FormAction._temporary_tracker)
     cache = tracker_copy.CopyCache(size=3)
     tracker_copy.install(cache)
     for number in range(10):

@@ -1,4 +1,5 @@
-"""RulePolicy's work per prediction bounded by its rules, not the conversation (issue 20).
+"""The policies' work per prediction bounded by their rules and max_history,
+not by the conversation (issue 20).
 
 RulePolicy is given the states of the whole session (it has no max_history)
 and, per prediction, twice:
@@ -13,16 +14,45 @@ and, per prediction, twice:
   is made only when the log line is rendered, and reads the same.
 
 Measured with py-spy on turns 350-399 of one conversation: the two were 8.5%
-and 11% of the CPU. tests/test_rule_speedups.py checks both against Rasa's own
-on real conversations (and tests/test_state_cache.py the predictions).
+and 11% of the CPU.
+
+After those and the state cache (assistant/rasa_server/state_cache.py), what
+still went through every state of the session, at every prediction, was
+(py-spy, turns 350-399): RulePolicy encoding all of them as JSON when no rule
+applies (11% of the CPU: the text is only compared with its rules' keys, to
+tell whether a rule is one the stories don't use), and both policies
+normalising all of them, or filtering them, before keeping the few they use
+(9%). So RulePolicy is given the last states its longest rule could match,
+plus one: every rule check reads those alone, and a key made of more states
+than any rule has matches no rule either way (so the prediction is the
+same). Its debug log line still shows, when rendered, all the states,
+normalised as Rasa would. MemoizationPolicy's featurizer keeps its last
+max_history states (those without action_unlikely_intent, where asked) by
+walking back from the end, as Rasa's filter-then-slice would.
+
+tests/test_rule_speedups.py checks all of it against Rasa's own on real
+conversations (and tests/test_state_cache.py the predictions).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Set, Tuple
+import copy
+from typing import Any, Dict, List, Optional, Set, Tuple
 
-from rasa.core.policies.policy import Policy
-from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.featurizers.tracker_featurizers import (
+    MaxHistoryTrackerFeaturizer,
+    TrackerFeaturizer,
+    _is_prev_action_unlikely_intent_in_state,
+)
+from rasa.core.policies.policy import Policy, SupportedData
+from rasa.core.policies.rule_policy import (
+    RULES,
+    RULES_FOR_LOOP_UNHAPPY_PATH,
+    RULES_NOT_IN_STORIES,
+    RulePolicy,
+)
+from rasa.shared.core.domain import Domain, State
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from assistant.shared.patching import replace
 
@@ -30,10 +60,11 @@ from assistant.shared.patching import replace
 _longest: Dict[int, Tuple[Dict[str, Any], int, int]] = {}
 
 
-def _longest_rule(policy: RulePolicy, lookup: Dict[str, Any]) -> int:
+def _longest_rule(policy: RulePolicy, lookup: Any) -> int:
     cached = _longest.get(id(lookup))
     if cached is None or cached[0] is not lookup or cached[1] != len(lookup):
-        longest = max((len(policy._rule_key_to_state(key)) for key in lookup), default=0)
+        # (RULES_NOT_IN_STORIES also names default and loop rules: those are no states)
+        longest = max((len(policy._rule_key_to_state(key)) for key in lookup if key.startswith("[")), default=0)
         cached = _longest[id(lookup)] = (lookup, len(lookup), longest)
     return cached[2]
 
@@ -49,6 +80,61 @@ def get_possible_keys(self: RulePolicy, lookup: Dict[str, Any], states: List[Any
     return possible_keys
 
 
+class RecentStates(list):
+    """The last states of a session (what the rules can match), and all of them."""
+
+    def __init__(self, recent: List[State], full: List[State]) -> None:
+        super().__init__(recent)
+        self.full = full
+
+
+def rule_prediction_states(self: RulePolicy, tracker: DialogueStateTracker, domain: Domain,
+                           use_text_for_last_user_input: bool = False,
+                           rule_only_data: Optional[Dict[str, Any]] = None) -> List[State]:
+    """Rasa 3.6.21's Policy._prediction_states for RulePolicy (MaxHistoryTrackerFeaturizer
+    without max_history, rule data: no turns or action_unlikely_intent ignored), the
+    last states only."""
+    featurizer = self.featurizer
+    if (type(featurizer) is not MaxHistoryTrackerFeaturizer or featurizer.max_history
+            or self.supported_data() == SupportedData.ML_DATA):
+        return STOCK_PREDICTION_STATES(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
+    states = featurizer._create_states(tracker, domain, rule_only_data=rule_only_data)
+    longest = max(_longest_rule(self, self.lookup.get(name, ()))
+                  for name in (RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RULES_NOT_IN_STORIES))
+    recent = RecentStates(states[-(longest + 1):], states)
+    featurizer._choose_last_user_input([recent], use_text_for_last_user_input)  # in place, as Rasa does
+    return recent
+
+
+def sliced_prediction_states(self: MaxHistoryTrackerFeaturizer, trackers: List[DialogueStateTracker],
+                             domain: Domain, use_text_for_last_user_input: bool = False,
+                             ignore_rule_only_turns: bool = False,
+                             rule_only_data: Optional[Dict[str, Any]] = None,
+                             ignore_action_unlikely_intent: bool = False) -> List[List[State]]:
+    """Rasa 3.6.21's MaxHistoryTrackerFeaturizer.prediction_states, walking back
+    from the end only as far as max_history needs."""
+    if not self.max_history:
+        return STOCK_SLICED(self, trackers, domain, use_text_for_last_user_input, ignore_rule_only_turns,
+                            rule_only_data, ignore_action_unlikely_intent)
+    trackers_as_states = []
+    for tracker in trackers:
+        states = self._create_states(tracker, domain, ignore_rule_only_turns=ignore_rule_only_turns,
+                                     rule_only_data=rule_only_data)
+        kept: List[State] = []
+        for state in reversed(states):
+            if len(kept) == self.max_history:
+                break
+            if not (ignore_action_unlikely_intent and _is_prev_action_unlikely_intent_in_state(state)):
+                kept.append(state)
+        trackers_as_states.append(kept[::-1])
+    self._choose_last_user_input(trackers_as_states, use_text_for_last_user_input)
+    return trackers_as_states
+
+
+STOCK_PREDICTION_STATES = Policy._prediction_states
+STOCK_SLICED = MaxHistoryTrackerFeaturizer.prediction_states
+
+
 class FormattedStates:
     """Policy.format_tracker_states(states), made when shown."""
 
@@ -59,7 +145,7 @@ class FormattedStates:
 
     def __str__(self) -> str:
         if self._text is None:
-            self._text = self._format(self._states)
+            self._text = self._format(_all_states(self._states))
         return str(self._text)
 
     def __repr__(self) -> str:
@@ -75,6 +161,16 @@ class FormattedStates:
         return self  # it is only read
 
 
+def _all_states(states: List[State]) -> List[State]:
+    """All the session's states, as Rasa would have normalised them in place:
+    the recent ones were; the older ones are normalised in a copy."""
+    if not isinstance(states, RecentStates) or len(states.full) == len(states):
+        return list(states)
+    older = copy.deepcopy(states.full[:len(states.full) - len(states)])
+    TrackerFeaturizer._remove_user_text_if_intent([older])
+    return older + list(states)
+
+
 def install() -> None:
     stock_format = Policy.format_tracker_states
 
@@ -82,5 +178,7 @@ def install() -> None:
         return FormattedStates(states, stock_format)
 
     replace(RulePolicy, "_get_possible_keys", get_possible_keys)
+    replace(RulePolicy, "_prediction_states", rule_prediction_states)
+    replace(MaxHistoryTrackerFeaturizer, "prediction_states", sliced_prediction_states)
     # Only RulePolicy._find_action_from_rules calls it, for its debug log line.
     replace(Policy, "format_tracker_states", staticmethod(format_tracker_states))
