@@ -28,7 +28,11 @@ def predictions(agent: Any, events: List[Any]) -> List[Any]:
             prediction = agent.processor._predict_next_with_tracker(tracker)
             found.append((len(tracker.events), prediction.max_confidence_index, prediction.policy_name,
                           prediction.probabilities, [without_time(e.as_dict()) for e in prediction.events],
-                          prediction.hide_rule_turn, tracker.applied_events() == applied_stock(tracker)))
+                          prediction.hide_rule_turn, tracker.applied_events() == applied_stock(tracker),
+                          # every state, not only the last few the policies read (arguments
+                          # of their own, so the policies' calls normalise none of them)
+                          [tracker.past_states(domain, omit_unset_slots=True, ignore_rule_only_turns=ignore)
+                           for ignore in (False, True)]))
         tracker.update(event)
     return found
 
@@ -56,6 +60,7 @@ def test_predictions_are_stock_rasas_on_a_served_conversation(agent: Any, served
     assert cached == stock
     assert all(row[-1] for row in cached)  # applied_events as Rasa's, at every step
     assert cache.hits > 10 * cache.misses  # and it was the cache that answered
+    assert cache.rewound >= 5  # going back to a checkpoint after the form's steps
 
 
 def test_states_are_recomputed_when_history_is_rewritten(agent: Any,

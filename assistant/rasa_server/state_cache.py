@@ -14,9 +14,14 @@ resumed: when the session's applied events still start with the very events
 (the same objects: the tracker store hands back the tracker it saved, see
 assistant/rasa_server/tracker_store.py) that were replayed before, only the new events are
 applied, and the states built before each action so far are reused. The state
-after the last event is built afresh each call, as Rasa does. Anything else (a
-reverted event, an undone form step, a new session, another model, a tracker
-loaded from the store) replays from the start, i.e. exactly Rasa's own loop.
+after the last event is built afresh each call, as Rasa does. When the
+applied events changed near their end instead (a form's step undoes the
+previous step's listen and message: py-spy, turns 350-399 of one
+conversation, replaying from the start after that was 16% of the CPU), the
+replay goes back to the latest of its last few checkpoints, taken before each
+user message, that lies before the first changed event, and goes on from
+there. Anything else (a new session, another model, a tracker loaded from
+the store) replays from the start, i.e. exactly Rasa's own loop.
 
 The states are the same values Rasa computes: the same code builds them, on a
 tracker that got the same events in the same order. One difference in object
@@ -35,10 +40,12 @@ the conversation's event objects.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import rasa.shared.core.constants as constants
 from rasa.shared.core.domain import Domain, State
@@ -48,6 +55,34 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from assistant.shared.patching import replace
 
 CACHED_CONVERSATIONS = 600  # 200 conversations x the two argument sets the policies use, + spare
+
+
+CHECKPOINTS = 8  # the replay can go back this many user messages
+
+
+@dataclass
+class _Checkpoint:
+    """A replay's state just before one of the events it applied."""
+
+    position: int  # how many events had been applied
+    states: int  # how many states had been kept
+    last_ml_action_sub_state: Any
+    turn_was_hidden: bool
+    tracker: DialogueStateTracker  # a copy of its state then, without its events
+
+
+def _copy_state(tracker: DialogueStateTracker, events: Any) -> DialogueStateTracker:
+    """A new tracker in `tracker`'s state (what later events change is copied), holding `events`."""
+    copied = DialogueStateTracker.__new__(DialogueStateTracker)
+    copied.__dict__.update(tracker.__dict__)
+    copied.__dict__.pop("_applied_memo", None)
+    copied.events = deque(events, tracker._max_event_history)
+    copied.slots = {name: copy.copy(slot) for name, slot in tracker.slots.items()}
+    if tracker.latest_action is not None:
+        copied.latest_action = dict(tracker.latest_action)
+    if tracker.active_loop is not None:
+        copied.active_loop = dataclasses.replace(tracker.active_loop)
+    return copied
 
 
 @dataclass
@@ -62,6 +97,7 @@ class _Replay:
     states: List[State] = field(default_factory=list)  # one per ActionExecuted replayed
     last_ml_action_sub_state: Any = None
     turn_was_hidden: bool = False
+    checkpoints: Deque[_Checkpoint] = field(default_factory=lambda: deque(maxlen=CHECKPOINTS))
 
     def step(self, prior: DialogueStateTracker, hide_rule_turn: bool, states: List[State]) -> None:
         """One iteration of Rasa's loop, for the tracker `prior` (Rasa 3.6.21, domain.py:1356)."""
@@ -88,6 +124,10 @@ class _Replay:
         for event in events:
             if isinstance(event, ActionExecuted):
                 self.step(self.tracker, event.hide_rule_turn, self.states)
+            elif isinstance(event, UserUttered):
+                self.checkpoints.append(_Checkpoint(len(self.tracker.events), len(self.states),
+                                                    self.last_ml_action_sub_state, self.turn_was_hidden,
+                                                    _copy_state(self.tracker, ())))
             self.tracker.update(event)
 
     def all_states(self) -> List[State]:
@@ -103,12 +143,27 @@ class _Replay:
         replayed = self.tracker.events
         return len(applied) >= len(replayed) and all(a is b for a, b in zip(applied, replayed, strict=False))
 
+    def rewind(self, applied: List[Any]) -> bool:
+        """Go back to the latest checkpoint before the first event of `applied`
+        that differs from what was replayed; False if there is none."""
+        same = next((index for index, (a, b) in enumerate(zip(applied, self.tracker.events)) if a is not b),
+                    min(len(applied), len(self.tracker.events)))
+        while self.checkpoints and self.checkpoints[-1].position > same:
+            self.checkpoints.pop()
+        if not self.checkpoints:
+            return False
+        back = self.checkpoints.pop()  # advance() takes it again
+        self.tracker = _copy_state(back.tracker, applied[:back.position])
+        del self.states[back.states:]
+        self.last_ml_action_sub_state, self.turn_was_hidden = back.last_ml_action_sub_state, back.turn_was_hidden
+        return True
+
 
 class StateCache:
     def __init__(self, size: int = CACHED_CONVERSATIONS) -> None:
         self.size = size
         self._replays: OrderedDict[Tuple[str, int, bool, bool], _Replay] = OrderedDict()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.rewound = 0
 
     def states(self, domain: Domain, tracker: DialogueStateTracker, omit_unset_slots: bool = False,
                ignore_rule_only_turns: bool = False,
@@ -118,15 +173,20 @@ class StateCache:
         key = (tracker.sender_id, id(tracker.events), omit_unset_slots, ignore_rule_only_turns)
         applied = tracker.applied_events()
         replay = self._replays.pop(key, None)
-        if (replay is not None and replay.domain is domain and replay.rule_only_data == rule_only_data
-                and replay.continues(applied)):
-            self.hits += 1
-            new_events = applied[len(replay.tracker.events):]
-        else:
+        if replay is not None and (replay.domain is not domain or replay.rule_only_data != rule_only_data):
+            replay = None
+        elif replay is not None and not replay.continues(applied):
+            if replay.rewind(applied):
+                self.rewound += 1
+            else:
+                replay = None
+        if replay is None:
             self.misses += 1
             replay = _Replay(domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data,
                              tracker.init_copy())
-            new_events = applied
+        else:
+            self.hits += 1
+        new_events = applied[len(replay.tracker.events):]
         replay.advance(new_events)
         self._replays[key] = replay
         if len(self._replays) > self.size:
