@@ -28,7 +28,7 @@ from rasa.utils.endpoints import EndpointConfig
 from assistant.contracts import ACTION_FORGET_ME, ACTION_HISTORY_USER_TURNS
 from assistant.rasa_server import action_payload
 from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
-from tests.helpers.conversations import LOOK_BACK_SCRIPT as SCRIPT
+from tests.helpers.conversations import look_back_script
 from tests.helpers.rest import say, texts
 
 STOCK_FORMAT = RemoteAction._action_call_format
@@ -38,7 +38,7 @@ STOCK_TEMPORARY = FormAction._temporary_tracker
 @pytest.fixture(scope="module")
 def served(stack: Any, agent: Any) -> DialogueStateTracker:
     sender = f"history-{uuid.uuid4().hex[:8]}"
-    replies = [texts(say(stack, sender, line)) for line in SCRIPT]
+    replies = [texts(say(stack, sender, line)) for line in look_back_script("0412 345 670")]
     assert any("CB-" in text for reply in replies for text in reply), "the long form was not confirmed"
     store = PrivacySQLTrackerStore(domain=agent.processor.domain, dialect="sqlite", db=str(stack.settings.tracker_db))
     tracker = asyncio.run(store.retrieve(sender))

@@ -9,6 +9,8 @@ project's server with all of them."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 from typing import Any, List
 
@@ -17,11 +19,11 @@ import pytest
 
 from assistant.ops.launcher import Settings, Stack, free_port
 from assistant.quality.bench.load import VISITOR_SCRIPT
-from tests.helpers.conversations import LOOK_BACK_SCRIPT
+from tests.helpers.conversations import look_back_script
 
 SCRIPT = VISITOR_SCRIPT * 8 + ["asdkjh qwe zzz", "/faq/soreness_after", "does it hurt", "thanks",
                                "/request_callback", "Sam", "stop", "what about my headache", "bye",
-                               *LOOK_BACK_SCRIPT]
+                               *look_back_script("0491 570 156")]
 
 
 async def replies(base_url: str, sender: str) -> List[Any]:
@@ -51,4 +53,10 @@ def test_a_long_conversation_gets_stock_rasas_replies(stack: Any, stock_stack: A
     stock = asyncio.run(replies(stock_stack.url, "long-replies-1"))
     assert len(ours) == len(SCRIPT)
     for (text, mine), (_, rasas) in zip(ours, stock, strict=True):
-        assert mine == rasas, (ours.index((text, mine)), text)
+        assert same_reference(mine) == same_reference(rasas), (ours.index((text, mine)), text)
+
+
+def same_reference(replies: Any) -> Any:
+    """The replies with call-back references as CB-n: the project's stack is shared
+    with other tests' call-backs, so its numbering runs ahead."""
+    return json.loads(re.sub(r"CB-[0-9]+", "CB-n", json.dumps(replies)))
