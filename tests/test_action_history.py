@@ -40,7 +40,8 @@ def served(stack: Any, agent: Any) -> DialogueStateTracker:
     sender = f"history-{uuid.uuid4().hex[:8]}"
     replies = [texts(say(stack, sender, line)) for line in look_back_script("0412 345 670")]
     assert any("CB-" in text for reply in replies for text in reply), "the long form was not confirmed"
-    store = PrivacySQLTrackerStore(domain=agent.processor.domain, dialect="sqlite", db=str(stack.settings.tracker_db))
+    store = PrivacySQLTrackerStore(domain=agent.processor.domain, dialect="sqlite",
+                                   db=str(stack.settings.tracker_db))
     tracker = asyncio.run(store.retrieve(sender))
     assert tracker is not None
     return tracker
@@ -71,12 +72,14 @@ def calls(served: DialogueStateTracker, domain: Any) -> List[Tuple[str, Dialogue
             found.append(("action_session_start", tracker.copy()))
         if isinstance(event, ActionExecuted) and event.action_name in custom:
             found.append((event.action_name, tracker.copy()))
-        if isinstance(event, ActionExecuted) and event.action_name == form.name() and tracker.active_loop_name:
+        form_step = isinstance(event, ActionExecuted) and event.action_name == form.name()
+        if form_step and tracker.active_loop_name:
             step = list(itertools.takewhile(lambda later: isinstance(later, SlotSet), events[index + 1:]))
             candidates = [SlotSet(slot.key, slot.value) for slot in step if slot.key != "requested_slot"]
             if candidates:
                 found.append(("validate_callback_form", STOCK_TEMPORARY(form, tracker, candidates, domain)))
-            asks = [f"action_ask_{slot.value}" for slot in step if slot.key == "requested_slot" and slot.value]
+            asks = [f"action_ask_{slot.value}" for slot in step
+                    if slot.key == "requested_slot" and slot.value]
             for ask in (name for name in asks if name in custom):
                 found.append((ask, STOCK_TEMPORARY(form, tracker, step, domain)))
         tracker.update(event)
@@ -104,14 +107,16 @@ def test_every_custom_action_answers_the_same_with_the_recent_history(stack: Any
     print(f"\n{len(exercised)} custom actions, {shortened} calls sent a shortened history, "
           f"{reached_back_to_the_form} reached back to the start of their form")
     # Every custom action but forgetting (which deletes the conversation this test reads).
-    assert exercised == {name for name in domain.user_actions if not name.startswith("utter_")} - {ACTION_FORGET_ME}
+    custom = {name for name in domain.user_actions if not name.startswith("utter_")}
+    assert exercised == custom - {ACTION_FORGET_ME}
     assert shortened >= 15 and reached_back_to_the_form >= 5
 
 
 def test_the_recent_history_starts_at_the_eighth_latest_message_or_the_form_start() -> None:
     def turns(count: int) -> List[Any]:
         return [event for number in range(count)
-                for event in (ActionExecuted("action_listen"), UserUttered(f"m{number}"), ActionExecuted("utter_x"))]
+                for event in (ActionExecuted("action_listen"), UserUttered(f"m{number}"),
+                              ActionExecuted("utter_x"))]
 
     start = action_payload.history_start
     events = turns(20)

@@ -12,7 +12,12 @@ import pytest
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.core.policies.memoization import MemoizationPolicy
 from rasa.core.policies.policy import Policy
-from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RULES_NOT_IN_STORIES, RulePolicy
+from rasa.core.policies.rule_policy import (
+    RULES,
+    RULES_FOR_LOOP_UNHAPPY_PATH,
+    RULES_NOT_IN_STORIES,
+    RulePolicy,
+)
 from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -36,7 +41,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("_get_possible_keys", "_prediction_states"):
         monkeypatch.setattr(RulePolicy, name, getattr(RulePolicy, name))
     monkeypatch.setattr(Policy, "format_tracker_states", Policy.format_tracker_states)
-    monkeypatch.setattr(MaxHistoryTrackerFeaturizer, "prediction_states", MaxHistoryTrackerFeaturizer.prediction_states)
+    monkeypatch.setattr(MaxHistoryTrackerFeaturizer, "prediction_states",
+                        MaxHistoryTrackerFeaturizer.prediction_states)
     rule_speedups.install()
 
 
@@ -76,9 +82,12 @@ def predictions(agent: Any, events: List[Any]) -> List[Any]:
         if not isinstance(event, (ActionExecuted, UserUttered)):
             continue
         prediction, source = rules._predict(tracker, domain)
-        texts = [str(rules.format_tracker_states(rules._prediction_states(
-            tracker, domain, use_text, rule_only_data=rules._get_rule_only_data()))) for use_text in (False, True)]
-        memo_states = [memo.featurizer.prediction_states([tracker], domain, use_text, ignore_action_unlikely_intent=ignore)
+        rule_only = rules._get_rule_only_data()
+        texts = [str(rules.format_tracker_states(rules._prediction_states(tracker, domain, use_text,
+                                                                           rule_only_data=rule_only)))
+                 for use_text in (False, True)]
+        memo_states = [memo.featurizer.prediction_states([tracker], domain, use_text,
+                                                         ignore_action_unlikely_intent=ignore)
                        for use_text in (False, True) for ignore in (False, True)]
         found.append((prediction, source in rules.lookup.get(RULES_NOT_IN_STORIES, []), texts,
                       memo.predict_action_probabilities(tracker, domain), memo_states))

@@ -41,7 +41,8 @@ def speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FormAction, "_temporary_tracker", FormAction._temporary_tracker)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", RulePolicy._get_possible_keys)
     monkeypatch.setattr(RulePolicy, "_prediction_states", RulePolicy._prediction_states)
-    monkeypatch.setattr(MaxHistoryTrackerFeaturizer, "prediction_states", MaxHistoryTrackerFeaturizer.prediction_states)
+    monkeypatch.setattr(MaxHistoryTrackerFeaturizer, "prediction_states",
+                        MaxHistoryTrackerFeaturizer.prediction_states)
     monkeypatch.setattr(Policy, "format_tracker_states", Policy.format_tracker_states)
     monkeypatch.setattr(RemoteAction, "_action_call_format", RemoteAction._action_call_format)
     monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)

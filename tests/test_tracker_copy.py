@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 import pytest
+from rasa.core.actions.forms import FormAction
 from rasa.shared.core.events import (
     ActionExecuted,
     ActionReverted,
@@ -19,7 +20,6 @@ from rasa.shared.core.events import (
     UserUtteranceReverted,
     UserUttered,
 )
-from rasa.core.actions.forms import FormAction
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from assistant.rasa_server import tracker_copy
@@ -102,3 +102,40 @@ def test_the_patch_serves_copy_and_is_bounded(agent: Any, monkeypatch: pytest.Mo
         tracker.update(ActionExecuted("action_listen"))
         assert tracker.copy().events[0] is tracker.events[0]
     assert len(cache) == 3 and cache.misses == 10
+
+
+def test_what_is_kept_stays_bounded_when_trackers_come_and_go(agent: Any) -> None:
+    """Trackers dropped by the store (a new session, "forget me", retention) free
+    their event deques, whose ids new trackers then reuse: nothing of the old
+    conversations may stay behind."""
+    cache = tracker_copy.CopyCache(size=3)
+    for number in range(50):
+        gone = DialogueStateTracker(f"gone-{number}", agent.processor.domain.slots)
+        gone.update(ActionExecuted("action_listen"))
+        cache.copy(gone)
+        del gone
+        kept = DialogueStateTracker(f"kept-{number}", agent.processor.domain.slots)
+        kept.update(ActionExecuted("action_listen"))
+        cache.copy(kept)
+    assert len(cache) <= 3 and len(cache._latest) <= 3
+
+
+def test_a_deleted_conversation_leaves_no_replay(agent: Any, tmp_path: Any) -> None:
+    import asyncio
+
+    from assistant.rasa_server import state_cache
+    from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
+
+    domain = agent.processor.domain
+    tracker = DialogueStateTracker("forget-me", domain.slots)
+    for event in [ActionExecuted("action_listen"), UserUttered("hi", {"name": "greet", "confidence": 1.0}),
+                  ActionExecuted("utter_greet")]:
+        tracker.update(event)
+    tracker_copy.CACHE.copy(tracker)
+    state_cache.CACHE.states(domain, tracker)
+    store = PrivacySQLTrackerStore(domain=domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    asyncio.run(store.save(tracker))
+    store.delete_conversation("forget-me")
+    assert "forget-me" not in tracker_copy.CACHE._latest
+    assert all(replay.tracker.sender_id != "forget-me" for replay in tracker_copy.CACHE._replays.values())
+    assert all(key[0] != "forget-me" for key in state_cache.CACHE._replays)

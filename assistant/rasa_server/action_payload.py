@@ -119,7 +119,8 @@ def action_call_format(self: RemoteAction, tracker: DialogueStateTracker, domain
         "tracker": tracker.current_state(EventVerbosity.NONE),  # all but the events, computed as before
         "version": rasa.__version__,
     })
-    if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
+    if (not self._is_selective_domain_enabled()
+            or domain.does_custom_action_explicitly_need_domain(self.name())):
         body["domain"] = domain.as_dict()
     body.event_objects = recent_events(tracker)
     body["tracker"]["events"] = [event.as_dict() for event in body.event_objects]

@@ -64,7 +64,8 @@ def _longest_rule(policy: RulePolicy, lookup: Any) -> int:
     cached = _longest.get(id(lookup))
     if cached is None or cached[0] is not lookup or cached[1] != len(lookup):
         # (RULES_NOT_IN_STORIES also names default and loop rules: those are no states)
-        longest = max((len(policy._rule_key_to_state(key)) for key in lookup if key.startswith("[")), default=0)
+        longest = max((len(policy._rule_key_to_state(key)) for key in lookup if key.startswith("[")),
+                      default=0)
         cached = _longest[id(lookup)] = (lookup, len(lookup), longest)
     return cached[2]
 

@@ -24,12 +24,16 @@
   times a turn, and Rasa recomputes the session's applied events each time it
   is asked: a turn cost in proportion to the conversation's length (62% of
   the CPU of turns 350-399 of one conversation). assistant/rasa_server/state_cache.py
-  resumes both from where the previous call stopped, and so does each copy
-  of the tracker Rasa makes before an action (assistant/rasa_server/tracker_copy.py; 13%
-  of those turns), and RulePolicy stops matching rules once none can change
-  and formats its debug text only when it is logged (assistant/rasa_server/rule_speedups.py;
-  20%), and the action server's request is encoded reusing each event's
-  JSON (assistant/rasa_server/action_payload.py; 30%, the same bytes), issue 20.
+  resumes both from where the previous call stopped (going back to a recent
+  checkpoint when a form step rewrites the last turn), and so does each copy
+  of the tracker Rasa makes before an action and for a form's steps
+  (assistant/rasa_server/tracker_copy.py; 13% and 8% of those turns); RulePolicy
+  is given the last states its rules can match, stops matching rules once
+  none can change and formats its debug text only when it is logged, and
+  MemoizationPolicy's states are cut to its max_history from the end
+  (assistant/rasa_server/rule_speedups.py; 20% and 20%); the action server is
+  sent the recent part of the session, each event's JSON encoded once
+  (assistant/rasa_server/action_payload.py; 30%), issue 20.
 
 Each speed-up is checked by the test suite (tests/test_server_speedups.py) and
 measured by `make bench`, whose baseline runs plain `rasa` without them.

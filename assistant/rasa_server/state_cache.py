@@ -146,8 +146,9 @@ class _Replay:
     def rewind(self, applied: List[Any]) -> bool:
         """Go back to the latest checkpoint before the first event of `applied`
         that differs from what was replayed; False if there is none."""
-        same = next((index for index, (a, b) in enumerate(zip(applied, self.tracker.events)) if a is not b),
-                    min(len(applied), len(self.tracker.events)))
+        replayed = self.tracker.events
+        pairs = enumerate(zip(applied, replayed, strict=False))
+        same = next((index for index, (a, b) in pairs if a is not b), min(len(applied), len(replayed)))
         while self.checkpoints and self.checkpoints[-1].position > same:
             self.checkpoints.pop()
         if not self.checkpoints:
@@ -155,7 +156,8 @@ class _Replay:
         back = self.checkpoints.pop()  # advance() takes it again
         self.tracker = _copy_state(back.tracker, applied[:back.position])
         del self.states[back.states:]
-        self.last_ml_action_sub_state, self.turn_was_hidden = back.last_ml_action_sub_state, back.turn_was_hidden
+        self.last_ml_action_sub_state = back.last_ml_action_sub_state
+        self.turn_was_hidden = back.turn_was_hidden
         return True
 
 

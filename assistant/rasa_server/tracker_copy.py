@@ -137,6 +137,8 @@ class CopyCache:
         events = tracker.events
         replay = self._replays.pop(id(events), None)
         if replay is None or not replay.continues(events) or tracker.sender_id != replay.tracker.sender_id:
+            if replay is not None:  # dropped: a deque's id reused by another tracker, or events replaced
+                self._drop_latest(replay)
             self.misses += 1
             replay = _Replay(tracker)
             new = list(events)
@@ -147,10 +149,18 @@ class CopyCache:
         self._replays[id(events)] = replay
         self._latest[tracker.sender_id] = replay
         if len(self._replays) > self.size:
-            _, evicted = self._replays.popitem(last=False)
-            if self._latest.get(evicted.tracker.sender_id) is evicted:
-                del self._latest[evicted.tracker.sender_id]
+            self._drop_latest(self._replays.popitem(last=False)[1])
         return replay
+
+    def _drop_latest(self, replay: _Replay) -> None:
+        if self._latest.get(replay.tracker.sender_id) is replay:
+            del self._latest[replay.tracker.sender_id]
+
+    def forget(self, sender_id: str) -> None:
+        """Drop what is kept of a conversation (it was deleted)."""
+        for key in [key for key, replay in self._replays.items() if replay.tracker.sender_id == sender_id]:
+            del self._replays[key]
+        self._latest.pop(sender_id, None)
 
     def __len__(self) -> int:
         return len(self._replays)
@@ -172,14 +182,15 @@ def install(cache: CopyCache = CACHE) -> None:
             return self.travel_back_in_time(float("inf"))  # (subclasses, AnySlotDict: Rasa's way)
         return cache.copy(self)
 
-    def temporary_tracker(self: FormAction, current_tracker: DialogueStateTracker, additional_events: List[Any],
-                          domain: Any) -> DialogueStateTracker:
+    def temporary_tracker(self: FormAction, current_tracker: DialogueStateTracker,
+                          additional_events: List[Any], domain: Any) -> DialogueStateTracker:
         # Rasa 3.6.21's events for it (forms.py:289)
-        events = [SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)), ActionExecuted(self.name()),
-                  *additional_events]
+        events = [SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)),
+                  ActionExecuted(self.name()), *additional_events]
         temporary = cache.temporary(current_tracker, events) if _replayable(current_tracker) else None
-        return temporary if temporary is not None else stock_temporary(self, current_tracker, additional_events,
-                                                                      domain)
+        if temporary is None:
+            return stock_temporary(self, current_tracker, additional_events, domain)
+        return temporary
 
     replace(DialogueStateTracker, "copy", copy_tracker)
     replace(FormAction, "_temporary_tracker", temporary_tracker)

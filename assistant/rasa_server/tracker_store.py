@@ -206,8 +206,7 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
     def delete_conversation(self, sender_id: str) -> int:
-        self._saved.pop(sender_id, None)
-        self._loaded.pop(sender_id, None)
+        self._forget_in_memory(sender_id)
         with self.session_scope() as session:
             deleted = (session.query(self.SQLEvent)
                        .filter(self.SQLEvent.sender_id == sender_id)
@@ -215,6 +214,16 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
             session.commit()
         scrub(self.engine)
         return int(deleted)
+
+    def _forget_in_memory(self, sender_id: str) -> None:
+        """What this process keeps of a deleted conversation: its trackers here and
+        the speed-ups' replays (another worker's go as they are evicted)."""
+        from assistant.rasa_server import state_cache, tracker_copy
+
+        self._saved.pop(sender_id, None)
+        self._loaded.pop(sender_id, None)
+        state_cache.CACHE.forget(sender_id)
+        tracker_copy.CACHE.forget(sender_id)
 
     def delete_inactive_before(self, cutoff_timestamp: float) -> int:
         """Delete every conversation whose latest event is older than the cut-off."""
@@ -226,6 +235,8 @@ class PrivacySQLTrackerStore(SQLTrackerStore):
                      .having(func.max(self.SQLEvent.timestamp) < cutoff_timestamp)
                      .subquery())
             senders = [row[0] for row in session.query(stale.c.sender_id)]
+            for sender_id in senders:
+                self._forget_in_memory(sender_id)
             for start in range(0, len(senders), 500):  # keep IN (...) lists small
                 (session.query(self.SQLEvent)
                  .filter(self.SQLEvent.sender_id.in_(senders[start:start + 500]))
