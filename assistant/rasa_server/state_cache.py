@@ -40,8 +40,6 @@ the conversation's event objects.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import itertools
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -52,6 +50,7 @@ from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from assistant.rasa_server.tracker_copy import copy_state
 from assistant.shared.patching import replace
 
 CACHED_CONVERSATIONS = 600  # 200 conversations x the two argument sets the policies use, + spare
@@ -69,20 +68,6 @@ class _Checkpoint:
     last_ml_action_sub_state: Any
     turn_was_hidden: bool
     tracker: DialogueStateTracker  # a copy of its state then, without its events
-
-
-def _copy_state(tracker: DialogueStateTracker, events: Any) -> DialogueStateTracker:
-    """A new tracker in `tracker`'s state (what later events change is copied), holding `events`."""
-    copied = DialogueStateTracker.__new__(DialogueStateTracker)
-    copied.__dict__.update(tracker.__dict__)
-    copied.__dict__.pop("_applied_memo", None)
-    copied.events = deque(events, tracker._max_event_history)
-    copied.slots = {name: copy.copy(slot) for name, slot in tracker.slots.items()}
-    if tracker.latest_action is not None:
-        copied.latest_action = dict(tracker.latest_action)
-    if tracker.active_loop is not None:
-        copied.active_loop = dataclasses.replace(tracker.active_loop)
-    return copied
 
 
 @dataclass
@@ -127,7 +112,7 @@ class _Replay:
             elif isinstance(event, UserUttered):
                 self.checkpoints.append(_Checkpoint(len(self.tracker.events), len(self.states),
                                                     self.last_ml_action_sub_state, self.turn_was_hidden,
-                                                    _copy_state(self.tracker, ())))
+                                                    copy_state(self.tracker, ())))
             self.tracker.update(event)
 
     def all_states(self) -> List[State]:
@@ -154,7 +139,7 @@ class _Replay:
         if not self.checkpoints:
             return False
         back = self.checkpoints.pop()  # advance() takes it again
-        self.tracker = _copy_state(back.tracker, applied[:back.position])
+        self.tracker = copy_state(back.tracker, applied[:back.position])
         del self.states[back.states:]
         self.last_ml_action_sub_state = back.last_ml_action_sub_state
         self.turn_was_hidden = back.turn_was_hidden

@@ -50,6 +50,22 @@ from assistant.shared.patching import replace
 CACHED_TRACKERS = 200  # the tracker store keeps as many (assistant/rasa_server/tracker_store.py)
 
 
+def copy_state(tracker: DialogueStateTracker, events: Any) -> DialogueStateTracker:
+    """A new tracker in `tracker`'s state, holding `events`: what later events
+    change in place (the slots, the latest action, the active loop) is copied,
+    the rest shared."""
+    copied = DialogueStateTracker.__new__(DialogueStateTracker)
+    copied.__dict__.update(tracker.__dict__)
+    copied.__dict__.pop("_applied_memo", None)
+    copied.events = deque(events, tracker._max_event_history)
+    copied.slots = {name: copy.copy(slot) for name, slot in tracker.slots.items()}
+    if tracker.latest_action is not None:
+        copied.latest_action = dict(tracker.latest_action)
+    if tracker.active_loop is not None:
+        copied.active_loop = dataclasses.replace(tracker.active_loop)
+    return copied
+
+
 class _Replay:
     def __init__(self, tracker: DialogueStateTracker) -> None:
         self.tracker = tracker.init_copy()
@@ -76,15 +92,7 @@ class _Replay:
 
     def clone(self) -> DialogueStateTracker:
         replayed = self.tracker
-        clone = DialogueStateTracker.__new__(DialogueStateTracker)
-        clone.__dict__.update(replayed.__dict__)
-        clone.__dict__.pop("_applied_memo", None)
-        clone.events = deque(replayed.events, replayed._max_event_history)
-        clone.slots = {name: copy.copy(slot) for name, slot in replayed.slots.items()}
-        if replayed.latest_action is not None:
-            clone.latest_action = dict(replayed.latest_action)
-        if replayed.active_loop is not None:
-            clone.active_loop = dataclasses.replace(replayed.active_loop)
+        clone = copy_state(replayed, replayed.events)
         if replayed.latest_message is not None and id(replayed.latest_message) not in self.events:
             clone.latest_message = UserUttered.empty()
         if replayed.latest_bot_utterance is not None and id(replayed.latest_bot_utterance) not in self.events:
