@@ -125,11 +125,15 @@ def test_after_every_malformed_request_no_worker_spins_and_visitors_are_answered
     for data in MALFORMED.values():  # twice each: more than there are workers
         exchange(hardened.settings.rasa_port, data, wait=2)
         exchange(hardened.settings.rasa_port, data, wait=2)
-    before = rasa_cpu_seconds(hardened)
-    time.sleep(1.0)
-    used = rasa_cpu_seconds(hardened) - before
-    # one spinning worker alone would use ~1 s of CPU in this second
-    assert used < 0.3, f"the Rasa server used {used:.2f} s of CPU in 1 s while idle"
+    # A spinning worker uses ~1 s of CPU in every second, so the quietest of
+    # three seconds is compared: one busy second (a CI run measured 0.53 s once,
+    # the worker's own housekeeping on a loaded machine) is not a spin.
+    used = []
+    for _ in range(3):
+        before = rasa_cpu_seconds(hardened)
+        time.sleep(1.0)
+        used.append(rasa_cpu_seconds(hardened) - before)
+    assert min(used) < 0.3, f"the Rasa server used {min(used):.2f} s of CPU in each idle second ({used})"
     assert_visitor_answered_quickly(hardened)
 
 

@@ -170,7 +170,12 @@ def _with_read_deadlines(stock: Callable[..., Any]) -> Callable[..., Any]:
             ctx.transport_body_started = None
             return None
         if http.stage is Stage.REQUEST:
-            started = getattr(ctx, "transport_header_started", None) or now
+            # Not yet set when the header's first bytes came with the connection:
+            # Sanic then skips the idle wait above. Unstored, every drip would
+            # restart the clock (a CI run kept a slowloris connection open).
+            started = getattr(ctx, "transport_header_started", None)
+            if started is None:
+                ctx.transport_header_started = started = now
             deadline = started + limits.header_timeout
         else:  # reading the body, for the handler or to drain it after the response
             started = getattr(ctx, "transport_body_started", None)
