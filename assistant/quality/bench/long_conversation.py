@@ -7,6 +7,21 @@ cancelled) recurs at every length. The figure that matters is the ratio of
 the median turn late in the conversation to the median turn early in it:
 before issue 20 it was about 5 (25 ms at turns 0-49, 126 ms at 350-399),
 because every turn re-featurised the whole session.
+
+Measured this way once, the ratio was at the mercy of the machine: each window
+of 50 turns lasts under a second, and the same code scored 0.80, 1.18, 1.58
+and 1.78 on 2026-12-01 as other work on the host came and went. So:
+
+* the conversation is held ROUNDS times and the windows are pooled: the ratio
+  is p50(turns 350-399) over p50(turns 0-49) of all rounds' turns together
+  (each round's own ratio is kept in the JSON);
+* right after each turn, the same message is sent at the same step of a
+  **control** conversation that starts afresh every time the script does
+  (at most 11 turns long), over the same connection and so to the same
+  worker. The control costs what the turn would cost without its history,
+  measured a few milliseconds later, so `controlled_late_over_early`, the
+  ratio of the medians of turn ÷ control late and early, is the growth with
+  the machine's drift divided out; `control_late_over_early` is that drift.
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import aiohttp
 
@@ -23,56 +38,133 @@ from assistant.quality.bench.load import VISITOR_SCRIPT, send_turn
 
 TURNS = 400
 QUICK_TURNS = 60
+ROUNDS = 3
 EARLY = (0, 50)  # turns 0-49
 LATE_SPAN = 50  # the last 50 turns (350-399 of 400)
 
+Latencies = List[Optional[float]]
 
-async def long_conversation(base_url: str, turns: int = TURNS, channel: str = "website",
-                            sender: Optional[str] = None,
+
+async def long_conversation(base_url: str, turns: int = TURNS, rounds: int = ROUNDS,
+                            channel: str = "website",
                             script: Sequence[str] = VISITOR_SCRIPT) -> Dict[str, Any]:
-    """Hold one conversation of `turns` turns; every turn's latency (ms) in
-    order, or None for a turn that failed."""
+    """Hold `rounds` conversations of `turns` turns one after another, each turn
+    paired with its control turn; the figures of summarise()."""
     url = f"{base_url}/webhooks/{channel}/webhook"
-    sender = sender or f"bench-long-{uuid.uuid4().hex[:12]}"
-    token: Optional[str] = None
-    latencies: List[Optional[float]] = []
     timeout = aiohttp.ClientTimeout(total=60)
+    held: List[Tuple[Latencies, Latencies]] = []
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=1)) as session:
-        for turn in range(turns):
-            text = script[turn % len(script)]
-            started = time.perf_counter()
-            ok, token = await send_turn(session, url, sender, text, token)
-            latencies.append((time.perf_counter() - started) * 1000 if ok else None)
-    return summarise(latencies)
+        for _ in range(rounds):
+            held.append(await _one_conversation(session, url, turns, script))
+    return summarise([turns_ms for turns_ms, _ in held], [controls for _, controls in held])
 
 
-def _p50(values: List[Optional[float]]) -> Optional[float]:
+async def _one_conversation(session: aiohttp.ClientSession, url: str, turns: int,
+                            script: Sequence[str]) -> Tuple[Latencies, Latencies]:
+    """Every turn's latency (ms, None when it failed) and its control's."""
+    sender, token = _new_sender("long"), None
+    control_sender, control_token = "", None
+    latencies: Latencies = []
+    controls: Latencies = []
+    for turn in range(turns):
+        step = turn % len(script)
+        if step == 0:
+            control_sender, control_token = _new_sender("control"), None
+        latency, token = await _timed_turn(session, url, sender, script[step], token)
+        control, control_token = await _timed_turn(session, url, control_sender, script[step],
+                                                   control_token)
+        latencies.append(latency)
+        controls.append(control)
+    return latencies, controls
+
+
+def _new_sender(kind: str) -> str:
+    return f"bench-{kind}-{uuid.uuid4().hex[:12]}"
+
+
+async def _timed_turn(session: aiohttp.ClientSession, url: str, sender: str, text: str,
+                      token: Optional[str]) -> Tuple[Optional[float], Optional[str]]:
+    started = time.perf_counter()
+    ok, token = await send_turn(session, url, sender, text, token)
+    return ((time.perf_counter() - started) * 1000 if ok else None), token
+
+
+def _p50(values: Sequence[Optional[float]]) -> Optional[float]:
     answered = [value for value in values if value is not None]
-    return round(statistics.median(answered), 1) if answered else None
+    return round(statistics.median(answered), 2) if answered else None
 
 
-def summarise(latencies: List[Optional[float]]) -> Dict[str, Any]:
-    """p50 of turns 0-49 and of the last 50 turns, and their ratio."""
-    early = latencies[EARLY[0]:EARLY[1]]
-    late_start = max(len(latencies) - LATE_SPAN, 0)
-    late = latencies[late_start:]
+def _ratio(late: Optional[float], early: Optional[float]) -> Optional[float]:
+    return round(late / early, 2) if late and early else None
+
+
+def _windows(latencies: Latencies) -> Tuple[Latencies, Latencies]:
+    """Turns 0-49 and the last 50 turns of one conversation."""
+    return latencies[EARLY[0]:EARLY[1]], latencies[max(len(latencies) - LATE_SPAN, 0):]
+
+
+def _over_control(latencies: Latencies, controls: Latencies) -> Latencies:
+    return [None if turn is None or control is None else turn / control
+            for turn, control in zip(latencies, controls, strict=True)]
+
+
+def _pooled_ratio(rounds: List[Latencies]) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    """p50 of every round's early turns, of every round's late turns, and late ÷ early."""
+    early = [value for latencies in rounds for value in _windows(latencies)[0]]
+    late = [value for latencies in rounds for value in _windows(latencies)[1]]
     early_p50, late_p50 = _p50(early), _p50(late)
+    return early_p50, late_p50, _ratio(late_p50, early_p50)
+
+
+def summarise(rounds: List[Latencies], controls: List[Latencies]) -> Dict[str, Any]:
+    """The issue's ratio over the pooled rounds, its control and drift-controlled
+    counterparts, and each round's own figures. A failed turn or control is an error."""
+    length = len(rounds[0])
+    early_p50, late_p50, ratio = _pooled_ratio(rounds)
+    control_early, control_late, drift = _pooled_ratio(controls)
+    pairs = list(zip(rounds, controls, strict=True))
+    relative = [_over_control(latencies, control) for latencies, control in pairs]
+    _, _, controlled = _pooled_ratio(relative)
     return {
-        "turns": len(latencies),
-        "errors": sum(1 for value in latencies if value is None),
-        "early_turns": f"{EARLY[0]}-{min(EARLY[1], len(latencies)) - 1}",
-        "late_turns": f"{late_start}-{len(latencies) - 1}",
+        "turns": length,
+        "rounds": len(rounds),
+        "errors": sum(value is None for latencies in rounds + controls for value in latencies),
+        "early_turns": f"{EARLY[0]}-{min(EARLY[1], length) - 1}",
+        "late_turns": f"{max(length - LATE_SPAN, 0)}-{length - 1}",
         "early_p50_ms": early_p50,
         "late_p50_ms": late_p50,
-        "late_over_early": round(late_p50 / early_p50, 2) if early_p50 and late_p50 else None,
-        "latencies_ms": [None if value is None else round(value, 2) for value in latencies],
+        "late_over_early": ratio,
+        "control_early_p50_ms": control_early,
+        "control_late_p50_ms": control_late,
+        "control_late_over_early": drift,
+        "controlled_late_over_early": controlled,
+        "each_round": [_round_figures(latencies, control) for latencies, control in pairs],
     }
 
 
+def _round_figures(latencies: Latencies, controls: Latencies) -> Dict[str, Any]:
+    early, late = _windows(latencies)
+    relative = _over_control(latencies, controls)
+    return {
+        "late_over_early": _ratio(_p50(late), _p50(early)),
+        "controlled_late_over_early": _pooled_ratio([relative])[2],
+        "latencies_ms": [None if value is None else round(value, 2) for value in latencies],
+        "control_ms": [None if value is None else round(value, 2) for value in controls],
+    }
+
+
+def describe(long: Dict[str, Any]) -> str:
+    """One line of the figures, for the bench's progress output."""
+    each = [figures["late_over_early"] for figures in long["each_round"]]
+    return (f"{long['rounds']} long conversations of {long['turns']} turns: turns {long['early_turns']} "
+            f"p50 {long['early_p50_ms']} ms, turns {long['late_turns']} p50 {long['late_p50_ms']} ms "
+            f"(x{long['late_over_early']}; each round {each}; "
+            f"control turns x{long['control_late_over_early']}; "
+            f"drift divided out x{long['controlled_late_over_early']}), {long['errors']} errors")
+
+
 if __name__ == "__main__":  # python -m assistant.quality.bench.long_conversation http://HOST:PORT [turns]
-    import json
     import sys
 
-    figures = asyncio.run(long_conversation(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else TURNS))
-    figures.pop("latencies_ms")
-    print(json.dumps(figures))
+    print(describe(asyncio.run(long_conversation(sys.argv[1],
+                                                 int(sys.argv[2]) if len(sys.argv) > 2 else TURNS))))

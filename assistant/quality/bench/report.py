@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -64,6 +65,10 @@ def rows(results: List[Dict[str, Any]]) -> List[Row]:
             (f"long conversation: turn p50, turns {long['late_turns']} (ms)", _long("late_p50_ms"),
              "lower"),
             (LONG_RATIO_ROW, _long("late_over_early"), "lower"),
+            ("long conversation: control turns' p50 late ÷ early (the machine's drift)",
+             _long("control_late_over_early"), "-"),
+            ("long conversation: turn ÷ control, late ÷ early (drift divided out)",
+             _long("controlled_late_over_early"), "lower"),
             ("long conversation: errors", _long("errors"), "lower"),
         ]
     if any("soak" in result for result in results):
@@ -126,8 +131,18 @@ def own_target_lines(results: List[Dict[str, Any]]) -> List[str]:
         value = read(results[0]) if read else None
         verdict = "n/a" if value is None else ("met" if test(value) else "NOT met")
         shown = "-" if value is None else f"{value:.2f}×"
-        lines.append(f"- {description}: {shown} (project) — {verdict}")
+        lines.append(f"- {description}: {shown} (project) — {verdict}{_drift_note(results[0])}")
     return lines
+
+
+def _drift_note(result: Dict[str, Any]) -> str:
+    """What the control turns say about the long-conversation figure."""
+    long = result.get("long_conversation") or {}
+    controlled, drift = long.get("controlled_late_over_early"), long.get("control_late_over_early")
+    if controlled is None or drift is None:
+        return ""
+    return (f" (over {long.get('rounds')} conversations; with the machine's drift, {drift:.2f}× on "
+            f"the control turns, divided out: {controlled:.2f}×)")
 
 
 def target_lines(ratios: Dict[str, Optional[float]]) -> List[str]:
@@ -148,7 +163,7 @@ def chart(results: List[Dict[str, Any]], path: Path) -> None:
 
     phases = [(load["channel"], load["visitors"]) for load in results[0]["loads"]]
     names = [f"{v}{' REST' if c == 'rest' else ''}" for c, v in phases]
-    longs = [r for r in results if (r.get("long_conversation") or {}).get("latencies_ms")]
+    longs = [r for r in results if (r.get("long_conversation") or {}).get("each_round")]
     figure, axes = plt.subplots(1, 3 if longs else 2, figsize=(16.5 if longs else 11, 4.2))
     latency, throughput = axes[0], axes[1]
     width = 0.8 / len(results)
@@ -177,27 +192,34 @@ def chart(results: List[Dict[str, Any]], path: Path) -> None:
 
 
 def long_chart(axis: Any, results: List[Dict[str, Any]]) -> None:
-    """Turn latency along one long conversation: the median of each 25 turns."""
-    import statistics
-
+    """Turn latency along the long conversations: the median of each 25 turns
+    over every round, and dashed, that of their control turns."""
     for index, result in enumerate(results):
-        latencies = (result.get("long_conversation") or {}).get("latencies_ms") or []
-        if not latencies:
+        long = result.get("long_conversation") or {}
+        rounds = long.get("each_round") or []
+        if not rounds:
             continue
-        xs, ys = [], []
-        for start in range(0, len(latencies), 25):
-            answered = [v for v in latencies[start:start + 25] if v is not None]
-            if answered:
-                xs.append(start + 12)
-                ys.append(statistics.median(answered))
-        ratio_text = result["long_conversation"].get("late_over_early")
-        axis.plot(xs, ys, marker="o", color=f"C{index}",
-                  label=f"{result['label']} (late ÷ early {ratio_text}×)")
+        for key, style, label in (
+                ("latencies_ms", "-", f"{result['label']} (late ÷ early {long.get('late_over_early')}×)"),
+                ("control_ms", "--", f"{result['label']}, control turns")):
+            xs, ys = windowed_medians([each[key] for each in rounds])
+            axis.plot(xs, ys, style, marker="o", color=f"C{index}", label=label)
     axis.set_xlabel("turn of the conversation")
     axis.set_ylabel("ms, median of 25 turns (log scale)")
     axis.set_yscale("log")
-    axis.set_title("One long conversation")
+    axis.set_title("Long conversations (dashed: fresh ones)")
     axis.legend()
+
+
+def windowed_medians(rounds: List[List[Optional[float]]], width: int = 25) -> Tuple[List[int], List[float]]:
+    """The median of each `width` turns, pooled over the rounds."""
+    xs, ys = [], []
+    for start in range(0, max(len(latencies) for latencies in rounds), width):
+        answered = [v for latencies in rounds for v in latencies[start:start + width] if v is not None]
+        if answered:
+            xs.append(start + width // 2)
+            ys.append(statistics.median(answered))
+    return xs, ys
 
 
 def write_report(results: List[Dict[str, Any]], out: Path) -> str:

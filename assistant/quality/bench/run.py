@@ -15,8 +15,9 @@ Rasa's stock pipeline and policies trained on the same data and domain):
    answered message, then simulated visitors (assistant/quality/bench/load.py) through
    the website channel at 1, 10 and 50 concurrent visitors and through the REST
    webhook at 10, then the Rasa server's memory (all its processes); then one
-   visitor holding one conversation of 400 turns (assistant/quality/bench/long_conversation.py:
-   the median turn of turns 350-399 against that of turns 0-49), and with
+   visitor holding a conversation of 400 turns, three times (assistant/quality/bench/
+   long_conversation.py: the median turn of turns 350-399 against that of turns
+   0-49, with control turns that measure the machine's drift), and with
    --soak, many short conversations with the server's memory sampled along
    the way (assistant/quality/bench/soak.py).
    The project serves with DEFAULT_WORKERS processes, as `make run` does; its
@@ -48,7 +49,13 @@ from assistant.ops.launcher import DEFAULT_WORKERS, Settings, Stack, free_port, 
 from assistant.ops.train import record_path, train, training_seconds
 from assistant.paths import MODEL, PROJECT_ROOT
 from assistant.quality.bench.load import LoadResult, run_load
-from assistant.quality.bench.long_conversation import QUICK_TURNS, TURNS, long_conversation
+from assistant.quality.bench.long_conversation import (
+    QUICK_TURNS,
+    ROUNDS,
+    TURNS,
+    describe,
+    long_conversation,
+)
 from assistant.quality.bench.report import write_report
 from assistant.quality.bench.soak import soak
 
@@ -194,10 +201,9 @@ def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds:
         assert stack.rasa is not None  # started above
         figures = {"workers": workers, "start_to_ready_s": round(ready_s, 1), **memory_mb(stack.rasa.pid),
                    "loads": [load.summary() for load in loads]}
-        long = asyncio.run(long_conversation(stack.url, QUICK_TURNS if quick else TURNS))
-        print(f"  {candidate.label}, one long conversation: {long['turns']} turns, turns "
-              f"{long['early_turns']} p50 {long['early_p50_ms']} ms, turns {long['late_turns']} p50 "
-              f"{long['late_p50_ms']} ms (x{long['late_over_early']}), {long['errors']} errors", flush=True)
+        long = asyncio.run(long_conversation(stack.url, QUICK_TURNS if quick else TURNS,
+                                             rounds=1 if quick else ROUNDS))
+        print(f"  {candidate.label}, {describe(long)}", flush=True)
         figures["long_conversation"] = long
         if soak_conversations:
             figures["soak"] = soak(stack.url, stack.rasa.pid, soak_conversations,
