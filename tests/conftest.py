@@ -139,16 +139,12 @@ def served_events(stack: Any, agent: Any) -> List[Any]:
     from rasa.shared.core.events import ActiveLoop
 
     from assistant.quality.bench.load import VISITOR_SCRIPT
-    from assistant.quality.bench.long_conversation import long_conversation
+    from assistant.quality.bench.long_conversation import converse
     from assistant.rasa_server.tracker_store import PrivacySQLTrackerStore
 
     sender = f"state-cache-{uuid.uuid4().hex[:8]}"
-    turns = len(VISITOR_SCRIPT) * 4
-    figures = asyncio.run(long_conversation(stack.url, turns, channel="rest", sender=sender))
-    assert figures["errors"] == 0
-    extra = asyncio.run(long_conversation(stack.url, len(SERVED_EXTRA), channel="rest", sender=sender,
-                                          script=SERVED_EXTRA))
-    assert extra["errors"] == 0
+    latencies = asyncio.run(converse(stack.url, sender, VISITOR_SCRIPT * 4 + SERVED_EXTRA, channel="rest"))
+    assert None not in latencies
     domain = agent.processor.domain
     store = PrivacySQLTrackerStore(domain=domain, dialect="sqlite", db=str(stack.settings.tracker_db))
     tracker = asyncio.run(store.retrieve(sender))

@@ -84,6 +84,29 @@ def test_states_are_recomputed_when_history_is_rewritten(agent: Any,
     assert (cache.hits, cache.misses) == (1, 2)
 
 
+def test_a_fold_started_afresh_is_compared_event_by_event(agent: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within one incremental fold of the applied events, the first and last
+    replayed events are enough to tell that they still start the session; when
+    the fold starts afresh, a changed event in the middle is found too."""
+    monkeypatch.setattr(DialogueStateTracker, "applied_events", DialogueStateTracker.applied_events)
+    state_cache.install_applied_events()
+    domain = agent.processor.domain
+    cache = state_cache.StateCache()
+    stock = Domain.states_for_tracker_history
+    greet, bye = {"name": "greet", "confidence": 1.0}, {"name": "goodbye", "confidence": 1.0}
+    tracker = DialogueStateTracker("afresh", domain.slots)
+    for event in [ActionExecuted("action_listen"), UserUttered("hi", greet), ActionExecuted("utter_greet"),
+                  ActionExecuted("action_listen"), UserUttered("bye", bye), ActionExecuted("utter_goodbye")]:
+        tracker.update(event)
+        assert cache.states(domain, tracker) == stock(domain, tracker)
+    assert (cache.misses, cache.rewound) == (1, 0)
+    tracker.events[2] = ActionExecuted("utter_default")  # changed in the middle...
+    del tracker._applied_memo  # ...and folded afresh
+    assert cache.states(domain, tracker) == stock(domain, tracker)
+    assert cache.rewound == 1  # back to the checkpoint before "hi", not taken as a continuation
+
+
 def test_the_caches_are_bounded(agent: Any) -> None:
     domain = agent.processor.domain
     cache = state_cache.StateCache(size=5)

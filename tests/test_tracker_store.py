@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
@@ -102,3 +102,27 @@ def test_the_tracker_saved_last_is_reused_only_while_the_store_still_holds_it(tm
     take_turn(here, reply_turn(1006.0, "five"))
     other_server.delete_conversation("visitor")
     assert asyncio.run(here.retrieve("visitor")) is None
+
+
+def test_a_conversation_deleted_and_begun_again_elsewhere_is_not_served_from_memory(tmp_path: Path) -> None:
+    """Forgotten on another server, then begun again there with as many events:
+    SQLite hands out the deleted ids again, so only the new events' timestamps
+    tell the two apart. (The event count and latest id used before could not.)"""
+    db = str(tmp_path / "again.db")
+    here = PrivacySQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db)
+    other_server = PrivacySQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=db)
+
+    def begin(store: Any, start: float, text: str) -> Tuple[Any, List[int]]:
+        first = DialogueStateTracker.from_events("visitor", session(start, "hi"), DOMAIN.slots)
+        asyncio.run(store.save(first))
+        tracker = take_turn(store, reply_turn(start + 1, text))
+        with store.session_scope() as db_session:
+            return tracker, sorted(row.id for row in db_session.query(store.SQLEvent))
+
+    old_tracker, old_ids = begin(here, 1000.0, "my old secret")
+    other_server.delete_conversation("visitor")
+    _, new_ids = begin(other_server, 3000.0, "hello")
+    assert new_ids == old_ids
+    served = asyncio.run(here.retrieve("visitor"))
+    assert served is not None and served is not old_tracker
+    assert [e.text for e in served.events if isinstance(e, UserUttered)][-1] == "hello"

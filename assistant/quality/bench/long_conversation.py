@@ -51,9 +51,8 @@ async def long_conversation(base_url: str, turns: int = TURNS, rounds: int = ROU
     """Hold `rounds` conversations of `turns` turns one after another, each turn
     paired with its control turn; the figures of summarise()."""
     url = f"{base_url}/webhooks/{channel}/webhook"
-    timeout = aiohttp.ClientTimeout(total=60)
     held: List[Tuple[Latencies, Latencies]] = []
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=1)) as session:
+    async with _one_connection() as session:
         for _ in range(rounds):
             held.append(await _one_conversation(session, url, turns, script))
     return summarise([turns_ms for turns_ms, _ in held], [controls for _, controls in held])
@@ -76,6 +75,25 @@ async def _one_conversation(session: aiohttp.ClientSession, url: str, turns: int
         latencies.append(latency)
         controls.append(control)
     return latencies, controls
+
+
+async def converse(base_url: str, sender: str, texts: Sequence[str], channel: str = "website") -> Latencies:
+    """One conversation, without control turns: `texts` sent in order as
+    `sender`; each turn's latency (ms), None when it failed."""
+    url = f"{base_url}/webhooks/{channel}/webhook"
+    token: Optional[str] = None
+    latencies: Latencies = []
+    async with _one_connection() as session:
+        for text in texts:
+            latency, token = await _timed_turn(session, url, sender, text, token)
+            latencies.append(latency)
+    return latencies
+
+
+def _one_connection() -> aiohttp.ClientSession:
+    """A client that sends every turn over one keep-alive connection (one worker)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
+                                 connector=aiohttp.TCPConnector(limit=1))
 
 
 def _new_sender(kind: str) -> str:
