@@ -15,9 +15,10 @@ Rasa's stock pipeline and policies trained on the same data and domain):
    answered message, then simulated visitors (assistant/quality/bench/load.py) through
    the website channel at 1, 10 and 50 concurrent visitors and through the REST
    webhook at 10, then the Rasa server's memory (all its processes); then one
-   visitor holding a conversation of 400 turns, three times (assistant/quality/bench/
-   long_conversation.py: the median turn of turns 350-399 against that of turns
-   0-49, with control turns that measure the machine's drift), and with
+   visitor holding a conversation of 400 turns, three times for the project and
+   once for the baseline (assistant/quality/bench/long_conversation.py: the median
+   turn of turns 350-399 against that of turns 0-49, with control turns that
+   measure the machine's drift), and with
    --soak, many short conversations with the server's memory sampled along
    the way (assistant/quality/bench/soak.py).
    The project serves with DEFAULT_WORKERS processes, as `make run` does; its
@@ -201,8 +202,10 @@ def measure_server(candidate: Candidate, phases: List[Tuple[str, int]], seconds:
         assert stack.rasa is not None  # started above
         figures = {"workers": workers, "start_to_ready_s": round(ready_s, 1), **memory_mb(stack.rasa.pid),
                    "loads": [load.summary() for load in loads]}
-        long = asyncio.run(long_conversation(stack.url, QUICK_TURNS if quick else TURNS,
-                                             rounds=1 if quick else ROUNDS))
+        # Stock Rasa once: its late turns take most of a second (about 8 minutes a
+        # round), and its growth (about 6x) leaves drift no say.
+        rounds = 1 if quick or candidate.stock_rasa else ROUNDS
+        long = asyncio.run(long_conversation(stack.url, QUICK_TURNS if quick else TURNS, rounds=rounds))
         print(f"  {candidate.label}, {describe(long)}", flush=True)
         figures["long_conversation"] = long
         if soak_conversations:
