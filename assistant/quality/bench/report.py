@@ -18,6 +18,9 @@ TARGETS: List[Tuple[str, str, Callable[[float], bool]]] = [
     ("held-out accuracy not below the baseline's", "held-out accuracy (model alone)", lambda r: r >= 1),
 ]
 LONG_RATIO_ROW = "long conversation: p50 late ÷ p50 early"
+DRIFT_ROW = "long conversation: control turns' p50 late ÷ early (the machine's drift)"
+CONTROLLED_ROW = "long conversation: turn ÷ control, late ÷ early (drift divided out)"
+TWO_DECIMALS = {LONG_RATIO_ROW, DRIFT_ROW, CONTROLLED_ROW}
 # Checked on the project's own figure, not against the baseline (issue 20).
 OWN_TARGETS: List[Tuple[str, str, Callable[[float], bool]]] = [
     ("long conversation: p50(turns 350-399) <= 1.3x p50(turns 0-49)", LONG_RATIO_ROW, lambda r: r <= 1.3),
@@ -65,10 +68,8 @@ def rows(results: List[Dict[str, Any]]) -> List[Row]:
             (f"long conversation: turn p50, turns {long['late_turns']} (ms)", _long("late_p50_ms"),
              "lower"),
             (LONG_RATIO_ROW, _long("late_over_early"), "lower"),
-            ("long conversation: control turns' p50 late ÷ early (the machine's drift)",
-             _long("control_late_over_early"), "-"),
-            ("long conversation: turn ÷ control, late ÷ early (drift divided out)",
-             _long("controlled_late_over_early"), "lower"),
+            (DRIFT_ROW, _long("control_late_over_early"), "-"),
+            (CONTROLLED_ROW, _long("controlled_late_over_early"), "lower"),
             ("long conversation: errors", _long("errors"), "lower"),
         ]
     if any("soak" in result for result in results):
@@ -95,9 +96,11 @@ def rows(results: List[Dict[str, Any]]) -> List[Row]:
     return table
 
 
-def _fmt(value: Optional[float]) -> str:
+def _fmt(value: Optional[float], two_decimals: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if two_decimals:
+        return f"{value:.2f}"
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:.3f}" if abs(value) < 1 else f"{value:,.1f}"
@@ -116,7 +119,7 @@ def markdown(results: List[Dict[str, Any]]) -> Tuple[str, Dict[str, Optional[flo
     ratios: Dict[str, Optional[float]] = {}
     for label, read, _better in rows(results):
         values = [read(r) for r in results]
-        cells = [_fmt(v) for v in values]
+        cells = [_fmt(v, label in TWO_DECIMALS) for v in values]
         if len(results) > 1:
             ratios[label] = ratio(values[0], values[1])
             cells.append("-" if ratios[label] is None else f"{ratios[label]:.2f}×")
