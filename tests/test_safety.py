@@ -121,7 +121,8 @@ DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml", "after_session_d
              "after_session_dev7.yml", "after_session_dev8.yml", "after_session_dev9.yml",
              "after_session_dev10.yml", "after_session_dev11.yml", "after_session_dev12.yml",
              "after_session_dev13.yml", "after_session_dev14.yml", "after_session_dev15.yml",
-             "after_session_dev16.yml", "after_session_dev17.yml")
+             "after_session_dev16.yml", "after_session_dev17.yml", "after_session_dev18.yml",
+             "after_session_dev19.yml")
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
