@@ -161,11 +161,9 @@ def summarise(rounds: List[Latencies], controls: List[Latencies]) -> Dict[str, A
 
 
 def _round_figures(latencies: Latencies, controls: Latencies) -> Dict[str, Any]:
-    early, late = _windows(latencies)
-    relative = _over_control(latencies, controls)
     return {
-        "late_over_early": _ratio(_p50(late), _p50(early)),
-        "controlled_late_over_early": _pooled_ratio([relative])[2],
+        "late_over_early": _pooled_ratio([latencies])[2],
+        "controlled_late_over_early": _pooled_ratio([_over_control(latencies, controls)])[2],
         "latencies_ms": [None if value is None else round(value, 2) for value in latencies],
         "control_ms": [None if value is None else round(value, 2) for value in controls],
     }
