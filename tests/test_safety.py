@@ -116,13 +116,8 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-DEV_FILES = ("after_session_dev.yml", "after_session_dev2.yml", "after_session_dev3.yml",
-             "after_session_dev4.yml", "after_session_dev5.yml", "after_session_dev6.yml",
-             "after_session_dev7.yml", "after_session_dev8.yml", "after_session_dev9.yml",
-             "after_session_dev10.yml", "after_session_dev11.yml", "after_session_dev12.yml",
-             "after_session_dev13.yml", "after_session_dev14.yml", "after_session_dev15.yml",
-             "after_session_dev16.yml", "after_session_dev17.yml", "after_session_dev18.yml",
-             "after_session_dev19.yml")
+REPORT_SETS = PROJECT_ROOT / "data" / "safety"
+DEV_FILES = tuple(path.name for path in sorted(REPORT_SETS.glob("after_session_dev*.yml")))
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
@@ -130,9 +125,10 @@ URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_are_not(name: str) -> None:
     """The development sets the after-session patterns were tuned on (each written
     blind by a different helper from the definitions; the sealed set is measured
-    in test_sealed.py and never tuned on)."""
+    in test_sealed.py and never tuned on). They also train the learned second
+    opinion (assistant/nlu/learned_warning_signs.py); this is the patterns alone."""
     DEV_SET: Dict[str, List[str]] = yaml.safe_load(
-        (PROJECT_ROOT / "tests" / "safety" / name).read_text(encoding="utf-8"))
+        (REPORT_SETS / name).read_text(encoding="utf-8"))
     detector = detector_for()
     reports = [(t, c) for c in ("emergency", "urgent") for t in DEV_SET[c]]
     missed = [(t, c) for t, c in reports

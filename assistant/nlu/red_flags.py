@@ -1,59 +1,118 @@
 """Escalate emergencies, crisis messages and urgent after-session signs, whatever
 the trained model says.
 
-The last component of the NLU pipeline. It looks only at the text (rules in
-``knowledge/red_flags.yml``, matched by ``assistant/nlu/red_flag_rules.py``), never at the
-model's prediction, and when a red flag fires it replaces the intent with
-``emergency``, ``crisis`` or ``urgent`` at confidence 1.0. Rules
-(data/rules/safety.yml) then send that reply (domain.yml) first, also in the
-middle of the call-back form.
+The last component of the NLU pipeline. It looks only at the text, never at the
+intent model's prediction: first the rules in ``knowledge/red_flags.yml``
+(matched by ``assistant/nlu/red_flag_rules.py``), then, where no rule fires, a
+small model learned from the after-session report sets in ``data/safety/``
+(``assistant/nlu/learned_warning_signs.py``), which catches reports worded in
+ways no pattern foresaw. When either fires, the intent becomes ``emergency``,
+``crisis`` or ``urgent`` at confidence 1.0. Rules (data/rules/safety.yml) then
+send that reply (domain.yml) first, also in the middle of the call-back form.
 
 The patterns file is read when the model is loaded, so a clinic's additions
 take effect on restart without retraining. A malformed file stops start-up
-with a message naming the entry.
+with a message naming the entry. The learned model is trained with the NLU
+model; a change to ``data/safety/`` retrains it (``fingerprint_addon``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
+import joblib
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.nlu.red_flag_rules import DEFAULT_PATTERNS, RedFlagDetector, detector_for
+from assistant.nlu.learned_warning_signs import (
+    LEARNED_FLAG_ID,
+    WarningSignModel,
+    fingerprint,
+    load_report_set,
+    report_set_files,
+)
+from assistant.nlu.red_flag_rules import (
+    CATEGORIES,
+    DEFAULT_PATTERNS,
+    PAYLOAD,
+    RedFlag,
+    RedFlagDetector,
+    detector_for,
+)
 from assistant.paths import PROJECT_ROOT
 
 RED_FLAG_KEY = "red_flag"  # kept in the parse data, for the clinic's report (counts only)
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+MODEL_FILE = "learned_warning_signs.joblib"
+
+
+def _project_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class RedFlagClassifier(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        return {"patterns": str(DEFAULT_PATTERNS.relative_to(PROJECT_ROOT))}
-
-    def __init__(self, detector: RedFlagDetector) -> None:
-        self.detector = detector
+        return {"patterns": str(DEFAULT_PATTERNS.relative_to(PROJECT_ROOT)),
+                "reports": "data/safety", "C": 16.0, "threshold": 0.9}
 
     @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> RedFlagClassifier:
-        path = Path(config["patterns"])
-        return cls(detector_for(path if path.is_absolute() else PROJECT_ROOT / path))
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        return fingerprint(_project_path({**cls.get_default_config(), **config}["reports"]))
+
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+                 learned: Optional[WarningSignModel] = None) -> None:
+        self._config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self.detector: RedFlagDetector = detector_for(_project_path(config["patterns"]))
+        self.learned = learned
+
+    @classmethod
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> RedFlagClassifier:
+        return cls({**cls.get_default_config(), **config}, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Reports from data/safety/; every NLU example (none is a report) as quiet."""
+        examples = [example for path in report_set_files(_project_path(self._config["reports"]))
+                    for example in load_report_set(path)]
+        examples += [(m.get(TEXT), 0) for m in training_data.intent_examples
+                     if m.get(TEXT) and m.get(INTENT) not in CATEGORIES]
+        self.learned = WarningSignModel(self._config["C"]).fit(examples)
+        with self._model_storage.write_to(self._resource) as directory:
+            joblib.dump(self.learned, directory / MODEL_FILE)
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> RedFlagClassifier:
+        config = {**cls.get_default_config(), **config}
+        try:
+            with model_storage.read_from(resource) as directory:
+                return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
+        except (ValueError, FileNotFoundError):
+            return cls(config, model_storage, resource)  # trained without NLU data: the patterns alone
+
+    def flag(self, text: Optional[str]) -> Optional[RedFlag]:
+        found = self.detector.detect(text)
+        if found or self.learned is None or not text or PAYLOAD.match(text):
+            return found
+        category = self.learned.category(text, self._config["threshold"])
+        return RedFlag(category, LEARNED_FLAG_ID) if category else None
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            flag = self.detector.detect(message.get(TEXT))
+            flag = self.flag(message.get(TEXT))
             if flag is None:
                 continue
             message.set(INTENT, {"name": flag.category, "confidence": 1.0}, add_to_output=True)
