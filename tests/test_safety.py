@@ -121,6 +121,10 @@ DEV_FILES = tuple(path.name for path in sorted(REPORT_SETS.glob("after_session_d
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
+def test_all_nineteen_blind_report_sets_are_found() -> None:
+    assert len(DEV_FILES) >= 19, DEV_FILES
+
+
 @pytest.mark.parametrize("name", DEV_FILES)
 def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_are_not(name: str) -> None:
     """The development sets the after-session patterns were tuned on (each written
