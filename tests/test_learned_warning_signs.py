@@ -4,18 +4,23 @@ place after the patterns in the trained pipeline, and its report sets' checks.""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from assistant.nlu.code_fingerprint import code_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
     ReportSetError,
+    WarningSignModel,
     fingerprint,
     load_report_set,
 )
-from assistant.nlu.red_flag_rules import detector_for
+from assistant.nlu.linear_classifier import LinearIntentClassifier
+from assistant.nlu.red_flag_rules import detector_for, normalise
 from assistant.nlu.red_flags import RED_FLAG_KEY, RedFlagClassifier
 from assistant.paths import PROJECT_ROOT
 from assistant.quality.warning_signs_cv import held_out_sets, pooled
@@ -81,7 +86,31 @@ def test_editing_a_report_set_changes_the_fingerprint_so_rasa_retrains(tmp_path:
     assert fingerprint(tmp_path) == before
     (tmp_path / "a.yml").write_text("urgent:\n  - my arm is numb since the needles\n", encoding="utf-8")
     assert fingerprint(tmp_path) != before
-    assert RedFlagClassifier.fingerprint_addon({"reports": str(tmp_path)}) == fingerprint(tmp_path)
+    assert RedFlagClassifier.fingerprint_addon({"reports": str(tmp_path)}).startswith(fingerprint(tmp_path))
+
+
+def test_a_change_to_the_nlu_code_retrains_our_components(tmp_path: Path) -> None:
+    """Rasa's cache looks at config and data, not code: an old pickle in new code breaks."""
+    (tmp_path / "model.py").write_text("A = 1\n", encoding="utf-8")
+    before = code_fingerprint(tmp_path)
+    (tmp_path / "model.py").write_text("A = 2\n", encoding="utf-8")
+    assert code_fingerprint(tmp_path) != before
+    assert LinearIntentClassifier.fingerprint_addon({}) == code_fingerprint()
+    assert (RedFlagClassifier.fingerprint_addon({})
+            == fingerprint(PROJECT_ROOT / "data" / "safety") + code_fingerprint())
+
+
+def test_direct_probabilities_equal_sklearns() -> None:
+    """The fast path (ngram_features.py) against predict_proba, on a small model."""
+    examples = [example for path in sorted(REPORT_SETS.glob("*.yml"))[:3]
+                for example in load_report_set(path)]
+    model = WarningSignModel().fit(examples)
+    texts = [text for text, _ in examples] + ["", "zzzz", "ÄÖÜ ½ 🙂", "sore " * 50]
+    expected = model.classifier.predict_proba(model.features.transform([normalise(t) for t in texts]))
+    assert np.allclose([model.probabilities(text) for text in texts], expected, rtol=0, atol=1e-9)
+    copy = pickle.loads(pickle.dumps(model))  # the prepared weights are rebuilt after loading
+    assert copy._weights is None and np.allclose(copy.probabilities("my arm is numb"),
+                                                 model.probabilities("my arm is numb"))
 
 
 def test_every_report_set_loads_and_has_each_level() -> None:

@@ -10,7 +10,6 @@ from typing import Any, List
 
 import numpy as np
 import pytest
-import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -123,8 +122,7 @@ def test_direct_margins_equal_sklearns(classifier: LinearIntentClassifier) -> No
     model: Any = classifier._model
     texts = [*(t for examples in EXAMPLES.values() for t in examples),
              "helo, can it help my plantar fasciitis??", "zzzz", "", "ÄÖÜ ½ 🙂", "how long " * 50]
-    vectors = scipy.sparse.hstack([v.transform(model._marked(texts)) for v in model.vectorizers]).tocsr()
-    expected = model.svm.decision_function(vectors)
+    expected = model.svm.decision_function(model.features.transform(model._marked(texts)))
     assert np.allclose([model.margins(text) for text in texts], expected, rtol=0, atol=1e-9)
     # The prepared lookups are not saved with the model; a loaded model rebuilds them.
     copy = pickle.loads(pickle.dumps(model))

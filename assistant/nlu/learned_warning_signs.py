@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
 
+from assistant.nlu.ngram_features import NgramFeatures
 from assistant.nlu.red_flag_rules import normalise
 
 # The groups a report set may have, and the level each one stands for.
@@ -79,31 +79,43 @@ def fingerprint(directory: Path) -> str:
 
 class WarningSignModel:
     def __init__(self, c: float = 16.0) -> None:
-        self.features = FeatureUnion([
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
-            ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
+        self.features = NgramFeatures([
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
         ])
         # Balanced: the quiet messages outnumber the reports about two to one.
         self.classifier = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+        self._weights: Optional[np.ndarray] = None
 
     def fit(self, examples: Sequence[Example]) -> WarningSignModel:
-        levels = {level for _, level in examples}
-        if levels != {0, 1, 2}:
+        if {level for _, level in examples} != {0, 1, 2}:
             raise ReportSetError("the report sets need quiet, urgent and emergency messages")
-        matrix = self.features.fit_transform([normalise(text) for text, _ in examples])
-        self.classifier.fit(matrix, [level for _, level in examples])
+        self._weights = None
+        self.classifier.fit(self.features.fit([normalise(text) for text, _ in examples]),
+                            [level for _, level in examples])
         return self
 
-    def assess(self, texts: Iterable[str]) -> List[Tuple[float, int]]:
-        """(probability that it reports a warning sign, the likelier of its two levels) per text."""
-        rows = self.classifier.predict_proba(self.features.transform([normalise(t) for t in texts]))
-        column = {level: index for index, level in enumerate(self.classifier.classes_)}
-        assessed = []
-        for row in np.asarray(rows):
-            urgent, emergency = row[column[1]], row[column[2]]
-            assessed.append((float(urgent + emergency), 2 if emergency >= urgent else 1))
-        return assessed
+    def probabilities(self, text: str) -> np.ndarray:
+        """P(quiet), P(urgent), P(emergency): ``predict_proba`` computed directly
+        (a multinomial model's softmax over its linear scores; ngram_features.py)."""
+        if self._weights is None:
+            self._weights = np.ascontiguousarray(self.classifier.coef_.T)
+        scores = self.features.linear_scores(normalise(text), self._weights, self.classifier.intercept_)
+        exp = np.exp(scores - scores.max())
+        return exp / exp.sum()  # classes_ are 0, 1, 2: fit() refuses anything else
+
+    def assess(self, text: str) -> Tuple[float, int]:
+        """(the probability that it reports a warning sign, the likelier of its two levels)."""
+        _, urgent, emergency = self.probabilities(text)
+        return float(urgent + emergency), 2 if emergency >= urgent else 1
 
     def category(self, text: str, threshold: float) -> Optional[str]:
-        probability, level = self.assess([text])[0]
+        probability, level = self.assess(text)
         return CATEGORY_OF_LEVEL[level] if probability >= threshold else None
+
+    # The prepared weights are rebuilt after loading, not saved in the model.
+    def __getstate__(self) -> Dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_weights"}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state, _weights=None)

@@ -22,12 +22,11 @@ gets the mass of every topic) and, for the retrieval intent, a
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections import defaultdict
+from typing import Any, Dict, List, Optional
 
 import joblib
 import numpy as np
-import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -40,6 +39,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from assistant.contracts import RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
+from assistant.nlu.code_fingerprint import code_fingerprint
+from assistant.nlu.ngram_features import NgramFeatures
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE
 
 RANKING_LENGTH = 10
@@ -65,14 +66,13 @@ class TextModel:
                  word_ngrams: List[int], lookups: Optional[Dict[str, List[str]]] = None) -> None:
         self.confidence_scale = confidence_scale
         self.markers = {f"__{name}__": _any_of(terms) for name, terms in (lookups or {}).items() if terms}
-        self.vectorizers = [
+        self.features = NgramFeatures([
             TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(char_ngrams), sublinear_tf=True),
             # Single-letter words count ("i", "a"); sklearn's default pattern drops them.
             TfidfVectorizer(analyzer="word", ngram_range=tuple(word_ngrams), sublinear_tf=True,
                             token_pattern=r"(?u)\b\w+\b"),
-        ]
+        ])
         self.svm = LinearSVC(C=c, random_state=0)  # liblinear shuffles: same data, same model
-        self._parts: List[Tuple[Callable[[str], List[str]], Dict[str, int], np.ndarray, int]] = []
         self._weights: Optional[np.ndarray] = None
 
     @property
@@ -87,50 +87,25 @@ class TextModel:
     def fit(self, texts: List[str], labels: List[str]) -> TextModel:
         texts = self._marked(texts)
         self._weights = None  # prepared again for the new weights
-        for vectorizer in self.vectorizers:
-            vectorizer.fit(texts)
-        self.svm.fit(scipy.sparse.hstack([v.transform(texts) for v in self.vectorizers]).tocsr(), labels)
+        self.svm.fit(self.features.fit(texts), labels)
         return self
 
     def margins(self, text: str) -> np.ndarray:
-        """The SVM's margin per label for one text: what ``svm.decision_function``
-        of the vectorizers' ``transform`` gives, computed directly. sklearn's
-        general path (validation, sparse matrices for a single row) takes a
-        millisecond per message; this takes a tenth of that."""
-        weights = self._weights if self._weights is not None else self._prepare()
-        marked = self._marked([text])[0]
-        rows: List[int] = []
-        values: List[np.ndarray] = []
-        for analyze, vocabulary, idf, offset in self._parts:
-            counts = Counter(i for i in map(vocabulary.get, analyze(marked)) if i is not None)
-            if not counts:
-                continue
-            index = np.fromiter(counts, dtype=np.int64, count=len(counts))
-            tf_idf = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * idf[index]
-            rows.extend(index + offset)
-            values.append(tf_idf / np.linalg.norm(tf_idf))  # each vectorizer normalises its own part
-        margins = self.svm.intercept_.copy()
-        if rows:
-            margins += np.concatenate(values) @ weights[rows]
+        """The SVM's margin per label for one text, as ``svm.decision_function`` of
+        the features would give it (computed directly: ngram_features.py)."""
+        if self._weights is None:
+            self._weights = np.ascontiguousarray(self.svm.coef_.T)  # one row of label weights per feature
+        margins = self.features.linear_scores(self._marked([text])[0], self._weights, self.svm.intercept_)
         if len(margins) == 1:  # two labels: sklearn keeps the second one's margin only
             margins = np.array([-margins[0], margins[0]])
         return margins
 
-    def _prepare(self) -> np.ndarray:
-        self._parts = []
-        offset = 0
-        for vectorizer in self.vectorizers:
-            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
-            offset += len(vectorizer.vocabulary_)
-        self._weights = np.ascontiguousarray(self.svm.coef_.T)  # one row of label weights per feature
-        return self._weights
-
-    # The prepared lookups are rebuilt after loading, not saved in the model.
+    # The prepared weights are rebuilt after loading, not saved in the model.
     def __getstate__(self) -> Dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_parts", "_weights")}
+        return {k: v for k, v in self.__dict__.items() if k != "_weights"}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state, _parts=[], _weights=None)
+        self.__dict__.update(state, _weights=None)
 
     def _no_evidence(self) -> np.ndarray:
         """Emoji or punctuation only: no evidence for any label, so every label gets
@@ -162,6 +137,10 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def required_packages() -> List[str]:
         return ["sklearn"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        return code_fingerprint()
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  model: Optional[TextModel] = None, responses: Optional[Dict[str, Any]] = None) -> None:

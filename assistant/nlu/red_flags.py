@@ -13,7 +13,8 @@ send that reply (domain.yml) first, also in the middle of the call-back form.
 The patterns file is read when the model is loaded, so a clinic's additions
 take effect on restart without retraining. A malformed file stops start-up
 with a message naming the entry. The learned model is trained with the NLU
-model; a change to ``data/safety/`` retrains it (``fingerprint_addon``).
+model; a change to ``data/safety/`` or to the NLU code retrains it
+(``fingerprint_addon``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from assistant.nlu.code_fingerprint import code_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
     WarningSignModel,
@@ -67,7 +69,8 @@ class RedFlagClassifier(GraphComponent):
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
-        return fingerprint(_project_path({**cls.get_default_config(), **config}["reports"]))
+        reports = _project_path({**cls.get_default_config(), **config}["reports"])
+        return fingerprint(reports) + code_fingerprint()
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  learned: Optional[WarningSignModel] = None) -> None:

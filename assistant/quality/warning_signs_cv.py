@@ -47,7 +47,8 @@ def held_out_sets(directory: Path, negatives: Sequence[str], c: float, threshold
 
 def _hold_out(name: str, held: List[Example], training: List[Example], c: float,
               threshold: float) -> HeldOutSet:
-    assessed = WarningSignModel(c).fit(training).assess([text for text, _ in held])
+    model = WarningSignModel(c).fit(training)
+    assessed = [model.assess(text) for text, _ in held]
     fired = [(level if p >= threshold else 0, want)
              for (p, level), (_, want) in zip(assessed, held, strict=True)]
     return HeldOutSet(
