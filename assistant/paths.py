@@ -14,6 +14,8 @@ from typing import Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"
+# After-session reports and look-alikes the learned warning-sign model is trained on.
+REPORT_SETS = PROJECT_ROOT / "data" / "safety"
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"
 VAR_DIR = PROJECT_ROOT / "var"
 TRACKER_DB = VAR_DIR / "tracker.db"

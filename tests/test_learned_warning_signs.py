@@ -6,27 +6,30 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from unittest import mock
 
 import numpy as np
 import pytest
 
-from assistant.nlu.code_fingerprint import code_fingerprint
+from assistant.nlu.fingerprints import NLU_CODE
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
+    OTHER_BODY_WORDS,
     ReportSetError,
     WarningSignModel,
+    body_words,
     fingerprint,
     load_report_set,
+    quiet_texts,
 )
 from assistant.nlu.linear_classifier import LinearIntentClassifier
-from assistant.nlu.red_flag_rules import detector_for, normalise
+from assistant.nlu.red_flag_rules import CATEGORIES, RedFlag, detector_for, normalise
 from assistant.nlu.red_flags import RED_FLAG_KEY, RedFlagClassifier
-from assistant.paths import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT, REPORT_SETS
 from assistant.quality.warning_signs_cv import held_out_sets, pooled
 from tests.conftest import report_figure
 
-REPORT_SETS = PROJECT_ROOT / "data" / "safety"
 CONFIG = RedFlagClassifier.get_default_config()
 # Measured on 2026-12-01 (recall 0.928, false alarms 3 of 2,206): never lower these.
 HELD_OUT_RECALL_FLOOR = 0.92
@@ -37,11 +40,11 @@ UNPATTERNED_REPORT = "ribs are killing me whenever i inhale since the physio put
 
 @pytest.mark.model
 def test_held_out_figures_one_blind_set_at_a_time() -> None:
+    """Trained as `make model` trains it, on every set but one; that one predicted."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    negatives = [m.get("text") for m in load_data(str(PROJECT_ROOT / "data" / "nlu")).intent_examples
-                 if m.get("intent") not in ("emergency", "crisis", "urgent")]
-    results = held_out_sets(REPORT_SETS, negatives, CONFIG["C"], CONFIG["threshold"])
+    nlu = load_data(str(PROJECT_ROOT / "data" / "nlu"))
+    results = held_out_sets(REPORT_SETS, quiet_texts(nlu), body_words(nlu), CONFIG["C"], CONFIG["threshold"])
     recall, alarm_rate = pooled(results)
     report_figure(f"learned warning signs, leave-one-set-out over {len(results)} blind sets (model alone, "
                   f"no patterns): recall {recall:.3f} on {sum(r.reports for r in results)} reports; "
@@ -63,11 +66,46 @@ def test_through_the_trained_pipeline_a_pattern_still_names_its_flag(parse: Any)
     assert parse("my lips are swelling up since the needles")[RED_FLAG_KEY]["id"] == "allergic_reaction"
 
 
+# Answers the bot asks for ("which problem?", the call-back note) that are only body parts:
+# before the check, the model gave these 0.94-0.99.
+BODY_PART_ANSWERS = ["chest", "my chest", "breathing", "neck and chest", "my neck and chest",
+                     "chest and shoulders", "my chest and ribs", "upper back and neck"]
+
+
 @pytest.mark.parametrize("text", ["how long does a session take", "does dry needling hurt",
-                                  "is it the same as acupuncture", "/faq/does_it_hurt",
-                                  "/request_callback", "sore for a day after needling, normal i guess"])
-def test_ordinary_questions_payloads_and_normal_soreness_stay_quiet(parse: Any, text: str) -> None:
-    assert parse(text)["intent"]["name"] not in ("emergency", "crisis", "urgent")
+                                  "is it the same as acupuncture",
+                                  "sore for a day after needling, normal i guess", *BODY_PART_ANSWERS])
+def test_ordinary_questions_body_part_answers_and_normal_soreness_stay_quiet(parse: Any, text: str) -> None:
+    assert parse(text)["intent"]["name"] not in CATEGORIES
+
+
+class AlwaysAlarms:
+    def category(self, text: str, threshold: float) -> str:
+        return "emergency"
+
+
+def classifier_with(learned: Any) -> RedFlagClassifier:
+    return RedFlagClassifier(CONFIG, cast(Any, None), cast(Any, None), learned)
+
+
+@pytest.mark.parametrize("text", ["/faq/does_it_hurt", " /request_callback ", '/inform{"x": 1}', "", "   "])
+def test_button_payloads_and_empty_messages_never_reach_the_model(text: str) -> None:
+    assert classifier_with(AlwaysAlarms()).flag(text) is None
+
+
+def test_a_pattern_decides_first_and_keeps_its_name() -> None:
+    classifier = classifier_with(AlwaysAlarms())
+    swelling = "my lips are swelling since the needles"
+    assert classifier.flag(swelling) == RedFlag("emergency", "allergic_reaction")
+    assert classifier.flag("how long is a session") == RedFlag("emergency", LEARNED_FLAG_ID)
+
+
+def test_a_list_of_body_parts_or_one_word_is_left_to_the_patterns() -> None:
+    model = WarningSignModel(body=frozenset(["neck", "shoulder", "shoulders", "blade"]) | OTHER_BODY_WORDS)
+    for text in BODY_PART_ANSWERS + ["left shoulder blade", "fainted"]:
+        assert model.is_body_parts_only(text), text
+    for text in ["my chest hurts", "neck and chest pain", "fainted at the clinic"]:
+        assert not model.is_body_parts_only(text), text
 
 
 def test_a_report_set_with_an_unknown_group_is_refused_by_name(tmp_path: Path) -> None:
@@ -89,15 +127,18 @@ def test_editing_a_report_set_changes_the_fingerprint_so_rasa_retrains(tmp_path:
     assert RedFlagClassifier.fingerprint_addon({"reports": str(tmp_path)}).startswith(fingerprint(tmp_path))
 
 
-def test_a_change_to_the_nlu_code_retrains_our_components(tmp_path: Path) -> None:
-    """Rasa's cache looks at config and data, not code: an old pickle in new code breaks."""
-    (tmp_path / "model.py").write_text("A = 1\n", encoding="utf-8")
-    before = code_fingerprint(tmp_path)
-    (tmp_path / "model.py").write_text("A = 2\n", encoding="utf-8")
-    assert code_fingerprint(tmp_path) != before
-    assert LinearIntentClassifier.fingerprint_addon({}) == code_fingerprint()
-    assert (RedFlagClassifier.fingerprint_addon({})
-            == fingerprint(PROJECT_ROOT / "data" / "safety") + code_fingerprint())
+def test_a_change_to_a_helper_module_retrains_our_components(tmp_path: Path) -> None:
+    """Rasa's cache sees a component's own class, not the modules it uses: an old
+    pickle in new code broke once. A copy of the NLU code with one helper changed
+    must give both components a new fingerprint."""
+    for path in NLU_CODE.glob("*.py"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    helper = tmp_path / "ngram_features.py"
+    helper.write_text(helper.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    with mock.patch("assistant.nlu.fingerprints.NLU_CODE", tmp_path):
+        changed = (LinearIntentClassifier.fingerprint_addon({}), RedFlagClassifier.fingerprint_addon({}))
+    assert changed[0] != LinearIntentClassifier.fingerprint_addon({})
+    assert changed[1] != RedFlagClassifier.fingerprint_addon({})
 
 
 def test_direct_probabilities_equal_sklearns() -> None:
@@ -109,7 +150,7 @@ def test_direct_probabilities_equal_sklearns() -> None:
     expected = model.classifier.predict_proba(model.features.transform([normalise(t) for t in texts]))
     assert np.allclose([model.probabilities(text) for text in texts], expected, rtol=0, atol=1e-9)
     copy = pickle.loads(pickle.dumps(model))  # the prepared weights are rebuilt after loading
-    assert copy._weights is None and np.allclose(copy.probabilities("my arm is numb"),
+    assert copy.features._weights[0] is None and np.allclose(copy.probabilities("my arm is numb"),
                                                  model.probabilities("my arm is numb"))
 
 

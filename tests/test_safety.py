@@ -12,13 +12,14 @@ import pytest
 import yaml
 
 from assistant.nlu.red_flag_rules import (
+    URGENCY,
     RedFlagConfigError,
     RedFlagDetector,
     detector_for,
     normalise,
     parse_flags,
 )
-from assistant.paths import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT, REPORT_SETS
 from tests.conftest import report_figure
 
 RED_FLAG_SET: Dict[str, List[str]] = yaml.safe_load(
@@ -116,9 +117,7 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-REPORT_SETS = PROJECT_ROOT / "data" / "safety"
 DEV_FILES = tuple(path.name for path in sorted(REPORT_SETS.glob("after_session_dev*.yml")))
-URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
 def test_all_nineteen_blind_report_sets_are_found() -> None:

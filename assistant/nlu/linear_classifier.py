@@ -39,7 +39,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from assistant.contracts import RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
-from assistant.nlu.code_fingerprint import code_fingerprint
+from assistant.nlu.fingerprints import code_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE
 
@@ -73,7 +73,6 @@ class TextModel:
                             token_pattern=r"(?u)\b\w+\b"),
         ])
         self.svm = LinearSVC(C=c, random_state=0)  # liblinear shuffles: same data, same model
-        self._weights: Optional[np.ndarray] = None
 
     @property
     def labels(self) -> List[str]:
@@ -86,26 +85,16 @@ class TextModel:
 
     def fit(self, texts: List[str], labels: List[str]) -> TextModel:
         texts = self._marked(texts)
-        self._weights = None  # prepared again for the new weights
         self.svm.fit(self.features.fit(texts), labels)
         return self
 
     def margins(self, text: str) -> np.ndarray:
         """The SVM's margin per label for one text, as ``svm.decision_function`` of
         the features would give it (computed directly: ngram_features.py)."""
-        if self._weights is None:
-            self._weights = np.ascontiguousarray(self.svm.coef_.T)  # one row of label weights per feature
-        margins = self.features.linear_scores(self._marked([text])[0], self._weights, self.svm.intercept_)
+        margins = self.features.linear_scores(self._marked([text])[0], self.svm.coef_, self.svm.intercept_)
         if len(margins) == 1:  # two labels: sklearn keeps the second one's margin only
             margins = np.array([-margins[0], margins[0]])
         return margins
-
-    # The prepared weights are rebuilt after loading, not saved in the model.
-    def __getstate__(self) -> Dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_weights"}
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state, _weights=None)
 
     def _no_evidence(self) -> np.ndarray:
         """Emoji or punctuation only: no evidence for any label, so every label gets

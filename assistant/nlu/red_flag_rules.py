@@ -32,6 +32,8 @@ DEFAULT_PATTERNS = PROJECT_ROOT / "knowledge" / "red_flags.yml"
 PAYLOAD = re.compile(r"^/[a-z_/]+(\{.*\})?$")
 # Also the intent names they trigger, highest urgency first: the first that fires wins.
 CATEGORIES = ("emergency", "crisis", "urgent")
+# How urgent each is: an answer at least as urgent as a report needs counts as caught.
+URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 FRAMING_KEYS = ("question_frames", "report_markers", "hypotheticals", "present_markers")
 
 
@@ -58,6 +60,11 @@ class _Flag:
             text = pattern.sub(" ", text)
         text = re.sub(" +", " ", text)  # a blanked phrase leaves one space, as the words around it had
         return any(pattern.search(text) for pattern in self.match)
+
+
+def is_payload_or_empty(text: Optional[str]) -> bool:
+    """Our buttons' payloads ("/faq/does_it_hurt") are never red flags; Rasa strips them first."""
+    return not text or not text.strip() or bool(PAYLOAD.match(text.strip()))
 
 
 def normalise(text: str) -> str:
@@ -163,7 +170,7 @@ class RedFlagDetector:
         return cls(parse_flags(raw, path.name), parse_framing(raw, path.name))
 
     def detect(self, text: Optional[str]) -> Optional[RedFlag]:
-        if not text or PAYLOAD.match(text):  # our buttons' payloads are never red flags
+        if text is None or is_payload_or_empty(text):
             return None
         normalised = normalise(text)
         question_only = self.framing.is_question_only(normalised)

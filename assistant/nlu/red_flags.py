@@ -31,27 +31,26 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.nlu.code_fingerprint import code_fingerprint
+from assistant.nlu.fingerprints import code_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
     WarningSignModel,
+    body_words,
     fingerprint,
     load_report_set,
+    quiet_texts,
     report_set_files,
 )
 from assistant.nlu.red_flag_rules import (
-    CATEGORIES,
     DEFAULT_PATTERNS,
-    PAYLOAD,
     RedFlag,
     RedFlagDetector,
     detector_for,
+    is_payload_or_empty,
 )
-from assistant.paths import PROJECT_ROOT
+from assistant.paths import PROJECT_ROOT, REPORT_SETS
 
 RED_FLAG_KEY = "red_flag"  # kept in the parse data, for the clinic's report (counts only)
-
-
 MODEL_FILE = "learned_warning_signs.joblib"
 
 
@@ -65,7 +64,11 @@ class RedFlagClassifier(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {"patterns": str(DEFAULT_PATTERNS.relative_to(PROJECT_ROOT)),
-                "reports": "data/safety", "C": 16.0, "threshold": 0.9}
+                "reports": str(REPORT_SETS.relative_to(PROJECT_ROOT)), "C": 16.0, "threshold": 0.9}
+
+    @staticmethod
+    def required_packages() -> List[str]:
+        return ["sklearn"]  # its version is part of Rasa's cache key: a new sklearn retrains
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
@@ -86,12 +89,11 @@ class RedFlagClassifier(GraphComponent):
         return cls({**cls.get_default_config(), **config}, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Reports from data/safety/; every NLU example (none is a report) as quiet."""
+        """Reports from data/safety/; the NLU examples as quiet."""
         examples = [example for path in report_set_files(_project_path(self._config["reports"]))
                     for example in load_report_set(path)]
-        examples += [(m.get(TEXT), 0) for m in training_data.intent_examples
-                     if m.get(TEXT) and m.get(INTENT) not in CATEGORIES]
-        self.learned = WarningSignModel(self._config["C"]).fit(examples)
+        examples += [(text, 0) for text in quiet_texts(training_data)]
+        self.learned = WarningSignModel(self._config["C"], body_words(training_data)).fit(examples)
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self.learned, directory / MODEL_FILE)
         return self._resource
@@ -99,16 +101,15 @@ class RedFlagClassifier(GraphComponent):
     @classmethod
     def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> RedFlagClassifier:
+        """Rasa loads only what it trained: a missing or broken model is an error, not a quiet fallback."""
         config = {**cls.get_default_config(), **config}
-        try:
-            with model_storage.read_from(resource) as directory:
-                return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
-        except (ValueError, FileNotFoundError):
-            return cls(config, model_storage, resource)  # trained without NLU data: the patterns alone
+        with model_storage.read_from(resource) as directory:
+            return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
 
     def flag(self, text: Optional[str]) -> Optional[RedFlag]:
+        """The patterns first; where none fires, the learned model."""
         found = self.detector.detect(text)
-        if found or self.learned is None or not text or PAYLOAD.match(text):
+        if found or self.learned is None or text is None or is_payload_or_empty(text):
             return found
         category = self.learned.category(text, self._config["threshold"])
         return RedFlag(category, LEARNED_FLAG_ID) if category else None

@@ -25,14 +25,13 @@ import yaml
 
 from assistant.contracts import INTENT_FOLLOW_UP, RETRIEVAL_INTENT
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
+from assistant.nlu.red_flag_rules import URGENCY
 from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide
 from assistant.paths import PROJECT_ROOT
 
 SEALED_DIR = PROJECT_ROOT / "tests" / "sealed"
 CLARIFY = "clarify"  # "Did you mean...?" or "please rephrase": not a confident answer
-RED_FLAG_INTENTS = ("emergency", "crisis", "urgent")
-# Urgency order for warning signs: a reply at least this urgent counts as caught.
-URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 
 
 def sealed_label(decided: str, kb: KnowledgeBase) -> str:
