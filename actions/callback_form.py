@@ -66,8 +66,10 @@ def parse_contact(value: Any, region: str) -> Optional[Tuple[str, str]]:
     return None
 
 
+# "..., would like to discuss" states a wish; "would it help?" asks.
 QUESTION_START = re.compile(
-    r"^(what|whats|what's|how|does|do|is|are|can|could|will|would|why|when|where|who|should)\b", re.I
+    r"^(what|whats|what's|how|does|do|is|are|can|could|will|would(?! (like|love|prefer|appreciate)\b)"
+    r"|why|when|where|who|should)\b", re.I
 )
 
 
@@ -164,6 +166,8 @@ class ValidateCallbackForm(FormValidationAction):
         reason = tidy_field(value)
         if reason.lower().strip(".!") in SKIP_WORDS or not reason:
             return {"callback_reason": NO_NOTE}
+        if answer_digression(dispatcher, tracker, value):
+            return {"callback_reason": None}  # a question, answered; a statement is the note
         if len(reason) > MAX_REASON:
             dispatcher.utter_message(response="utter_invalid_reason", max_length=MAX_REASON)
             return {"callback_reason": None}

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Tuple
+
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.callback_form import answer_digression, looks_like_question
+from actions.callback_form import ValidateCallbackForm, answer_digression, looks_like_question
 
 
 @pytest.mark.parametrize("text", ["does it hurt?", "how long is a session", "What are the needles like",
-                                  "thanks! do i need to bring anything"])
+                                  "thanks! do i need to bring anything", "would it help my neck"])
 def test_questions_are_recognised(text: str) -> None:
     assert looks_like_question(text)
 
 
-@pytest.mark.parametrize("text", ["Robin Example", "0412 345 678", "Weekday mornings", "Sam", "thanks!"])
+@pytest.mark.parametrize("text", ["Robin Example", "0412 345 678", "Weekday mornings", "Sam", "thanks!",
+                                  "Stiff neck after a long drive, would like to discuss"])
 def test_answers_are_not_questions(text: str) -> None:
     assert not looks_like_question(text)
 
@@ -52,3 +55,20 @@ def test_at_the_confirmation_a_question_is_answered_whatever_its_intent() -> Non
     assert dispatcher.messages[0]["response"] == "utter_faq/does_it_hurt"
     unsure = faq_tracker(text, "thanks", confidence=0.2)
     assert not answer_digression(CollectingDispatcher(), unsure, text, any_intent=True)
+
+
+def validate_note(text: str, intent: str = "faq") -> Tuple[Any, List[Dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    slots = ValidateCallbackForm().validate_callback_reason(text, dispatcher, faq_tracker(text, intent), {})
+    return slots["callback_reason"], dispatcher.messages
+
+
+def test_at_the_note_a_statement_the_classifier_calls_an_faq_is_the_note() -> None:
+    note = "Stiff neck after a long drive, would like to discuss"
+    assert validate_note(note) == (note, [])
+
+
+def test_at_the_note_a_question_is_answered_and_the_note_asked_again() -> None:
+    note, messages = validate_note("does it hurt?")
+    assert note is None and messages[0]["response"] == "utter_faq/does_it_hurt"
+    assert validate_note("skip") == ("(none)", [])

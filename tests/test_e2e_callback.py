@@ -119,3 +119,17 @@ def test_cancel_in_the_middle_of_the_form(stack: Any) -> None:
     assert "cancelled" in texts(say(stack, sender, "cancel"))[0]
     # after cancelling, the bot answers questions normally again
     assert "30 minutes" in texts(say(stack, sender, "how long is a session"))[0]
+
+
+def test_at_the_note_a_statement_is_the_note_and_a_question_is_answered(stack: Any) -> None:
+    """'Stiff neck after a long drive...' reads like the FAQ about driving after a
+    session; at the note step it is the note, not a question to answer."""
+    sender = f"note-{uuid.uuid4().hex[:6]}"
+    for answer in ("/request_callback", "Kim", "0412 000 731", "Evenings"):  # a contact no other test uses
+        say(stack, sender, answer)
+    asked_again = texts(say(stack, sender, "does it hurt?"))
+    assert "mildly uncomfortable" in asked_again[0] and "Anything you'd like" in asked_again[-1], asked_again
+    note = "Stiff neck after a long drive, would like to discuss"
+    [summary] = texts(say(stack, sender, note))
+    assert "Shall I send it" in summary and f"Note: {note}" in summary, summary
+    assert "saved (reference CB-" in texts(say(stack, sender, "/affirm"))[0]
