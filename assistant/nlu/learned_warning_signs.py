@@ -3,7 +3,7 @@ patterns in ``knowledge/red_flags.yml`` have no words for.
 
 Patterns only catch the phrasings someone thought of. Each blind development
 set in ``data/safety/`` found reports the patterns of the day missed: 111 of
-1,180 over the eleven sets (dev9 to dev19) whose pre-tuning patterns still run.
+1,160 over the eleven sets (dev9 to dev19) whose pre-tuning patterns still run.
 Visitors invent new ways to say "it stabs when I breathe in" faster than
 patterns can follow, so this model learns from the reports themselves.
 
