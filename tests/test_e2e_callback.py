@@ -129,6 +129,7 @@ def test_at_the_note_a_statement_is_the_note_and_a_question_is_answered(stack: A
         say(stack, sender, answer)
     asked_again = texts(say(stack, sender, "does it hurt?"))
     assert "mildly uncomfortable" in asked_again[0] and "Anything you'd like" in asked_again[-1], asked_again
+    assert len(asked_again) == 2, asked_again  # answered once (by the validator), then asked again
     note = "Stiff neck after a long drive, would like to discuss"
     [summary] = texts(say(stack, sender, note))
     assert "Shall I send it" in summary and f"Note: {note}" in summary, summary
