@@ -131,25 +131,35 @@ class WarningSignModel:
     def probabilities(self, text: str) -> np.ndarray:
         """P(quiet), P(urgent), P(emergency): ``predict_proba`` computed directly
         (a multinomial model's softmax over its linear scores; ngram_features.py)."""
+        return self._probabilities(normalise(text))
+
+    def _probabilities(self, normalised: str) -> np.ndarray:
         classifier = self.classifier
-        scores = self.features.linear_scores(normalise(text), classifier.coef_, classifier.intercept_)
+        scores = self.features.linear_scores(normalised, classifier.coef_, classifier.intercept_)
         exp = np.exp(scores - scores.max())
         return exp / exp.sum()  # classes_ are 0, 1, 2: fit() refuses anything else
 
     def assess(self, text: str) -> Tuple[float, int]:
         """(the probability that it reports a warning sign, the likelier of its two levels)."""
-        _, urgent, emergency = self.probabilities(text)
+        return self._assess(normalise(text))
+
+    def _assess(self, normalised: str) -> Tuple[float, int]:
+        _, urgent, emergency = self._probabilities(normalised)
         return float(urgent + emergency), 2 if emergency >= urgent else 1
 
     def is_body_parts_only(self, text: str) -> bool:
-        words = normalise(text).split()
+        return self._is_body_parts_only(normalise(text))
+
+    def _is_body_parts_only(self, normalised: str) -> bool:
+        words = normalised.split()
         return len(words) < 2 or all(word in self.body or word in LIST_WORDS for word in words)
 
     def level(self, text: str, threshold: float) -> int:
-        """0 (quiet), 1 (see a doctor today) or 2 (emergency)."""
-        if self.is_body_parts_only(text):
+        """0 (quiet), 1 (see a doctor today) or 2 (emergency). The text is normalised once."""
+        normalised = normalise(text)
+        if self._is_body_parts_only(normalised):
             return 0
-        probability, level = self.assess(text)
+        probability, level = self._assess(normalised)
         return level if probability >= threshold else 0
 
     def category(self, text: str, threshold: float) -> Optional[str]:

@@ -108,8 +108,10 @@ class RedFlagClassifier(GraphComponent):
 
     def flag(self, text: Optional[str]) -> Optional[RedFlag]:
         """The patterns first; where none fires, the learned model."""
+        if text is None or is_payload_or_empty(text):
+            return None
         found = self.detector.detect(text)
-        if found or self.learned is None or text is None or is_payload_or_empty(text):
+        if found or self.learned is None:
             return found
         category = self.learned.category(text, self._config["threshold"])
         return RedFlag(category, LEARNED_FLAG_ID) if category else None
