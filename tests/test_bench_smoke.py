@@ -34,3 +34,21 @@ def test_a_failing_server_shows_up_as_errors_not_latency() -> None:
     assert nobody.turns == 0 and nobody.errors == 4
     table, _ = markdown([{"label": "x", "loads": [nobody.summary()]}])
     assert "| errors, 2 visitors | 4 |" in table
+
+
+def test_a_new_report_set_does_not_make_the_stock_baseline_stale() -> None:
+    """Stock Rasa reads no file in data/safety/, so the baseline's inputs leave them
+    out (a cold retrain takes half an hour); the project's include them."""
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+    from assistant.paths import REPORT_SETS
+    from assistant.quality.bench.run import baseline, project, training_inputs
+
+    report_sets = sorted(REPORT_SETS.glob("*.yml"))
+    assert report_sets
+    assert not any(RasaYAMLReader.is_yaml_nlu_file(path) or YAMLStoryReader.is_stories_file(path)
+                   for path in report_sets)
+    assert not set(report_sets) & set(training_inputs(baseline()))
+    assert set(report_sets) <= set(training_inputs(project()))
+    assert any(path.name == "faq.yml" for path in training_inputs(baseline()))
