@@ -146,6 +146,27 @@ def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_a
     assert len(alarms) / len(quiet) <= 0.02, alarms
 
 
+REVIEW_CASES: Dict[str, List[str]] = yaml.safe_load(
+    (PROJECT_ROOT / "tests" / "safety" / "pattern_review.yml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("category", ["emergency", "urgent"])
+def test_a_second_reading_found_reports_the_new_patterns_silenced(category: str) -> None:
+    """Each of these was silenced by an ignore, frame or hypothetical added while
+    tuning on dev20-dev31 (tests/safety/pattern_review.yml); a missed report is
+    worse than a false alarm."""
+    detector = detector_for()
+    missed = [text for text in REVIEW_CASES[category]
+              if getattr(detector.detect(text), "category", None) != category]
+    assert len(REVIEW_CASES[category]) >= 5 and not missed, missed
+
+
+def test_a_second_reading_found_ordinary_messages_the_new_patterns_alarmed_on() -> None:
+    detector = detector_for()
+    alarms = [(text, detector.detect(text)) for text in REVIEW_CASES["ordinary"]]
+    assert len(alarms) >= 30 and not [a for a in alarms if a[1]], [a for a in alarms if a[1]]
+
+
 def test_a_key_given_twice_in_one_flag_is_refused_not_silently_dropped(tmp_path: Path) -> None:
     patterns = tmp_path / "red_flags.yml"
     patterns.write_text("urgent:\n  - id: x\n    match: [fever]\n    ignore: [a]\n    ignore: [b]\n")
