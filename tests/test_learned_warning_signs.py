@@ -32,13 +32,15 @@ from tests.conftest import report_figure
 
 CONFIG = RedFlagClassifier.get_default_config()
 # Measured over 19 sets (recall 0.928, false alarms 3 of 2,206), then 23 (0.941, 8 of 2,665),
-# 27 (0.940, 10 of 3,129) and 31 (0.940, 13 of 3,592). Each new set brought harder quiet
+# 27 (0.940, 10 of 3,129), 31 (0.940, 13 of 3,592) and 39 (0.945, 12 of 4,520). Each new set brought harder quiet
 # messages (dev20's long narratives gave 3 alarms), so the ceiling followed, each time by a
 # note like this one; never lower the floor.
 HELD_OUT_RECALL_FLOOR = 0.93
 HELD_OUT_FALSE_ALARM_CEILING = 0.004
-# No pattern has words for this report of pain on breathing in after back needling.
-UNPATTERNED_REPORT = "ribs are killing me whenever i inhale since the physio put pins in my back"
+# No pattern has words for this report of pain on breathing in after back needling. (The
+# patterns learned "killing me whenever i inhale" while tuning on dev32-dev35, so the
+# ribs now scream instead.)
+UNPATTERNED_REPORT = "ribs are screaming whenever i inhale since the physio put pins in my back"
 
 
 @pytest.mark.model
@@ -53,7 +55,7 @@ def test_held_out_figures_one_blind_set_at_a_time() -> None:
                   f"no patterns): recall {recall:.3f} on {sum(r.reports for r in results)} reports; "
                   f"false alarms {sum(r.alarms for r in results)} of {sum(r.quiet for r in results)} "
                   f"({alarm_rate:.2%})")
-    assert len(results) >= 31
+    assert len(results) >= 39
     assert recall >= HELD_OUT_RECALL_FLOOR
     assert alarm_rate <= HELD_OUT_FALSE_ALARM_CEILING
 

@@ -121,7 +121,7 @@ DEV_FILES = tuple(path.name for path in sorted(REPORT_SETS.glob("after_session_d
 
 
 def test_every_blind_report_set_is_found() -> None:
-    assert len(DEV_FILES) >= 31, DEV_FILES
+    assert len(DEV_FILES) >= 39, DEV_FILES
 
 
 @pytest.mark.parametrize("name", DEV_FILES)
@@ -150,21 +150,21 @@ REVIEW_CASES: Dict[str, List[str]] = yaml.safe_load(
     (PROJECT_ROOT / "tests" / "safety" / "pattern_review.yml").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("category", ["emergency", "urgent"])
+@pytest.mark.parametrize("category", ["emergency", "crisis", "urgent"])
 def test_a_second_reading_found_reports_the_new_patterns_silenced(category: str) -> None:
     """Each of these was silenced by an ignore, frame or hypothetical added while
-    tuning on dev20-dev31 (tests/safety/pattern_review.yml); a missed report is
-    worse than a false alarm."""
+    tuning on dev20-dev35, or by a long-standing pattern a reading exposed
+    (tests/safety/pattern_review.yml); a missed report is worse than a false alarm."""
     detector = detector_for()
     missed = [text for text in REVIEW_CASES[category]
               if getattr(detector.detect(text), "category", None) != category]
-    assert len(REVIEW_CASES[category]) >= 5 and not missed, missed
+    assert len(REVIEW_CASES[category]) >= 2 and not missed, missed
 
 
 def test_a_second_reading_found_ordinary_messages_the_new_patterns_alarmed_on() -> None:
     detector = detector_for()
     alarms = [(text, flag) for text in REVIEW_CASES["ordinary"] if (flag := detector.detect(text))]
-    assert len(REVIEW_CASES["ordinary"]) >= 30 and not alarms, alarms
+    assert len(REVIEW_CASES["ordinary"]) >= 60 and not alarms, alarms
 
 
 def test_a_key_given_twice_in_one_flag_is_refused_not_silently_dropped(tmp_path: Path) -> None:
