@@ -18,6 +18,8 @@ from assistant.nlu.red_flag_rules import (
     detector_for,
     normalise,
     parse_flags,
+    parse_spellings,
+    respell,
 )
 from assistant.paths import PROJECT_ROOT, REPORT_SETS
 from tests.conftest import report_figure
@@ -100,6 +102,30 @@ def test_a_clinic_can_add_patterns(tmp_path: Path) -> None:
 def test_a_malformed_patterns_file_names_the_entry(raw: Any, message: str) -> None:
     with pytest.raises(RedFlagConfigError, match=re.escape(message)):
         parse_flags(raw)
+
+
+def test_misspelt_sign_words_are_put_right_before_any_pattern_reads_them() -> None:
+    """Measured on dev53 (the sign words themselves misspelt): the patterns missed 31 of
+    its 103 reports before `spellings`, none after."""
+    detector = detector_for()
+    flag = detector.detect("tung feels massive and my throte is getting tite after the neddles")
+    assert flag is not None and flag.flag_id == "allergic_reaction"
+    assert respell(" my tung is fine ", {"tung": "tongue"}) == " my tongue is fine "
+    assert detector.detect("can neddles make your tung sweling?") is None
+
+
+@pytest.mark.parametrize(
+    ("spellings", "message"),
+    [
+        (["breth"], "must map a word to its misspellings"),
+        ({"breath": "breth"}, "spellings: breath: expected a lower-case word"),
+        ({"breath": ["breth"], "breathe": ["breth"]}, "'breth' is listed twice"),
+        ({"breath": ["two words"]}, "'two words' must be one lower-case word"),
+    ],
+)
+def test_a_malformed_spellings_list_names_the_entry(spellings: Any, message: str) -> None:
+    with pytest.raises(RedFlagConfigError, match=re.escape(message)):
+        parse_spellings({"spellings": spellings})
 
 
 def test_a_report_of_warning_signs_fires_and_a_question_about_them_does_not() -> None:

@@ -11,6 +11,8 @@ that deserves an honest answer, not an ambulance. Flags marked ``report_only``
 therefore skip a message framed as a question (``question_frames``) unless it
 also carries a report marker (``report_markers``: "since", "now", "i feel",
 "my chest is"...). A question with a real report inside it still fires.
+Misspelt sign words ("brethe", "sweling", "neddle") are put right first, word by
+word, from the file's ``spellings``, so every pattern reads them.
 It is run as the last NLU component (``assistant/nlu/red_flags.py``), so a red
 flag overrides whatever the trained model predicted, and by the tests directly.
 """
@@ -22,7 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, List, Optional, Pattern, Tuple
+from typing import Any, Dict, List, Optional, Pattern, Tuple
 
 import yaml
 
@@ -35,6 +37,8 @@ CATEGORIES = ("emergency", "crisis", "urgent")
 # How urgent each is: an answer at least as urgent as a report needs counts as caught.
 URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
 FRAMING_KEYS = ("question_frames", "report_markers", "hypotheticals", "present_markers")
+SPELLINGS_KEY = "spellings"
+WORD = re.compile(r"^[a-z0-9]+( [a-z0-9]+)*$")
 
 
 class RedFlagConfigError(ValueError):
@@ -104,7 +108,7 @@ class Framing:
 
 
 def _check_top_level(raw: Any, source: str) -> None:
-    allowed = (*CATEGORIES, *FRAMING_KEYS)
+    allowed = (*CATEGORIES, *FRAMING_KEYS, SPELLINGS_KEY)
     if not isinstance(raw, dict) or not set(raw) & set(CATEGORIES):
         raise RedFlagConfigError(f"{source}: top level must list flags under {', '.join(CATEGORIES)}")
     unknown = sorted(set(raw) - set(allowed))
@@ -120,6 +124,32 @@ def parse_framing(raw: Any, source: str = "red_flags.yml") -> Framing:
             raise RedFlagConfigError(f"{source}: '{key}' must be a list of regular expressions")
         return tuple(_compile(e, f"{source}: {key}[{i}]", bounded=False) for i, e in enumerate(entries))
     return Framing(*(patterns(key) for key in FRAMING_KEYS))
+
+
+def parse_spellings(raw: Any, source: str = "red_flags.yml") -> Dict[str, str]:
+    """`spellings: {breath: [breth, brethe]}` -> {"breth": "breath", "brethe": "breath"}."""
+    entries = raw.get(SPELLINGS_KEY) or {}
+    if not isinstance(entries, dict):
+        raise RedFlagConfigError(f"{source}: '{SPELLINGS_KEY}' must map a word to its misspellings")
+    spellings: Dict[str, str] = {}
+    for word, wrong in entries.items():
+        where = f"{source}: {SPELLINGS_KEY}: {word}"
+        if not isinstance(word, str) or not WORD.match(word) or not isinstance(wrong, list) or not wrong:
+            raise RedFlagConfigError(f"{where}: expected a lower-case word and a list of its misspellings")
+        for misspelt in wrong:
+            if not isinstance(misspelt, str) or not WORD.match(misspelt) or " " in misspelt:
+                raise RedFlagConfigError(f"{where}: '{misspelt}' must be one lower-case word")
+            if misspelt in spellings or misspelt in entries:
+                raise RedFlagConfigError(f"{where}: '{misspelt}' is listed twice or is itself a word here")
+            spellings[misspelt] = word
+    return spellings
+
+
+def respell(normalised: str, spellings: Dict[str, str]) -> str:
+    """Put misspelt words right in normalised text (" i cant brethe " -> " i cant breathe ")."""
+    if not spellings:
+        return normalised
+    return " " + " ".join(spellings.get(word, word) for word in normalised.split()) + " "
 
 
 def parse_flags(raw: Any, source: str = "red_flags.yml") -> List[_Flag]:
@@ -157,9 +187,11 @@ class _NoDuplicateKeys(yaml.SafeLoader):
 
 
 class RedFlagDetector:
-    def __init__(self, flags: List[_Flag], framing: Framing = Framing()) -> None:
+    def __init__(self, flags: List[_Flag], framing: Framing = Framing(),
+                 spellings: Optional[Dict[str, str]] = None) -> None:
         self.flags = flags  # in CATEGORIES order: the most urgent wins
         self.framing = framing
+        self.spellings = spellings or {}
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_PATTERNS) -> RedFlagDetector:
@@ -167,12 +199,13 @@ class RedFlagDetector:
             raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoDuplicateKeys)
         except (OSError, yaml.YAMLError) as error:
             raise RedFlagConfigError(f"{path}: {error}") from None
-        return cls(parse_flags(raw, path.name), parse_framing(raw, path.name))
+        name = path.name
+        return cls(parse_flags(raw, name), parse_framing(raw, name), parse_spellings(raw, name))
 
     def detect(self, text: Optional[str]) -> Optional[RedFlag]:
         if text is None or is_payload_or_empty(text):
             return None
-        normalised = normalise(text)
+        normalised = respell(normalise(text), self.spellings)
         question_only = self.framing.is_question_only(normalised)
         for flag in self.flags:
             if flag.report_only and question_only:
