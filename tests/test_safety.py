@@ -114,6 +114,17 @@ def test_misspelt_sign_words_are_put_right_before_any_pattern_reads_them() -> No
     assert detector.detect("can neddles make your tung sweling?") is None
 
 
+def test_an_entry_anchored_at_the_start_of_the_message_matches_there_only() -> None:
+    """The normalised text starts with a space, so a leading \\b never matched: an
+    ignore written "^ has anyone..." was silently dead until 2026-12-01."""
+    flags = parse_flags({"emergency": [{
+        "id": "chest", "match": ["chest pain"], "ignore": ["^ has anyone had chest pain"]}]})
+    detector = RedFlagDetector(flags)
+    assert detector.detect("has anyone had chest pain after needling?") is None
+    flag = detector.detect("ok so has anyone had chest pain? i have chest pain now")
+    assert flag is not None and flag.flag_id == "chest"
+
+
 @pytest.mark.parametrize(
     ("spellings", "message"),
     [

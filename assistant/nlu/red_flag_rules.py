@@ -83,8 +83,13 @@ def normalise(text: str) -> str:
 def _compile(expression: Any, where: str, bounded: bool = True) -> Pattern[str]:
     if not isinstance(expression, str) or not expression.strip():
         raise RedFlagConfigError(f"{where}: expected a regular expression")
+    if bounded:
+        # The normalised text starts with a space, where a leading \b can never
+        # match: an entry anchored at the start ("^ has anyone...") gets no \b there.
+        expression = (rf"(?:{expression})\b" if expression.startswith("^")
+                      else rf"\b(?:{expression})\b")
     try:
-        return re.compile(rf"\b(?:{expression})\b" if bounded else expression)
+        return re.compile(expression)
     except re.error as error:
         raise RedFlagConfigError(f"{where}: {error}") from None
 
