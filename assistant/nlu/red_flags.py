@@ -34,6 +34,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from assistant.nlu.fingerprints import code_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
+    Thresholds,
     WarningSignModel,
     body_words,
     fingerprint,
@@ -64,7 +65,24 @@ class RedFlagClassifier(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {"patterns": str(DEFAULT_PATTERNS.relative_to(PROJECT_ROOT)),
-                "reports": str(REPORT_SETS.relative_to(PROJECT_ROOT)), "C": 16.0, "threshold": 0.9}
+                "reports": str(REPORT_SETS.relative_to(PROJECT_ROOT)), "C": 32.0, "threshold": 0.9,
+                "emergency_threshold": 0.8}
+
+    @classmethod
+    def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
+        """The defaults with config.yml's settings over them; an unknown setting, or
+        thresholds out of order, stop training and start-up with a message naming them."""
+        defaults = cls.get_default_config()
+        unknown = sorted(set(config) - set(defaults))
+        if unknown:
+            raise ValueError(f"config.yml: {cls.__name__} has no setting '{unknown[0]}' "
+                             f"(expected {', '.join(defaults)})")
+        merged = {**defaults, **config}
+        thresholds = Thresholds.from_config(merged)
+        if not 0 < thresholds.emergency <= thresholds.report <= 1:
+            raise ValueError(f"config.yml: {cls.__name__} needs 0 < emergency_threshold <= threshold <= 1, "
+                             f"not {thresholds.emergency} and {thresholds.report}")
+        return merged
 
     @staticmethod
     def required_packages() -> List[str]:
@@ -86,7 +104,7 @@ class RedFlagClassifier(GraphComponent):
     @classmethod
     def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> RedFlagClassifier:
-        return cls({**cls.get_default_config(), **config}, model_storage, resource)
+        return cls(cls.checked_config(config), model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         """Reports from data/safety/; the NLU examples as quiet."""
@@ -102,7 +120,7 @@ class RedFlagClassifier(GraphComponent):
     def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> RedFlagClassifier:
         """Rasa loads only what it trained: a missing or broken model is an error, not a quiet fallback."""
-        config = {**cls.get_default_config(), **config}
+        config = cls.checked_config(config)
         with model_storage.read_from(resource) as directory:
             return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
 
@@ -113,7 +131,7 @@ class RedFlagClassifier(GraphComponent):
         found = self.detector.detect(text)
         if found or self.learned is None:
             return found
-        category = self.learned.category(text, self._config["threshold"])
+        category = self.learned.category(text, Thresholds.from_config(self._config))
         return RedFlag(category, LEARNED_FLAG_ID) if category else None
 
     def process(self, messages: List[Message]) -> List[Message]:

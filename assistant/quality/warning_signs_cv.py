@@ -16,6 +16,7 @@ from joblib import Parallel, delayed
 
 from assistant.nlu.learned_warning_signs import (
     Example,
+    Thresholds,
     WarningSignModel,
     load_report_set,
     report_set_files,
@@ -32,7 +33,7 @@ class HeldOutSet:
 
 
 def held_out_sets(directory: Path, negatives: Sequence[str], body: FrozenSet[str], c: float,
-                  threshold: float, jobs: int = 2) -> List[HeldOutSet]:
+                  thresholds: Thresholds, jobs: int = 2) -> List[HeldOutSet]:
     """One fit per set (about 7 s each on this machine), spread over `jobs` processes."""
     sets: List[Tuple[str, List[Example]]] = [(p.name, load_report_set(p))
                                              for p in report_set_files(directory)]
@@ -41,14 +42,14 @@ def held_out_sets(directory: Path, negatives: Sequence[str], body: FrozenSet[str
     def others(name: str) -> List[Example]:
         return [example for other, examples in sets if other != name for example in examples] + quiet
 
-    return Parallel(n_jobs=jobs)(delayed(_hold_out)(name, held, others(name), body, c, threshold)
+    return Parallel(n_jobs=jobs)(delayed(_hold_out)(name, held, others(name), body, c, thresholds)
                                  for name, held in sets)
 
 
 def _hold_out(name: str, held: List[Example], training: List[Example], body: FrozenSet[str], c: float,
-              threshold: float) -> HeldOutSet:
+              thresholds: Thresholds) -> HeldOutSet:
     model = WarningSignModel(c, body).fit(training)
-    fired = [(model.level(text, threshold), want) for text, want in held]
+    fired = [(model.level(text, thresholds), want) for text, want in held]
     return HeldOutSet(
         name=name,
         reports=sum(want > 0 for _, want in fired),
