@@ -34,7 +34,7 @@ class HeldOutSet:
 
 def held_out_sets(directory: Path, negatives: Sequence[str], body: FrozenSet[str], c: float,
                   thresholds: Thresholds, jobs: int = 2) -> List[HeldOutSet]:
-    """One fit per set (about 7 s each on this machine), spread over `jobs` processes."""
+    """One fit per set (about 15 s each over 75 sets on this machine), spread over `jobs` processes."""
     sets: List[Tuple[str, List[Example]]] = [(p.name, load_report_set(p))
                                              for p in report_set_files(directory)]
     quiet = [(text, 0) for text in negatives]
