@@ -96,6 +96,7 @@ class RedFlagClassifier(GraphComponent):
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  learned: Optional[WarningSignModel] = None) -> None:
         self._config = config
+        self.thresholds = Thresholds.from_config(config)  # read once, not per message
         self._model_storage = model_storage
         self._resource = resource
         self.detector: RedFlagDetector = detector_for(_project_path(config["patterns"]))
@@ -131,7 +132,7 @@ class RedFlagClassifier(GraphComponent):
         found = self.detector.detect(text)
         if found or self.learned is None:
             return found
-        category = self.learned.category(text, Thresholds.from_config(self._config))
+        category = self.learned.category(text, self.thresholds)
         return RedFlag(category, LEARNED_FLAG_ID) if category else None
 
     def process(self, messages: List[Message]) -> List[Message]:
