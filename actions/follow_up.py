@@ -44,6 +44,8 @@ FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
 SAME = "same"
 # How far back a follow-up may refer: the visitor's last few messages.
 LOOKBACK_USER_TURNS = 3
+# The answer selector's confidence above which a follow-up names its own subject.
+NAMED_ANSWER_MIN = 0.4
 
 
 CONDITION = "condition"  # the previous answer was about a condition
@@ -67,11 +69,18 @@ class FollowUps:
     intent_kinds: Tuple[str, ...] = ()  # after such a reply these stay on it
     short_max_words: int = 0
     short_starts: Optional[Pattern[str]] = None
+    short_refers: Optional[Pattern[str]] = None
 
     def is_short_follow_up(self, text: str) -> bool:
-        """An unclear message that reads like a follow-up: short, and starting like one."""
-        return (self.short_starts is not None and len(text.split()) <= self.short_max_words
-                and bool(self.short_starts.search(text.lower())))
+        """An unclear message that reads like a follow-up: short, and starting like one
+        or pointing back ("will i feel them", "why does it happen")."""
+        if len(text.split()) > self.short_max_words:
+            return False
+        starts = self.short_starts is not None and bool(self.short_starts.search(text.lower()))
+        return starts or self.refers_back(text)
+
+    def refers_back(self, text: str) -> bool:
+        return self.short_refers is not None and bool(self.short_refers.search(text.lower()))
 
     def kind_of(self, text: str) -> Optional[Kind]:
         lowered = text.lower()
@@ -100,13 +109,19 @@ class Resolution:
 
 
 def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previous: Optional[str],
-                      conditions: List[str]) -> Resolution:
+                      conditions: List[str], named: Optional[str] = None) -> Resolution:
     """One decision, shared by the action and the evaluation (assistant/quality/sealed.py).
-    ``previous`` is a topic or subject id, or ``condition:<id>``."""
+    ``previous`` is a topic or subject id, or ``condition:<id>``; ``named`` is the
+    topic or subject the message names on its own (``named_answer``)."""
     kind = follow_ups.kind_of(text)
     # "and for migraines?" / "what about my knee?": the named condition is the question.
     if conditions and (kind is None or kind.name == "what_about"):
         return Resolution(conditions=tuple(conditions))
+    # "and swimming?" after exercise, "and kids?" after safety: the named subject is
+    # the question, unless the message points back ("which one's better").
+    if (named and named != previous and (kind is None or kind.name == "what_about")
+            and not follow_ups.refers_back(text)):
+        return Resolution(answer=named)
     if previous is None:
         if kind is not None and kind.standalone and kind.default != SAME:
             return Resolution(answer=kind.default)
@@ -160,13 +175,27 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
         if kind_name not in names:
             raise ValueError(f"{source}: intents.stay: unknown kind '{kind_name}'")
     short = raw.get("short_follow_up") or {}
+    unknown = set(short) - {"max_words", "starts", "refers"}
+    if unknown:
+        raise ValueError(f"{source}: short_follow_up: unknown key(s) {sorted(unknown)}")
     try:
         short_starts = re.compile(short["starts"]) if short else None
+        short_refers = re.compile(short["refers"]) if "refers" in short else None
     except (KeyError, re.error) as error:
-        raise ValueError(f"{source}: short_follow_up: needs a valid 'starts' ({error})") from None
+        raise ValueError(f"{source}: short_follow_up: needs valid 'starts', 'refers' ({error})") from None
     return FollowUps(tuple(kinds), subject_kinds, topics,
                      {str(k): str(v) for k, v in (intents.get("replies") or {}).items()},
-                     intent_kinds, int(short.get("max_words", 0)), short_starts)
+                     intent_kinds, int(short.get("max_words", 0)), short_starts, short_refers)
+
+
+def named_answer(parse_data: Dict[str, Any]) -> Optional[str]:
+    """The topic or subject a follow-up names on its own ("and swimming?" names
+    bath_sauna), when the answer selector is sure enough of it; else None."""
+    answer = selected_answer(parse_data)
+    key = str(answer.get("intent_response_key") or "")
+    if "/" not in key or float(answer.get("confidence") or 0.0) < NAMED_ANSWER_MIN:
+        return None
+    return key.split("/", 1)[1]
 
 
 @cache
@@ -221,7 +250,7 @@ class ActionFollowUp(Action):
         kb = cached_knowledge()
         named = [c.id for c in conditions_in_message(kb, tracker.latest_message.get("entities", []))]
         resolution = resolve_follow_up(cached_follow_ups(), kb, tracker.latest_message.get("text") or "",
-                                       previous_topic(tracker), named)
+                                       previous_topic(tracker), named, named_answer(tracker.latest_message))
         if resolution.response == GENERIC_PERSONAL_MEDICAL:  # the reply that fits the case
             resolution = replace(resolution, response=personal_medical_response(
                 tracker.latest_message.get("text") or ""))
@@ -256,4 +285,5 @@ def short_follow_up(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optio
     if previous is None or not follow_ups.is_short_follow_up(text):
         return None
     return answer_follow_up(dispatcher, cached_knowledge(),
-                            resolve_follow_up(follow_ups, cached_knowledge(), text, previous, []))
+                            resolve_follow_up(follow_ups, cached_knowledge(), text, previous, [],
+                                              named_answer(tracker.latest_message)))

@@ -16,6 +16,7 @@ from actions.follow_up import (
     ActionFollowUp,
     Resolution,
     cached_follow_ups,
+    named_answer,
     parse_follow_ups,
     previous_topic,
     resolve_follow_up,
@@ -35,6 +36,10 @@ from tests.helpers.rest import filled, say, texts
     ("session_steps", "how long does it take", "session_length"),
     ("why_dry", "why?", "why_dry"),
     ("exercise_after", "can i do that after?", "exercise_after"),
+    ("does_it_hurt", "what about after", "soreness_after"),  # `after` is tried before `what_about`
+    ("twitch_response", "is that why im so sore today", "soreness_after"),
+    ("results_timeline", "and will they stay away", "results_duration"),
+    ("needle_count_size", "will i feel them", "does_it_hurt"),
 ])
 def test_the_resolver(previous: str, text: str, expected: str, kb: KnowledgeBase) -> None:
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected
@@ -55,11 +60,43 @@ def test_conditions_subjects_and_no_context(kb: KnowledgeBase, previous: Optiona
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, conditions) == expected
 
 
+@pytest.mark.parametrize(("previous", "text", "named", "expected"), [
+    ("exercise_after", "and swimming?", "bath_sauna", "bath_sauna"),  # names its own subject
+    ("side_effects", "what about kids", "minimum_age", "minimum_age"),
+    ("heat_or_ice", "which one's better", "other_treatments", "heat_or_ice"),  # points back
+    ("other_side_effects", "how long does that last", "results_timeline", "other_side_effects"),  # a kind
+    ("exercise_after", "and swimming?", "exercise_after", "exercise_after"),
+])
+def test_a_follow_up_that_names_a_subject_of_its_own(kb: KnowledgeBase, previous: str, text: str,
+                                                     named: str, expected: str) -> None:
+    assert resolve_follow_up(cached_follow_ups(), kb, text, previous, [], named).answer == expected
+
+
+def test_only_a_confident_answer_names_a_subject() -> None:
+    def parse(confidence: float) -> Dict[str, Any]:
+        return {"response_selector": {"faq": {"response": {
+            "intent_response_key": "faq/bath_sauna", "confidence": confidence}}}}
+    assert named_answer(parse(0.74)) == "bath_sauna"
+    assert named_answer(parse(0.2)) is None
+    assert named_answer({}) is None
+
+
+@pytest.mark.parametrize(("text", "short"), [
+    ("why does it happen", True), ("will i feel them", True), ("and kids?", True),
+    ("will i still get the full session", False), ("where r u", False),
+    ("is it ok to drive home after my appointment on the motorway though", False),  # too long
+])
+def test_which_unclear_messages_read_as_follow_ups(text: str, short: bool) -> None:
+    assert cached_follow_ups().is_short_follow_up(text) is short
+
+
 def test_the_follow_ups_file_is_validated(kb: KnowledgeBase) -> None:
     with pytest.raises(ValueError, match="'no_such_topic' is not a topic or subject id"):
         parse_follow_ups({"kinds": {"how": {"match": "how", "default": "no_such_topic"}}}, kb)
     with pytest.raises(ValueError, match="unknown kind 'huh'"):
         parse_follow_ups({"kinds": {"how": {"match": "how"}}, "topics": {"what_is": {"huh": "same"}}}, kb)
+    with pytest.raises(ValueError, match=r"short_follow_up: unknown key\(s\) \['refer'\]"):
+        parse_follow_ups({"short_follow_up": {"max_words": 8, "starts": "and", "refer": "it"}}, kb)
 
 
 def user(text: str, intent: str, topic: Optional[str] = None) -> Dict[str, Any]:
@@ -120,6 +157,13 @@ def test_a_sore_patient_on_the_real_server(stack: Any, kb: KnowledgeBase) -> Non
     after_how = texts(say(stack, sender, "can it reduce inflammation"))
     assert after_how == [filled(kb.topics["inflammation"].answer)]
     assert texts(say(stack, sender, "how?")) == [filled(kb.topics["inflammation"].answer)]
+
+
+def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "can i go to the gym after my session")
+    reply = " ".join(texts(say(stack, sender, "what about the sauna")))
+    assert reply.startswith(filled(kb.subjects["bath_sauna"].reply)), reply
 
 
 def test_every_reply_a_follow_up_can_repeat_is_in_the_domain() -> None:

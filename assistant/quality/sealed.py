@@ -115,7 +115,7 @@ class SealedEvaluator:
         """What the bot would answer, as a sealed label, and the conditions it answers
         about. The same decisions the bot makes: red flags, the fallback, a named
         condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
-        from actions.follow_up import resolve_follow_up
+        from actions.follow_up import named_answer, resolve_follow_up
 
         parse = await self.agent.parse_message(text)
         intent = (parse.get("intent") or {}).get("name")
@@ -124,13 +124,14 @@ class SealedEvaluator:
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         conditions = self._conditions(parse)
         if label == INTENT_FOLLOW_UP:
-            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions)
+            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions,
+                                           named_answer(parse))
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
         elif label == CLARIFY and conditions:
             label = "ask_condition"
         elif label == CLARIFY and previous and self.follow_ups.is_short_follow_up(text):
-            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [])
+            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [], named_answer(parse))
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
         topic = self.kb.conditions[conditions[0]].topic if conditions else None
