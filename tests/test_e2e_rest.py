@@ -51,7 +51,7 @@ def test_the_conversation_is_stored_in_the_sqlite_tracker_store(stack: Any) -> N
 
 def test_a_personal_medical_question_gets_the_reply_for_its_case(stack: Any) -> None:
     sender = f"e2e-{uuid.uuid4().hex[:8]}"
-    [child] = say(stack, sender, "can my child have dry needling")
+    [child] = say(stack, sender, "my son is 9 and has eczema, is dry needling ok for him")
     assert "your child's own health" in child["text"] and "GP" in child["text"]
     [device] = say(stack, f"{sender}-2", "i have a pacemaker, can i have dry needling")
     assert "pacemaker" in device["text"] and "it's safe" not in device["text"].lower()

@@ -11,7 +11,7 @@ floor is lower than the bar, and the closing note of the issue says so.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Dict, List
 
 import pytest
 
@@ -20,7 +20,9 @@ from assistant.quality.evaluation import cross_validate
 from assistant.quality.sealed import SealedEvaluator, SealedReport, figures, quiet_parse_log
 from tests.conftest import report_figure
 
-DEV_DIR = PROJECT_ROOT / "tests" / "dev"
+# The blind question sets: True where a tuning round used it.
+DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True, "dev6": True,
+            "dev7": False, "dev8": False}
 
 # Floors measured on 2026-11-30 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.95  # [0.95]
@@ -50,15 +52,38 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 
 
 def test_the_development_set_figures(agent: Any) -> None:
-    """tests/dev/: written blind like the sealed set, but tuned on (the follow-up
-    kinds and training phrasings were grown from its misses). Printed for
-    comparison with the sealed figures; its floors only guard against regressions."""
-    dev = asyncio.run(SealedEvaluator(agent).run(DEV_DIR))
-    report_figure(f"development set (tuned on): FAQ topic {dev.accuracy('faq/')[0]:.3f}, long-tail "
-                  f"{dev.accuracy('long_tail/')[0]:.3f}, follow-up conversations "
-                  f"{dev.conversation_accuracy:.3f} on {len(dev.conversations)}, confident wrong "
-                  f"{dev.confident_wrong[0]:.3f}")
-    assert dev.accuracy("faq/")[0] >= 0.93 and dev.conversation_accuracy >= 0.80
+    """tests/dev*/: written blind like the sealed set by helpers who never saw the
+    training data, each committed before the tuning round it fed. The tuned-on sets
+    only guard against regressions; the round's held-out sets (dev7, dev8 on
+    2026-12-02) show what a fresh writer gets. Printed next to the sealed figures."""
+    quiet_parse_log()
+    pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
+    for name, tuned in DEV_SETS.items():
+        dev = asyncio.run(SealedEvaluator(agent).run(PROJECT_ROOT / "tests" / name))
+        pooled[tuned].append(dev)
+        report_figure(f"development set {name} ({'tuned on' if tuned else 'held out'}): "
+                      + dev_figures(dev))
+    tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
+    report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
+    report_figure("development sets, held out, pooled: " + dev_figures(held_out))
+    assert tuned_on.accuracy("faq/")[0] >= 0.96 and tuned_on.conversation_accuracy >= 0.90
+    assert held_out.accuracy("faq/")[0] >= 0.92 and held_out.conversation_accuracy >= 0.78
+    assert held_out.confident_wrong[0] <= 0.03
+
+
+def dev_figures(dev: SealedReport) -> str:
+    parts = []
+    if dev.messages:
+        parts += [f"FAQ topic {dev.accuracy('faq/')[0]:.3f}",
+                  f"long-tail {dev.accuracy('long_tail/')[0]:.3f}",
+                  f"confident wrong {dev.confident_wrong[0]:.3f} of {len(dev.messages)}"]
+    return ", ".join(parts + [f"follow-up conversations {dev.conversation_accuracy:.3f} "
+                              f"on {len(dev.conversations)}"])
+
+
+def merged(reports: List[SealedReport]) -> SealedReport:
+    return SealedReport(messages=[t for r in reports for t in r.messages],
+                        conversations=[c for r in reports for c in r.conversations])
 
 
 def test_the_sealed_set_is_as_big_as_the_issue_asks(report: SealedReport) -> None:

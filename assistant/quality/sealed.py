@@ -115,6 +115,7 @@ class SealedEvaluator:
         """What the bot would answer, as a sealed label, and the conditions it answers
         about. The same decisions the bot makes: red flags, the fallback, a named
         condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
+        from actions.clarify import condition_is_the_question
         from actions.follow_up import named_answer, resolve_follow_up
 
         parse = await self.agent.parse_message(text)
@@ -128,7 +129,7 @@ class SealedEvaluator:
                                            named_answer(parse))
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
-        elif label == CLARIFY and conditions:
+        elif label == CLARIFY and conditions and condition_is_the_question(parse):
             label = "ask_condition"
         elif label == CLARIFY and previous and self.follow_ups.is_short_follow_up(text):
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [], named_answer(parse))
