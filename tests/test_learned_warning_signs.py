@@ -111,12 +111,13 @@ def test_a_pattern_decides_first_and_keeps_its_name() -> None:
     assert classifier.flag("how long is a session") == RedFlag("emergency", LEARNED_FLAG_ID)
 
 
-def test_a_list_of_body_parts_or_one_word_is_left_to_the_patterns() -> None:
+def test_a_list_of_body_parts_or_a_short_follow_up_is_left_to_the_patterns() -> None:
     model = WarningSignModel(body=frozenset(["neck", "shoulder", "shoulders", "blade"]) | OTHER_BODY_WORDS)
-    for text in BODY_PART_ANSWERS + ["left shoulder blade", "fainted"]:
-        assert model.is_body_parts_only(text), text
-    for text in ["my chest hurts", "neck and chest pain", "fainted at the clinic"]:
-        assert not model.is_body_parts_only(text), text
+    for text in BODY_PART_ANSWERS + ["left shoulder blade", "fainted", "and saturdays?", "and swelling?",
+                                     "ok what about infection", "my chest hurts"]:
+        assert model.leaves_to_patterns(text), text
+    for text in ["neck and chest pain", "fainted at the clinic", "cant lift right arm. face numb one side"]:
+        assert not model.leaves_to_patterns(text), text
 
 
 @pytest.mark.parametrize("level, alarms", [(2, True), (1, False)])
