@@ -36,8 +36,8 @@ CONFIG = RedFlagClassifier.get_default_config()
 # 2,665), 27 (0.940, 10 of 3,129), 31 (0.940, 13 of 3,592), 39 (0.945, 12 of 4,520), 43
 # (0.949, 11 of 4,986), 51 (0.953, 15 of 5,909), 55 (0.955, 16 of 6,359), 59 (0.958, 16 of
 # 6,820), 63 (0.960, 16 of 7,292), 67 (0.961, 16 of 7,752) and, with C=32 and 0.8 for an
-# emergency (learned_warning_signs.py says why), 71 (0.974, 22 of 8,228) and 75 (0.975, 22 of
-# 8,691). Each new set up to 31 brought
+# emergency (learned_warning_signs.py says why), 71 (0.974, 22 of 8,228), 75 (0.975, 22 of
+# 8,691) and 79 (0.974, 32 of 9,141: dev76's long rambling questions). Each new set up to 31 brought
 # harder quiet messages (dev20's long narratives gave 3 alarms), so the ceiling followed,
 # each time by a note like this one; never lower the floor.
 HELD_OUT_RECALL_FLOOR = 0.93
@@ -85,7 +85,8 @@ BODY_PART_ANSWERS = ["chest", "my chest", "breathing", "neck and chest", "my nec
 
 @pytest.mark.parametrize("text", ["how long does a session take", "does dry needling hurt",
                                   "is it the same as acupuncture",
-                                  "sore for a day after needling, normal i guess", *BODY_PART_ANSWERS])
+                                  "sore for a day after needling, normal i guess", *BODY_PART_ANSWERS,
+                                  "and saturdays?", "and swelling?", "and neck pain"])
 def test_ordinary_questions_body_part_answers_and_normal_soreness_stay_quiet(parse: Any, text: str) -> None:
     assert parse(text)["intent"]["name"] not in CATEGORIES
 
