@@ -4,6 +4,7 @@ personal medical case they answer."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from pathlib import Path
@@ -11,10 +12,16 @@ from typing import Any, Dict, List
 
 import pytest
 import yaml
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conditions import answer_condition
-from actions.personal_medical import personal_medical_case, personal_medical_response
+from actions.personal_medical import (
+    ActionPersonalMedical,
+    is_bare_safety_question,
+    personal_medical_case,
+    personal_medical_response,
+)
 from assistant.kb.build_data import render_responses
 from assistant.kb.knowledge import (
     READ_MORE,
@@ -132,6 +139,27 @@ def test_the_case_is_chosen_from_the_words(text: str, case: str | None) -> None:
     assert personal_medical_case(text) == case
     expected = f"utter_personal_medical_{case}" if case else "utter_personal_medical"
     assert personal_medical_response(text) == expected
+
+
+@pytest.mark.parametrize(("text", "bare"), [
+    ("is it safe", True), ("Is it safe?", True), ("so is it actually safe tho", True),
+    ("hmm ok, is dry needling really safe", True),
+    ("is it safe for me", False), ("is it safe if im pregnant", False),
+    ("is it safe for elderly people", False), ("i take blood thinners is it safe", False),
+])
+def test_is_it_safe_on_its_own_asks_about_the_treatment(text: str, bare: bool) -> None:
+    assert is_bare_safety_question(text) is bare
+    dispatcher = CollectingDispatcher()
+    track = Tracker.from_dict({"sender_id": "v", "slots": {}, "latest_message": {"text": text},
+                               "events": [], "paused": False, "latest_event_time": None,
+                               "followup_action": None, "active_loop": {}, "latest_action_name": None})
+    events = asyncio.run(ActionPersonalMedical().run(dispatcher, track, {}))
+    [message] = dispatcher.messages
+    if bare:
+        assert message["response"] == "utter_faq/side_effects"
+        assert events == [{"event": "slot", "timestamp": None, "name": "last_topic", "value": "side_effects"}]
+    else:
+        assert message["response"].startswith("utter_personal_medical") and events == []
 
 
 def test_every_case_has_its_own_reply_and_none_says_it_is_safe() -> None:

@@ -57,6 +57,11 @@ def test_a_personal_medical_question_gets_the_reply_for_its_case(stack: Any) -> 
     assert "pacemaker" in device["text"] and "it's safe" not in device["text"].lower()
 
 
+def test_is_it_safe_on_its_own_gets_the_side_effects_answer(stack: Any, kb: KnowledgeBase) -> None:
+    reply = " ".join(texts(say(stack, f"e2e-{uuid.uuid4().hex[:8]}", "is it safe?")))
+    assert reply.startswith(filled(kb.topics["side_effects"].answer)), reply
+
+
 def test_the_root_says_the_server_runs_without_naming_rasas_version(stack: Any) -> None:
     """Stock Rasa answers "Hello from Rasa: 3.6.x": a free hint for an attacker."""
     from assistant.rasa_server.hardening import ROOT_TEXT

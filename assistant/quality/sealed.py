@@ -117,12 +117,15 @@ class SealedEvaluator:
         condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
         from actions.clarify import condition_is_the_question
         from actions.follow_up import named_answer, resolve_follow_up
+        from actions.personal_medical import SAFETY_TOPIC, is_bare_safety_question
 
         parse = await self.agent.parse_message(text)
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
             return str(intent), []
         label = sealed_label(decide(parse, self.thresholds), self.kb)
+        if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
+            label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
         if label == INTENT_FOLLOW_UP:
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions,
