@@ -155,12 +155,13 @@ def test_the_most_urgent_sign_wins() -> None:
 
 
 DEV_FILES = tuple(path.name for path in sorted(REPORT_SETS.glob("after_session_dev*.yml")))
-# Sets whose false alarms no round has tuned yet (2026-12-02): recall is 1.000 on each,
-# and the alarms measured then are ceilings until a round brings them under 2%.
+# Sets whose false alarms are not yet under 2% (2026-12-02; dev77 and dev78 partly
+# tuned): recall is 1.000 on each, and the alarms measured then are ceilings until a
+# round brings them under 2%.
 # dev76 is the known weak spot: a long, rambling question names the sign inside a
 # narrative full of "today" and "I had", which read as a report.
-UNTUNED_ALARMS = {"after_session_dev76.yml": 29, "after_session_dev77.yml": 4,
-                  "after_session_dev78.yml": 10, "after_session_dev79.yml": 3}
+UNTUNED_ALARMS = {"after_session_dev76.yml": 29, "after_session_dev77.yml": 2,
+                  "after_session_dev78.yml": 6, "after_session_dev79.yml": 3}
 
 
 def test_every_blind_report_set_is_found() -> None:
