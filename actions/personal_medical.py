@@ -23,6 +23,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.contracts import RETRIEVAL_INTENT, SLOT_LAST_TOPIC
+from assistant.nlu.red_flag_rules import normalise
 
 GENERIC_RESPONSE = "utter_personal_medical"
 ADULT_AGE = 18
@@ -45,8 +46,9 @@ _CASES = (
         r"|prednisone|prednisolone|prescri\w*|on drugs)\b")),
 )
 # "is it safe?", "so is it actually safe tho": nobody's health named, only the treatment.
+# Read in the red-flag patterns' normalised text: lower case, no apostrophes or punctuation.
 _BARE_SAFETY_QUESTION = re.compile(
-    r"^\W*((so|and|but|ok|okay|hmm|right|hi|hey)\W+)*(is|its|it s)\s+"
+    r"^\W*((so|and|but|ok|okay|hmm|right|hi|hey)\W+)*(is|its)\s+"
     r"(it|this|that|dry needling|needling|the needling|the treatment|this treatment)\s+"
     r"((actually|really|even|totally|completely|generally|definitely)\s+)?safe"
     r"(\s+(though|tho|at all|then|overall|in general|generally))?\W*$")
@@ -69,7 +71,7 @@ def personal_medical_case(text: str) -> Optional[str]:
 
 
 def is_bare_safety_question(text: str) -> bool:
-    return bool(_BARE_SAFETY_QUESTION.match(text.lower().replace("'", " ")))
+    return bool(_BARE_SAFETY_QUESTION.match(normalise(text)))
 
 
 def personal_medical_response(text: str) -> str:

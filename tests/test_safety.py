@@ -5,6 +5,7 @@ trained model's NLU pipeline, and (tests/test_e2e_limits.py) through the server.
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -164,6 +165,12 @@ UNTUNED_ALARMS = {"after_session_dev76.yml": 29, "after_session_dev77.yml": 2,
                   "after_session_dev78.yml": 6, "after_session_dev79.yml": 3}
 
 
+@cache
+def dev_set(name: str) -> Dict[str, List[str]]:
+    """A blind report set, read once for the per-set and the pooled test."""
+    return dict(yaml.safe_load((REPORT_SETS / name).read_text(encoding="utf-8")))
+
+
 def test_every_blind_report_set_is_found() -> None:
     assert len(DEV_FILES) >= 51, DEV_FILES
 
@@ -174,8 +181,7 @@ def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_a
     blind by a different helper from the definitions; the sealed set is measured
     in test_sealed.py and never tuned on). They also train the learned second
     opinion (assistant/nlu/learned_warning_signs.py); this is the patterns alone."""
-    DEV_SET: Dict[str, List[str]] = yaml.safe_load(
-        (REPORT_SETS / name).read_text(encoding="utf-8"))
+    DEV_SET = dev_set(name)
     detector = detector_for()
     reports = [(t, c) for c in ("emergency", "urgent") for t in DEV_SET[c]]
     missed = [(t, c) for t, c in reports
@@ -195,8 +201,7 @@ def test_after_session_reports_are_caught_with_the_right_urgency_and_questions_a
 
 def test_false_alarms_over_all_the_blind_report_sets() -> None:
     detector = detector_for()
-    quiet = [t for name in DEV_FILES for group in ("normal", "question")
-             for t in yaml.safe_load((REPORT_SETS / name).read_text(encoding="utf-8"))[group]]
+    quiet = [t for name in DEV_FILES for group in ("normal", "question") for t in dev_set(name)[group]]
     alarms = sum(detector.detect(t) is not None for t in quiet)
     report_figure(f"after-session warning signs, all {len(DEV_FILES)} blind sets (patterns alone): "
                   f"false alarms {alarms} of {len(quiet)} ({alarms / len(quiet):.4f})")

@@ -57,9 +57,10 @@ def test_the_development_set_figures(agent: Any) -> None:
     only guard against regressions; the last round's held-out sets (dev11, dev12
     on 2026-12-02) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
+    evaluator = SealedEvaluator(agent)
     pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
     for name, tuned in DEV_SETS.items():
-        dev = asyncio.run(SealedEvaluator(agent).run(PROJECT_ROOT / "tests" / name))
+        dev = asyncio.run(evaluator.run(PROJECT_ROOT / "tests" / name))
         pooled[tuned].append(dev)
         report_figure(f"development set {name} ({'tuned on' if tuned else 'held out'}): "
                       + dev_figures(dev))
