@@ -12,6 +12,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.clarify import ActionClarify
 from actions.follow_up import (
     ActionFollowUp,
     Resolution,
@@ -20,6 +21,7 @@ from actions.follow_up import (
     parse_follow_ups,
     previous_topic,
     resolve_follow_up,
+    stays_on_previous,
 )
 from assistant.contracts import SLOT_LAST_TOPIC
 from assistant.kb.knowledge import KnowledgeBase
@@ -164,6 +166,36 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
     say(stack, sender, "can i go to the gym after my session")
     reply = " ".join(texts(say(stack, sender, "what about the sauna")))
     assert reply.startswith(filled(kb.subjects["bath_sauna"].reply)), reply
+
+
+def test_an_unclear_message_whose_choices_include_the_previous_topic_stays_on_it() -> None:
+    def unclear(*topics: str) -> Dict[str, Any]:
+        ranking = [{"intent_response_key": f"faq/{t}", "confidence": 0.2} for t in topics]
+        return {"text": "can i have thursday instead", "intent": {"name": "nlu_fallback", "confidence": 0.5},
+                "intent_ranking": [{"name": "faq", "confidence": 0.5}], "entities": [],
+                "response_selector": {"faq": {"ranking": ranking, "response": ranking[0]}}}
+
+    def clarify(*topics: str) -> List[Any]:
+        events = [user("need to cancel tomorrow", "faq", "cancel_reschedule"),
+                  {"event": "action", "name": "utter_faq"},
+                  {"event": "user", "text": "can i have thursday instead", "parse_data": unclear(*topics)}]
+        dispatcher = CollectingDispatcher()
+        asyncio.run(ActionClarify().run(dispatcher, tracker(events), {}))
+        return [m.get("response") for m in dispatcher.messages]
+
+    assert clarify("drug_free", "cancel_reschedule") == ["utter_faq/cancel_reschedule"]
+    assert clarify("drug_free", "exercise_after") == ["utter_clarify"]
+    assert stays_on_previous(unclear("cancel_reschedule"), None) is False
+    assert stays_on_previous(unclear("cancel_reschedule"), "condition:sciatica") is False
+
+
+def test_an_unclear_detail_after_an_answer_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "i need to cancel my appointment tomorrow")
+    reply = " ".join(texts(say(stack, sender, "can i have thursday instead")))
+    assert reply.startswith(filled(kb.subjects["cancel_reschedule"].reply)), reply
+    alone = " ".join(texts(say(stack, f"follow-{uuid.uuid4().hex[:8]}", "can i have thursday instead")))
+    assert not alone.startswith(filled(kb.subjects["cancel_reschedule"].reply)), alone
 
 
 def test_every_reply_a_follow_up_can_repeat_is_in_the_domain() -> None:

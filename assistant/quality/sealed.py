@@ -116,7 +116,7 @@ class SealedEvaluator:
         about. The same decisions the bot makes: red flags, the fallback, a named
         condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
         from actions.clarify import condition_is_the_question
-        from actions.follow_up import named_answer, resolve_follow_up
+        from actions.follow_up import named_answer, resolve_follow_up, stays_on_previous
         from actions.personal_medical import SAFETY_TOPIC, is_bare_safety_question
 
         parse = await self.agent.parse_message(text)
@@ -138,6 +138,8 @@ class SealedEvaluator:
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [], named_answer(parse))
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
+        elif label == CLARIFY and stays_on_previous(parse, previous):
+            label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
         topic = self.kb.conditions[conditions[0]].topic if conditions else None
         if label == "ask_condition" and topic:
             # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
