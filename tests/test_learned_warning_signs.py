@@ -121,6 +121,17 @@ def test_a_list_of_body_parts_or_a_short_follow_up_is_left_to_the_patterns() -> 
         assert not model.leaves_to_patterns(text), text
 
 
+def test_a_message_that_only_says_what_was_done_and_when_is_left_to_the_patterns() -> None:
+    """The opening of a report sent in bursts: no sign yet, so no alarm from the model."""
+    model = WarningSignModel(body=frozenset(["neck", "shoulder", "blade", "calf"]) | OTHER_BODY_WORDS)
+    for text in ["had needling on my shoulder blade today", "the needle site on my shoulder",
+                 "had needles in my neck 3 days ago", "the spot where she put the needle in my calf"]:
+        assert model.leaves_to_patterns(text), text
+    for text in ["had needling on my shoulder blade today, now it stabs when i breathe",
+                 "the needle site on my shoulder is hot", "needles in my neck and i feel faint"]:
+        assert not model.leaves_to_patterns(text), text
+
+
 @pytest.mark.parametrize("level, alarms", [(2, True), (1, False)])
 def test_an_emergency_needs_less_certainty_than_a_see_a_doctor_today(level: int, alarms: bool) -> None:
     thresholds = Thresholds.from_config(CONFIG)

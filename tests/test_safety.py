@@ -234,3 +234,30 @@ def test_a_key_given_twice_in_one_flag_is_refused_not_silently_dropped(tmp_path:
     patterns.write_text("urgent:\n  - id: x\n    match: [fever]\n    ignore: [a]\n    ignore: [b]\n")
     with pytest.raises(RedFlagConfigError, match="'ignore' appears twice"):
         RedFlagDetector.from_file(patterns)
+
+
+# Reports sent in bursts of two or three messages, written blind (split_reports_2 was
+# held out while the learned model's context-only rule was chosen). Each burst counts
+# as caught when one of its messages gets at least the urgency it needs, and as a false
+# alarm when any message of a quiet burst alarms; measured 15 of 121 and 14 of 114 on
+# 2026-12-02 (the quiet bursts are the hardest look-alikes: "blue lips" / "is that a sign
+# of a collapsed lung?" alarms on its first message, as it should).
+BURST_SETS = {"split_reports.yml": 15, "split_reports_2.yml": 14}
+
+
+@pytest.mark.parametrize("name", sorted(BURST_SETS))
+def test_reports_sent_in_bursts_are_caught_message_by_message(parse: Any, name: str) -> None:
+    bursts = yaml.safe_load((PROJECT_ROOT / "tests" / "safety" / name).read_text(encoding="utf-8"))
+
+    def urgency(message: str) -> int:
+        return URGENCY.get(parse(message)["intent"]["name"], 0)
+
+    missed = [burst for group in ("emergency", "urgent") for burst in bursts[group]
+              if max(urgency(message) for message in burst) < URGENCY[group]]
+    alarmed = [burst for burst in bursts["quiet"] if any(urgency(message) for message in burst)]
+    report_figure(f"after-session reports in bursts ({name}): caught "
+                  f"{len(bursts['emergency']) + len(bursts['urgent']) - len(missed)} of "
+                  f"{len(bursts['emergency']) + len(bursts['urgent'])}; quiet bursts alarmed "
+                  f"{len(alarmed)} of {len(bursts['quiet'])}")
+    assert not missed, missed
+    assert len(alarmed) <= BURST_SETS[name]

@@ -86,7 +86,9 @@ OTHER_BODY_WORDS = frozenset([
     "chest", "chets", "ribs", "rib", "side", "sides", "lung", "lungs", "breathing", "breath", "collarbone",
     "collarbones", "armpit", "armpits", "face", "lips", "lip", "throat", "tongue", "arm", "arms", "back",
     "stomach", "tummy", "belly", "groin", "bum", "bottom", "glutes", "glute", "traps", "trap", "pec",
-    "pecs", "spine",
+    "pecs", "spine", "forearm", "forearms", "calves", "quad", "quads", "ankle", "ankles", "rhomboid",
+    "rhomboids", "lat", "lats", "temple", "temples", "butt", "buttock", "buttocks", "lumbar", "thoracic",
+    "hammy", "hammies",
 ])
 LIST_WORDS = frozenset(["my", "and", "n", "the", "both", "left", "right", "upper", "lower", "mid", "middle",
                         "a", "also", "plus", "or"])
@@ -95,6 +97,26 @@ FILLER_WORDS = frozenset(["ok", "okay", "so", "what", "about", "how", "then", "t
                           "that"])
 # Fewer content words than this: left to the patterns ("and saturdays?" got 0.99).
 MIN_CONTENT_WORDS = 3
+# What a message opening a burst says before any sign: who, when, where the needles
+# went. "had needling on my shoulder blade today" got the emergency reply, "the needle
+# site on my shoulder" the urgent one. On the burst sets (tests/safety/split_reports*.yml)
+# quiet bursts with a message that alarmed: 21 -> 15 of 121, and 20 -> 14 of 114 on the
+# set held out from this choice; no report
+# in the 79 blind sets relied on the model for a message made only of these words.
+CONTEXT_WORDS = frozenset([
+    "i", "im", "me", "my", "he", "hes", "him", "his", "she", "shes", "her", "they", "them", "their", "we",
+    "our", "you", "your", "its", "it", "a", "an", "the", "this", "that", "these", "had", "have", "has",
+    "got", "get", "did", "do", "done", "was", "were", "been", "am", "is", "are", "just", "only", "quick",
+    "q", "question", "questions", "about", "re", "dry", "needling", "needled", "needles", "needle",
+    "session", "sessions", "appointment", "appt", "treatment", "physio", "physios", "chiro", "therapist",
+    "pt", "put", "went", "go", "in", "into", "on", "at", "of", "to", "for", "from", "with", "by", "where",
+    "when", "since", "after", "before", "spot", "spots", "site", "sites", "area", "areas", "bit", "place",
+    "point", "points", "one", "ones", "some", "few", "couple", "both", "today", "yesterday", "yday",
+    "tonight", "morning", "afternoon", "evening", "night", "last", "week", "weeks", "day", "days", "hour",
+    "hours", "ago", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon",
+    "tue", "tues", "wed", "thu", "thurs", "fri", "sat", "sun", "hi", "hey", "hello", "hiya", "there",
+    "again"
+])
 
 Example = Tuple[str, int]  # (text, level)
 SOLVER = "newton-cg"
@@ -203,11 +225,13 @@ class WarningSignModel:
         return self._leaves_to_patterns(normalise(text))
 
     def _leaves_to_patterns(self, normalised: str) -> bool:
-        """Body parts only, or too short to judge: the patterns decide alone."""
+        """Body parts only, context only, or too short to judge: the patterns decide alone."""
         words = normalised.split()
         content = [word for word in words if word not in LIST_WORDS and word not in FILLER_WORDS]
         body_only = all(word in self.body or word in LIST_WORDS for word in words)
-        return len(content) < MIN_CONTENT_WORDS or body_only
+        context_only = all(word in self.body or word in LIST_WORDS or word in CONTEXT_WORDS
+                           or word.isdigit() for word in words)
+        return len(content) < MIN_CONTENT_WORDS or body_only or context_only
 
     def level(self, text: str, thresholds: Thresholds) -> int:
         """0 (quiet), 1 (see a doctor today) or 2 (emergency). The text is normalised once."""
