@@ -40,6 +40,10 @@ from tests.helpers.rest import filled, say, texts
     ("exercise_after", "can i do that after?", "exercise_after"),
     ("does_it_hurt", "what about after", "soreness_after"),  # `after` is tried before `what_about`
     ("twitch_response", "is that why im so sore today", "soreness_after"),
+    ("pain_relief", "how soon would i notice", "results_timeline"),  # when it starts working
+    ("exercise_after", "how soon can i run", "exercise_after"),  # a subject keeps it
+    ("session_length", "how quick is it", "session_length"),
+    ("evidence", "for what tho", "conditions"),
     ("results_timeline", "and will they stay away", "results_duration"),
     ("needle_count_size", "will i feel them", "does_it_hurt"),
 ])

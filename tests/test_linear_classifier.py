@@ -28,6 +28,7 @@ EXAMPLES = {
                       "will it help my headaches", "can it help with whiplash"],
     "faq/does_it_hurt": ["does it hurt", "is it painful", "will the needles hurt", "how much does it hurt",
                          "is dry needling painful"],
+    "follow_up": ["and after?", "is that normal?", "how come", "and why is that", "and for how long?"],
     "faq/session_length": ["how long is a session", "how long does it take", "session length",
                            "how many minutes is an appointment", "how long will i be there"],
 }
@@ -84,7 +85,7 @@ def test_output_has_rasas_shape(classifier: LinearIntentClassifier) -> None:
     [message] = process(classifier, "is it painful")
     intent, ranking = message.get("intent"), message.get("intent_ranking")
     assert intent == ranking[0] and intent["name"] == "faq"
-    assert sorted(i["name"] for i in ranking) == ["ask_condition", "book", "faq", "greet"]
+    assert sorted(i["name"] for i in ranking) == ["ask_condition", "book", "faq", "follow_up", "greet"]
     assert sum(i["confidence"] for i in ranking) == pytest.approx(1.0)
     selector = message.get("response_selector")
     assert selector["all_retrieval_intents"] == ["faq"]
@@ -101,6 +102,15 @@ def test_no_topic_is_chosen_when_faq_is_implausible(classifier: LinearIntentClas
     faq = next(i["confidence"] for i in message.get("intent_ranking") if i["name"] == "faq")
     assert faq < MIN_PLAUSIBLE
     assert message.get("response_selector") is None
+
+
+def test_a_follow_up_always_gets_a_topic_ranking(classifier: LinearIntentClassifier) -> None:
+    """So that one naming a subject of its own ("and swimming?") can be answered with
+    it (actions/follow_up.py), however little `faq` it gets."""
+    [message] = process(classifier, "is that normal?")
+    ranking = {i["name"]: i["confidence"] for i in message.get("intent_ranking")}
+    assert max(ranking, key=ranking.get) == "follow_up" and ranking["faq"] < MIN_PLAUSIBLE
+    assert message.get("response_selector")["faq"]["ranking"]
 
 
 def test_batches_and_empty_text(classifier: LinearIntentClassifier) -> None:

@@ -38,7 +38,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from assistant.contracts import RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
+from assistant.contracts import INTENT_FOLLOW_UP, RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
 from assistant.nlu.fingerprints import code_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE
@@ -188,7 +188,10 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         message.set(INTENT_RANKING_KEY, intent_ranking, add_to_output=True)
         # The topic only matters when the message may be an FAQ question: the
         # rule answers `faq` with it, and "Did you mean" offers topics above MIN_PLAUSIBLE.
-        if intents.get(RETRIEVAL_INTENT, 0.0) >= MIN_PLAUSIBLE:
+        # A follow-up may name a subject of its own ("and swimming?" after exercise,
+        # actions/follow_up.py), which it can't when a retrain leaves `faq` just below.
+        follow_up = intent_ranking[0]["name"] == INTENT_FOLLOW_UP
+        if intents.get(RETRIEVAL_INTENT, 0.0) >= MIN_PLAUSIBLE or follow_up:
             self._select_answer(message, label_scores, intents[RETRIEVAL_INTENT])
 
     def _select_answer(self, message: Message, label_scores: Dict[str, float], faq_mass: float) -> None:
