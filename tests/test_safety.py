@@ -161,8 +161,11 @@ DEV_FILES = tuple(path.name for path in sorted(REPORT_SETS.glob("after_session_d
 # round brings them under 2%.
 # dev76 is the known weak spot: a long, rambling question names the sign inside a
 # narrative full of "today" and "I had", which read as a report.
+# dev81's are questions typed after a reply to the bot ("before 10 is best. if a needle
+# broke would i be able to feel it?"): a question frame only counts at the start.
 UNTUNED_ALARMS = {"after_session_dev76.yml": 29, "after_session_dev77.yml": 2,
-                  "after_session_dev78.yml": 6, "after_session_dev79.yml": 3}
+                  "after_session_dev78.yml": 6, "after_session_dev79.yml": 3,
+                  "after_session_dev80.yml": 3, "after_session_dev81.yml": 10}
 
 
 @cache
