@@ -23,7 +23,7 @@ from tests.conftest import report_figure
 # The blind question sets: True where a tuning round used it.
 DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True, "dev6": True,
             "dev7": True, "dev8": True, "dev9": True, "dev10": True, "dev11": True, "dev12": True,
-            "dev13": False, "dev14": False}
+            "dev13": True, "dev14": True, "dev15": False, "dev16": False}
 
 # Floors measured on 2026-11-30 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.95  # [0.95]
@@ -55,7 +55,7 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out sets (dev13, dev14
+    only guard against regressions; the last round's held-out sets (dev15, dev16
     on 2026-12-02) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
@@ -68,11 +68,12 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev12 measured 0.990 and 0.896 after round 5 on 2026-12-02
-    assert tuned_on.accuracy("faq/")[0] >= 0.96 and tuned_on.conversation_accuracy >= 0.88
-    # dev13-dev14 measured 0.958, 0.696 and 0.030 after round 5 on 2026-12-02 (issue bars 0.95, 0.90, 0.01)
-    assert held_out.accuracy("faq/")[0] >= 0.94 and held_out.conversation_accuracy >= 0.65
-    assert held_out.confident_wrong[0] <= 0.035
+    # dev-dev14 measured 0.990 and 0.853 after round 6 on 2026-12-02 (dev13-dev14 are the
+    # hardest conversations so far)
+    assert tuned_on.accuracy("faq/")[0] >= 0.96 and tuned_on.conversation_accuracy >= 0.83
+    # dev15-dev16 measured 0.955, 0.735 and 0.016 after round 6 on 2026-12-02 (issue bars 0.95, 0.90, 0.01)
+    assert held_out.accuracy("faq/")[0] >= 0.94 and held_out.conversation_accuracy >= 0.70
+    assert held_out.confident_wrong[0] <= 0.025
 
 
 def dev_figures(dev: SealedReport) -> str:
