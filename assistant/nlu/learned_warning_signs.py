@@ -101,8 +101,8 @@ MIN_CONTENT_WORDS = 3
 # went. "had needling on my shoulder blade today" got the emergency reply, "the needle
 # site on my shoulder" the urgent one. On the burst sets (tests/safety/split_reports*.yml)
 # quiet bursts with a message that alarmed: 21 -> 15 of 121, and 20 -> 14 of 114 on the
-# set held out from this choice; no report
-# in the 79 blind sets relied on the model for a message made only of these words.
+# set held out from this choice. No report in the 81 blind sets is made only of these
+# words and missed by the patterns ("a needle is in my back" has a pattern of its own).
 CONTEXT_WORDS = frozenset([
     "i", "im", "me", "my", "he", "hes", "him", "his", "she", "shes", "her", "they", "them", "their", "we",
     "our", "you", "your", "its", "it", "a", "an", "the", "this", "that", "these", "had", "have", "has",

@@ -190,9 +190,10 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         # rule answers `faq` with it, and "Did you mean" offers topics above MIN_PLAUSIBLE.
         # A follow-up may name a subject of its own ("and swimming?" after exercise,
         # actions/follow_up.py), which it can't when a retrain leaves `faq` just below.
+        faq = intents.get(RETRIEVAL_INTENT, 0.0)
         follow_up = intent_ranking[0]["name"] == INTENT_FOLLOW_UP
-        if intents.get(RETRIEVAL_INTENT, 0.0) >= MIN_PLAUSIBLE or follow_up:
-            self._select_answer(message, label_scores, intents[RETRIEVAL_INTENT])
+        if faq >= MIN_PLAUSIBLE or (follow_up and faq > 0.0):  # topics are ranked within faq
+            self._select_answer(message, label_scores, faq)
 
     def _select_answer(self, message: Message, label_scores: Dict[str, float], faq_mass: float) -> None:
         prefix = f"{RETRIEVAL_INTENT}/"
