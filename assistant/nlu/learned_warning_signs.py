@@ -228,10 +228,10 @@ class WarningSignModel:
         """Body parts only, context only, or too short to judge: the patterns decide alone."""
         words = normalised.split()
         content = [word for word in words if word not in LIST_WORDS and word not in FILLER_WORDS]
-        body_only = all(word in self.body or word in LIST_WORDS for word in words)
+        # (a list of body parts is context only too)
         context_only = all(word in self.body or word in LIST_WORDS or word in CONTEXT_WORDS
                            or word.isdigit() for word in words)
-        return len(content) < MIN_CONTENT_WORDS or body_only or context_only
+        return len(content) < MIN_CONTENT_WORDS or context_only
 
     def level(self, text: str, thresholds: Thresholds) -> int:
         """0 (quiet), 1 (see a doctor today) or 2 (emergency). The text is normalised once."""
