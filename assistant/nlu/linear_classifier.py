@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import joblib
 import numpy as np
+import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -41,6 +42,7 @@ from sklearn.svm import LinearSVC
 from assistant.contracts import INTENT_FOLLOW_UP, RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
 from assistant.nlu.fingerprints import code_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
+from assistant.nlu.sentence_embeddings import DIMENSIONS
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE
 
 RANKING_LENGTH = 10
@@ -63,8 +65,14 @@ class TextModel:
     """
 
     def __init__(self, c: float, confidence_scale: float, char_ngrams: List[int],
-                 word_ngrams: List[int], lookups: Optional[Dict[str, List[str]]] = None) -> None:
+                 word_ngrams: List[int], lookups: Optional[Dict[str, List[str]]] = None,
+                 embedding_weight: float = 0.0) -> None:
         self.confidence_scale = confidence_scale
+        # The sentence embedding's columns next to the n-grams, scaled by this
+        # weight; 0 reads the n-grams alone (sentence_embeddings.py says why 1.0).
+        self.embedding_weight = embedding_weight
+        self._ngram_coef = np.empty(0)
+        self._embedding_coef = np.empty(0)
         self.markers = {f"__{name}__": _any_of(terms) for name, terms in (lookups or {}).items() if terms}
         self.features = NgramFeatures([
             TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(char_ngrams), sublinear_tf=True),
@@ -84,17 +92,44 @@ class TextModel:
                 for text in texts]
 
     def fit(self, texts: List[str], labels: List[str]) -> TextModel:
-        texts = self._marked(texts)
-        self.svm.fit(self.features.fit(texts), labels)
+        features = self.features.fit(self._marked(texts))
+        if self.embedding_weight:
+            embedded = self._embeddings(texts, remember=True)
+            features = scipy.sparse.hstack([features, scipy.sparse.csr_matrix(embedded)]).tocsr()
+        self.svm.fit(features, labels)
+        self._split_weights()
         return self
 
-    def margins(self, text: str) -> np.ndarray:
+    def _embeddings(self, texts: List[str], remember: bool = False) -> np.ndarray:
+        from assistant.nlu.sentence_embeddings import shared_encoder
+
+        return shared_encoder().encode(texts, remember) * self.embedding_weight
+
+    def _split_weights(self) -> None:
+        """The SVM's weights for the n-grams and for the embedding, each contiguous."""
+        width = self.svm.coef_.shape[1] - (DIMENSIONS if self.embedding_weight else 0)
+        self._ngram_coef = np.ascontiguousarray(self.svm.coef_[:, :width])
+        self._embedding_coef = np.ascontiguousarray(self.svm.coef_[:, width:].T)
+
+    def margins(self, text: str, embedded: Optional[np.ndarray] = None) -> np.ndarray:
         """The SVM's margin per label for one text, as ``svm.decision_function`` of
-        the features would give it (computed directly: ngram_features.py)."""
-        margins = self.features.linear_scores(self._marked([text])[0], self.svm.coef_, self.svm.intercept_)
+        the features would give it (computed directly: ngram_features.py).
+        ``embedded``: the text's weighted embedding, when already computed."""
+        margins = self.features.linear_scores(self._marked([text])[0], self._ngram_coef, self.svm.intercept_)
+        if self.embedding_weight:
+            vector = self._embeddings([text])[0] if embedded is None else embedded
+            margins = margins + vector @ self._embedding_coef
         if len(margins) == 1:  # two labels: sklearn keeps the second one's margin only
             margins = np.array([-margins[0], margins[0]])
         return margins
+
+    # The split weights are rebuilt after loading, not saved twice in the model.
+    def __getstate__(self) -> Dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_ngram_coef", "_embedding_coef")}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update({"embedding_weight": 0.0, **state})  # trained before the embedding
+        self._split_weights()
 
     def _no_evidence(self) -> np.ndarray:
         """Emoji or punctuation only: no evidence for any label, so every label gets
@@ -105,8 +140,9 @@ class TextModel:
 
     def probabilities(self, texts: List[str]) -> np.ndarray:
         """One row per text: a softmax over the SVM's margins, one column per label."""
-        margins = np.array([self.margins(text) if WORDLIKE.search(text) else self._no_evidence()
-                            for text in texts]) * self.confidence_scale
+        embedded = self._embeddings(texts) if self.embedding_weight else [None] * len(texts)
+        margins = np.array([self.margins(text, vector) if WORDLIKE.search(text) else self._no_evidence()
+                            for text, vector in zip(texts, embedded, strict=True)]) * self.confidence_scale
         margins -= margins.max(axis=1, keepdims=True)
         exp = np.exp(margins)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -121,7 +157,8 @@ def _ranking(scores: Dict[str, float], key: str) -> List[Dict[str, Any]]:
 class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        return {"C": 0.5, "confidence_scale": 6.0, "char_ngrams": [1, 4], "word_ngrams": [1, 2]}
+        return {"C": 0.5, "confidence_scale": 6.0, "char_ngrams": [1, 4], "word_ngrams": [1, 2],
+                "embedding_weight": 0.0}
 
     @staticmethod
     def required_packages() -> List[str]:
@@ -152,7 +189,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         lookups = {table["name"]: list(table["elements"]) for table in training_data.lookup_tables
                    if isinstance(table.get("elements"), list)}
         self._model = TextModel(config["C"], config["confidence_scale"], config["char_ngrams"],
-                                config["word_ngrams"], lookups).fit(texts, labels)
+                                config["word_ngrams"], lookups, config["embedding_weight"]).fit(texts, labels)
         self._responses = {k: v for k, v in training_data.responses.items()
                            if k.startswith(f"utter_{RETRIEVAL_INTENT}/")}
         with self._model_storage.write_to(self._resource) as directory:

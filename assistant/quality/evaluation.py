@@ -165,7 +165,8 @@ def cross_validate(folds: int = 5, seed: int = 0) -> float:
     correct = 0
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(texts):
         model = TextModel(config["C"], config["confidence_scale"], config["char_ngrams"],
-                          config["word_ngrams"], lookups).fit(list(texts[train]), list(labels[train]))
+                          config["word_ngrams"], lookups, config["embedding_weight"]
+                          ).fit(list(texts[train]), list(labels[train]))
         predicted = np.array(model.labels)[model.probabilities(list(texts[test])).argmax(axis=1)]
         correct += int((predicted == labels[test]).sum())
     return correct / len(texts)
