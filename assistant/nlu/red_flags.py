@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import joblib
+import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -31,7 +32,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.nlu.fingerprints import code_fingerprint
+from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
     Thresholds,
@@ -39,6 +40,8 @@ from assistant.nlu.learned_warning_signs import (
     body_words,
     fingerprint,
     load_report_set,
+    question_set_files,
+    question_set_texts,
     quiet_texts,
     report_set_files,
 )
@@ -60,13 +63,23 @@ def _project_path(value: str) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def _question_sets(config: Dict[str, Any]) -> List[Path]:
+    """The blind question sets the learned model may read as quiet examples; a
+    missing one is an error, not a smaller training set."""
+    directories = [_project_path(str(value)) for value in config["question_sets"]]
+    missing = [str(d) for d in directories if not question_set_files([d])]
+    if missing:
+        raise ValueError(f"config.yml: RedFlagClassifier question_sets not found: {', '.join(missing)}")
+    return directories
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class RedFlagClassifier(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {"patterns": str(DEFAULT_PATTERNS.relative_to(PROJECT_ROOT)),
                 "reports": str(REPORT_SETS.relative_to(PROJECT_ROOT)), "C": 32.0, "threshold": 0.9,
-                "emergency_threshold": 0.8}
+                "emergency_threshold": 0.8, "question_sets": []}
 
     @classmethod
     def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
@@ -84,14 +97,22 @@ class RedFlagClassifier(GraphComponent):
                              f"not {thresholds.emergency} and {thresholds.report}")
         return merged
 
+    @classmethod
+    def configured(cls, config_file: Path = PROJECT_ROOT / "config.yml") -> Dict[str, Any]:
+        """The settings config.yml gives this component, checked, for tools and tests."""
+        pipeline = yaml.safe_load(config_file.read_text(encoding="utf-8"))["pipeline"]
+        entry = next(c for c in pipeline if c["name"].endswith(cls.__name__))
+        return cls.checked_config({k: v for k, v in entry.items() if k != "name"})
+
     @staticmethod
     def required_packages() -> List[str]:
         return ["sklearn"]  # its version is part of Rasa's cache key: a new sklearn retrains
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
-        reports = _project_path({**cls.get_default_config(), **config}["reports"])
-        return fingerprint(reports) + code_fingerprint()
+        merged = {**cls.get_default_config(), **config}
+        questions = files_fingerprint(question_set_files(_question_sets(merged)))
+        return fingerprint(_project_path(merged["reports"])) + questions + code_fingerprint()
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  learned: Optional[WarningSignModel] = None) -> None:
@@ -112,6 +133,7 @@ class RedFlagClassifier(GraphComponent):
         examples = [example for path in report_set_files(_project_path(self._config["reports"]))
                     for example in load_report_set(path)]
         examples += [(text, 0) for text in quiet_texts(training_data)]
+        examples += [(text, 0) for text in question_set_texts(_question_sets(self._config))]
         self.learned = WarningSignModel(self._config["C"], body_words(training_data)).fit(examples)
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self.learned, directory / MODEL_FILE)
