@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide
+from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide, raw_intent_ranking
 from assistant.quality.evaluation import OUT_OF_SCOPE_FILE, load_examples, parse_all, sweep, trade_off
 from tests.conftest import report_figure
 
@@ -55,7 +55,10 @@ def test_an_irreversible_intent_needs_its_own_higher_confidence(parse: Any) -> N
     """A name typed into the call-back form must not delete the conversation."""
     configured = Thresholds.from_config()
     assert dict(configured.strict)["forget_me"] > configured.intent
-    name = parse("Morgan Forgetme")
+    assert parse("Morgan Forgetme")["intent"]["name"] != "forget_me"
+    # This one's likeliest intent is forget_me (0.62 on 2026-12-02), below its own threshold.
+    name = parse("Ray Forget")
     assert name["intent"]["name"] == FALLBACK
+    assert raw_intent_ranking(name)[0]["name"] == "forget_me"
     assert decide(name, configured) == FALLBACK
     assert parse("please delete all my data")["intent"]["name"] == "forget_me"
