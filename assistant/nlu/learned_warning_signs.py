@@ -9,7 +9,8 @@ patterns can follow, so this model learns from the reports themselves.
 
 It is one logistic regression over word and character n-grams (the characters
 for phone typos) with three classes: quiet (a question, a normal after-effect,
-every NLU training example), "see a doctor today" and "emergency". It is
+every NLU training example, every message of the tuned-on blind question sets),
+"see a doctor today" and "emergency". It is
 trained with the NLU model, but the patterns still come first and are still
 read at start-up without retraining; this only adds alarms where they are silent.
 
