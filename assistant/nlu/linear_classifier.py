@@ -205,6 +205,10 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                 saved = joblib.load(directory / MODEL_FILE)
         except (ValueError, FileNotFoundError):
             return cls(config, model_storage, resource)  # no training data: predicts nothing
+        if saved["model"].embedding_weight:
+            from assistant.nlu.sentence_embeddings import shared_encoder
+
+            shared_encoder()  # its weights (0.5 s) load with the model, not on a visitor's first message
         return cls(config, model_storage, resource, saved["model"], saved["responses"])
 
     def process(self, messages: List[Message]) -> List[Message]:
