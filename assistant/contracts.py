@@ -43,6 +43,9 @@ HANDOFF_INTENTS = {intent: report for intent, (_, report) in INTENT_CHOICES.item
 INTENT_FOLLOW_UP = "follow_up"
 ACTION_FOLLOW_UP = "action_follow_up"
 SLOT_LAST_TOPIC = "last_topic"
+# An off-topic message right after an answer: the action checks whether it is a
+# follow-up the model called off-topic (actions/follow_up.py) before saying so.
+ACTION_OUT_OF_SCOPE = "action_out_of_scope"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.clarify import ActionClarify
 from actions.follow_up import (
     ActionFollowUp,
+    ActionOutOfScope,
     Resolution,
     cached_follow_ups,
     named_answer,
@@ -201,6 +202,44 @@ def test_an_unclear_detail_after_an_answer_on_the_real_server(stack: Any, kb: Kn
     assert reply.startswith(filled(kb.subjects["cancel_reschedule"].reply)), reply
     alone = " ".join(texts(say(stack, f"follow-{uuid.uuid4().hex[:8]}", "thursday instead?")))
     assert not alone.startswith(filled(kb.subjects["cancel_reschedule"].reply)), alone
+
+
+def off_topic(faq_share: float, answer: float) -> Dict[str, Any]:
+    """ "how far apart?": the model's off-topic verdict, its FAQ share and its answer."""
+    top = {"intent_response_key": "faq/session_frequency", "confidence": answer}
+    return {"text": "how far apart?", "intent": {"name": "out_of_scope", "confidence": 0.56},
+            "intent_ranking": [{"name": "out_of_scope", "confidence": 0.56},
+                               {"name": "faq", "confidence": faq_share}], "entities": [],
+            "response_selector": {"faq": {"ranking": [top], "response": top}}}
+
+
+@pytest.mark.parametrize(("before", "faq_share", "answer", "expected"), [
+    ("how many sessions will i need", 0.27, 0.78, "utter_faq/session_frequency"),  # a follow-up
+    ("how many sessions will i need", 0.1, 0.78, "utter_out_of_scope"),  # the model all but ruled FAQ out
+    ("how many sessions will i need", 0.27, 0.5, "utter_out_of_scope"),  # no subject stands out
+    (None, 0.27, 0.78, "utter_out_of_scope"),  # nothing answered before it
+])
+def test_an_off_topic_verdict_right_after_an_answer(before: Optional[str], faq_share: float,
+                                                    answer: float, expected: str) -> None:
+    events = []
+    if before:
+        events = [user(before, "faq", "results_timeline"), {"event": "action", "name": "utter_faq"}]
+    events.append({"event": "user", "text": "how far apart?", "parse_data": off_topic(faq_share, answer)})
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionOutOfScope().run(dispatcher, tracker(events), {}))
+    assert [m.get("response") for m in dispatcher.messages] == [expected]
+
+
+def test_an_off_topic_follow_up_and_a_real_off_topic_message_on_the_real_server(
+        stack: Any, kb: KnowledgeBase, parse: Any) -> None:
+    follow_up = "I mean like light stuff, walking the dog"  # from the tuned-on blind set dev20
+    assert parse(follow_up)["intent"]["name"] == "out_of_scope"  # what this test is about
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "can I exercise after dry needling")
+    reply = " ".join(texts(say(stack, sender, follow_up)))
+    assert reply.startswith(filled(kb.subjects["exercise_after"].reply)), reply
+    weather = " ".join(texts(say(stack, sender, "whats the weather doing tomorrow")))
+    assert "outside what I can help with" in weather, weather
 
 
 def test_every_reply_a_follow_up_can_repeat_is_in_the_domain() -> None:

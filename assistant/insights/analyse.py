@@ -24,6 +24,8 @@ from assistant.insights.events import EventRow
 from assistant.kb.knowledge import KnowledgeBase
 
 FALLBACK_ACTIONS = {"action_clarify", "utter_default"}
+# The off-topic reply: sent as its own action by older conversations, and from
+# action_out_of_scope (actions/follow_up.py) since that action may answer instead.
 OUT_OF_SCOPE_ACTION = "utter_out_of_scope"
 FORM = "callback_form"
 UTTER_ACTION = re.compile(r'"utter_action":\s*"([^"]+)"')
@@ -182,6 +184,9 @@ class Analyser:
         if utter.startswith("utter_faq/"):
             self.topics[f"faq:{utter[len('utter_faq/'):]}"] += 1
             conversation.faq_answered = True
+        elif utter == OUT_OF_SCOPE_ACTION and visitor.pending is not None:
+            self._unanswered(visitor, visitor.pending, out_of_scope=True)
+            visitor.pending = None
         elif utter == "utter_callback_received":
             conversation.confirmed_callback = True
         elif utter in SAFETY_REPLIES:

@@ -116,7 +116,7 @@ class SealedEvaluator:
         about. The same decisions the bot makes: red flags, the fallback, a named
         condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
         from actions.clarify import condition_is_the_question
-        from actions.follow_up import named_answer, resolve_follow_up, stays_on_previous
+        from actions.follow_up import named_answer, overruled_off_topic, resolve_follow_up, stays_on_previous
         from actions.personal_medical import SAFETY_TOPIC, is_bare_safety_question
 
         parse = await self.agent.parse_message(text)
@@ -124,6 +124,8 @@ class SealedEvaluator:
         if intent in RED_FLAG_INTENTS:
             return str(intent), []
         label = sealed_label(decide(parse, self.thresholds), self.kb)
+        if label == "out_of_scope" and (overruled := overruled_off_topic(parse, previous)):
+            label = sealed_label(f"{RETRIEVAL_INTENT}/{overruled}", self.kb)
         if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
