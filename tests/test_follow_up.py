@@ -174,10 +174,10 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
 
 
 def test_an_unclear_message_whose_choices_include_the_previous_topic_stays_on_it() -> None:
-    def unclear(*topics: str) -> Dict[str, Any]:
+    def unclear(*topics: str, faq: float = 0.15) -> Dict[str, Any]:
         ranking = [{"intent_response_key": f"faq/{t}", "confidence": 0.2} for t in topics]
         return {"text": "can i have thursday instead", "intent": {"name": "nlu_fallback", "confidence": 0.5},
-                "intent_ranking": [{"name": "faq", "confidence": 0.5}], "entities": [],
+                "intent_ranking": [{"name": "faq", "confidence": faq}], "entities": [],
                 "response_selector": {"faq": {"ranking": ranking, "response": ranking[0]}}}
 
     def clarify(*topics: str) -> List[Any]:
@@ -190,6 +190,8 @@ def test_an_unclear_message_whose_choices_include_the_previous_topic_stays_on_it
 
     assert clarify("drug_free", "cancel_reschedule") == ["utter_faq/cancel_reschedule"]
     assert clarify("drug_free", "exercise_after") == ["utter_clarify"]
+    # with the FAQ intent at 0.2 or more it stays on the previous topic whatever the choices
+    assert stays_on_previous(unclear("drug_free", "exercise_after", faq=0.2), "cancel_reschedule") is True
     assert stays_on_previous(unclear("cancel_reschedule"), None) is False
     assert stays_on_previous(unclear("cancel_reschedule"), "condition:sciatica") is False
 
@@ -216,7 +218,8 @@ def off_topic(faq_share: float, answer: float) -> Dict[str, Any]:
 @pytest.mark.parametrize(("before", "faq_share", "answer", "expected"), [
     ("how many sessions will i need", 0.27, 0.78, "utter_faq/session_frequency"),  # a follow-up
     ("how many sessions will i need", 0.1, 0.78, "utter_out_of_scope"),  # the model all but ruled FAQ out
-    ("how many sessions will i need", 0.27, 0.5, "utter_out_of_scope"),  # no subject stands out
+    ("how many sessions will i need", 0.27, 0.5, "utter_faq/results_timeline"),  # more about that
+    ("how many sessions will i need", 0.12, 0.5, "utter_out_of_scope"),  # off-topic stands
     (None, 0.27, 0.78, "utter_out_of_scope"),  # nothing answered before it
 ])
 def test_an_off_topic_verdict_right_after_an_answer(before: Optional[str], faq_share: float,

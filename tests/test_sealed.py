@@ -26,7 +26,7 @@ from tests.conftest import report_figure
 DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True, "dev6": True,
             "dev7": True, "dev8": True, "dev9": True, "dev10": True, "dev11": True, "dev12": True,
             "dev13": True, "dev14": True, "dev15": True, "dev16": True, "dev17": True, "dev18": True,
-            "dev19": True, "dev20": True, "dev21": False, "dev22": False}
+            "dev19": True, "dev20": True, "dev21": True, "dev22": True, "dev23": False, "dev24": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -58,7 +58,7 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out sets (dev21, dev22
+    only guard against regressions; the last round's held-out sets (dev23, dev24
     on 2026-12-02) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
@@ -71,12 +71,13 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev20 measured 0.988 and 0.862 after round 8 on 2026-12-02
+    # dev-dev22 measured 0.987 and 0.847 after round 9 on 2026-12-02
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.84
-    # dev21-dev22 (drifting follow-ups, people asking for someone else) measured 0.981, 0.672
-    # and 0.007 after round 8 on 2026-12-02 (0.981, 0.653 and 0.009 before it; issue bars
-    # 0.95, 0.90, 0.01). Conversations are far below the bar: see docs/testing.md.
-    assert held_out.accuracy("faq/")[0] >= 0.96 and held_out.conversation_accuracy >= 0.65
+    # dev23-dev24 (follow-ups that bring in the visitor's own plans, switching subject with a
+    # noun) measured 0.996, 0.682 and 0.004 after round 9 on 2026-12-02 (0.996, 0.616 and
+    # 0.004 before it; issue bars 0.95, 0.90, 0.01). Conversations are far below the bar:
+    # see docs/testing.md.
+    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.66
     assert held_out.confident_wrong[0] <= 0.02
 
 
