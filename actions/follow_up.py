@@ -15,6 +15,9 @@ clear question has its own intent. ``short_follow_up`` lets "Did you mean"
 (actions/clarify.py) answer an unclear message that reads like a follow-up
 ("e.g.?", "what about medicare") the same way.
 
+``ActionOutOfScope`` does the same for a message the model calls off-topic
+right after an answer ("all i've got is frozen peas haha" after heat or ice).
+
 Measured on the blind sets (assistant/quality/sealed.py): sealed follow-up
 conversations 0.328 before this module, 0.906 with it.
 """
@@ -310,7 +313,8 @@ def stays_on_previous(parse_data: Dict[str, Any], previous: Optional[str]) -> bo
     of the "Did you mean" choices: "can i have thursday instead" after cancelling,
     "im a brickie so lifting all day" after exercise. On the tuned-on blind sets
     (dev-dev12) this answered 6 of 874 conversation turns right that got "Did you
-    mean", and turned none into a wrong answer."""
+    mean", and turned none into a wrong answer. Since round 9 it is also about that
+    topic when the FAQ intent keeps UNCLEAR_STAYS_MIN, whatever the choices."""
     if previous is None or previous.startswith((f"{CONDITION}:", f"{INTENT}:")):
         return False
     return (faq_share(parse_data) >= UNCLEAR_STAYS_MIN
@@ -318,6 +322,7 @@ def stays_on_previous(parse_data: Dict[str, Any], previous: Optional[str]) -> bo
 
 
 def faq_share(parse_data: Dict[str, Any]) -> float:
+    """The model's confidence in the FAQ intent, before the fallback's checks."""
     return next((float(i.get("confidence") or 0.0) for i in raw_intent_ranking(parse_data)
                  if i.get("name") == RETRIEVAL_INTENT), 0.0)
 
