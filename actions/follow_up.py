@@ -220,12 +220,12 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
                      intent_kinds, int(short.get("max_words", 0)), short_starts, short_refers)
 
 
-def named_answer(parse_data: Dict[str, Any]) -> Optional[str]:
+def named_answer(parse_data: Dict[str, Any], minimum: float = NAMED_ANSWER_MIN) -> Optional[str]:
     """The topic or subject a follow-up names on its own ("and swimming?" names
-    bath_sauna), when the answer selector is sure enough of it; else None."""
+    bath_sauna), when the answer selector is at least `minimum` sure of it; else None."""
     answer = selected_answer(parse_data)
     key = str(answer.get("intent_response_key") or "")
-    if "/" not in key or float(answer.get("confidence") or 0.0) < NAMED_ANSWER_MIN:
+    if "/" not in key or float(answer.get("confidence") or 0.0) < minimum:
         return None
     return key.split("/", 1)[1]
 
@@ -333,10 +333,9 @@ def overruled_off_topic(parse_data: Dict[str, Any], previous: Optional[str]) -> 
     if previous is None:
         return None
     share = faq_share(parse_data)
-    answer = selected_answer(parse_data)
-    key = str(answer.get("intent_response_key") or "")
-    if share >= OFF_TOPIC_FAQ_MIN and float(answer.get("confidence") or 0.0) >= OFF_TOPIC_ANSWER_MIN:
-        return key.split("/", 1)[1] if "/" in key else None
+    named = named_answer(parse_data, OFF_TOPIC_ANSWER_MIN)
+    if share >= OFF_TOPIC_FAQ_MIN and named:
+        return named
     if share >= OFF_TOPIC_STAYS_MIN and not previous.startswith((f"{CONDITION}:", f"{INTENT}:")):
         return previous
     return None
