@@ -46,6 +46,9 @@ SLOT_LAST_TOPIC = "last_topic"
 # An off-topic message right after an answer: the action checks whether it is a
 # follow-up the model called off-topic (actions/follow_up.py) before saying so.
 ACTION_OUT_OF_SCOPE = "action_out_of_scope"
+# The NLU model's probability that a message says more about the previous answer
+# (assistant/nlu/stays_on_topic.py), in the parse data for actions/follow_up.py.
+STAYS_ON_TOPIC_KEY = "stays_on_topic"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 import pytest
 
 from assistant.nlu.red_flags import RedFlagClassifier
+from assistant.nlu.stays_on_topic import StaysOnTopicClassifier
 from assistant.paths import PROJECT_ROOT
 from assistant.quality.evaluation import cross_validate
 from assistant.quality.sealed import SealedEvaluator, SealedReport, figures, quiet_parse_log
@@ -26,7 +27,8 @@ from tests.conftest import report_figure
 DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True, "dev6": True,
             "dev7": True, "dev8": True, "dev9": True, "dev10": True, "dev11": True, "dev12": True,
             "dev13": True, "dev14": True, "dev15": True, "dev16": True, "dev17": True, "dev18": True,
-            "dev19": True, "dev20": True, "dev21": True, "dev22": True, "dev23": False, "dev24": False}
+            "dev19": True, "dev20": True, "dev21": True, "dev22": True, "dev23": True, "dev24": True,
+            "dev25": False, "dev26": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -58,7 +60,7 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out sets (dev23, dev24
+    only guard against regressions; the last round's held-out sets (dev25, dev26
     on 2026-12-02) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
@@ -71,20 +73,24 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev22 measured 0.987 and 0.847 after round 9 on 2026-12-02
+    # dev-dev24 measured 0.988 and 0.845 after round 10 on 2026-12-02
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.84
-    # dev23-dev24 (follow-ups that bring in the visitor's own plans, switching subject with a
-    # noun) measured 0.996, 0.682 and 0.004 after round 9 on 2026-12-02 (0.996, 0.616 and
-    # 0.004 before it; issue bars 0.95, 0.90, 0.01). Conversations are far below the bar:
+    # dev25-dev26 (visitors answering an answer with their own situation, carers, very short
+    # follow-ups) measured 0.969, 0.791 and 0.012 after round 10 on 2026-12-02 (0.969, 0.759
+    # and 0.012 before it; issue bars 0.95, 0.90, 0.01). Conversations are below the bar:
     # see docs/testing.md.
-    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.66
+    assert held_out.accuracy("faq/")[0] >= 0.96 and held_out.conversation_accuracy >= 0.77
     assert held_out.confident_wrong[0] <= 0.02
 
 
-def test_the_warning_model_reads_only_tuned_question_sets() -> None:
-    """A held-out set must stay unseen by every model, the warning-sign one included."""
-    read = {Path(directory).name for directory in RedFlagClassifier.configured()["question_sets"]}
-    assert read and read <= {name for name, tuned in DEV_SETS.items() if tuned}
+def test_the_models_read_only_tuned_question_sets() -> None:
+    """A held-out set must stay unseen by every model: the warning-sign one and the
+    stays-on-topic one included."""
+    tuned = {name for name, is_tuned in DEV_SETS.items() if is_tuned}
+    for read in (RedFlagClassifier.configured()["question_sets"],
+                 StaysOnTopicClassifier.configured()["conversation_sets"]):
+        names = {Path(directory).name for directory in read}
+        assert names and names <= tuned
 
 
 def dev_figures(dev: SealedReport) -> str:

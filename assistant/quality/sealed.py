@@ -116,7 +116,13 @@ class SealedEvaluator:
         about. The same decisions the bot makes: red flags, the fallback, a named
         condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
         from actions.clarify import condition_is_the_question
-        from actions.follow_up import named_answer, overruled_off_topic, resolve_follow_up, stays_on_previous
+        from actions.follow_up import (
+            again,
+            named_answer,
+            overruled_off_topic,
+            resolve_follow_up,
+            stays_on_previous,
+        )
         from actions.personal_medical import SAFETY_TOPIC, is_bare_safety_question
 
         parse = await self.agent.parse_message(text)
@@ -124,12 +130,13 @@ class SealedEvaluator:
         if intent in RED_FLAG_INTENTS:
             return str(intent), []
         label = sealed_label(decide(parse, self.thresholds), self.kb)
-        if label == "out_of_scope" and (overruled := overruled_off_topic(parse, previous)):
-            label = sealed_label(f"{RETRIEVAL_INTENT}/{overruled}", self.kb)
         if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
-        if label == INTENT_FOLLOW_UP:
+        if label == "out_of_scope" and (overruled := overruled_off_topic(parse, previous)):
+            label = self._label_of(overruled) or label
+            conditions = list(overruled.conditions)
+        elif label == INTENT_FOLLOW_UP:
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions,
                                            named_answer(parse))
             label = self._label_of(resolution) or CLARIFY
@@ -140,8 +147,10 @@ class SealedEvaluator:
             resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [], named_answer(parse))
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
-        elif label == CLARIFY and stays_on_previous(parse, previous):
-            label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
+        elif label == CLARIFY and previous and stays_on_previous(parse, previous):
+            resolution = again(self.follow_ups, previous)
+            label = self._label_of(resolution) or CLARIFY
+            conditions = list(resolution.conditions)
         topic = self.kb.conditions[conditions[0]].topic if conditions else None
         if label == "ask_condition" and topic:
             # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
