@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import joblib
-import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -32,6 +31,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from assistant.nlu.component_settings import ComponentSettings, project_path
 from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
@@ -58,15 +58,10 @@ RED_FLAG_KEY = "red_flag"  # kept in the parse data, for the clinic's report (co
 MODEL_FILE = "learned_warning_signs.joblib"
 
 
-def _project_path(value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else PROJECT_ROOT / path
-
-
 def _question_sets(config: Dict[str, Any]) -> List[Path]:
     """The blind question sets the learned model may read as quiet examples; a
     missing one is an error, not a smaller training set."""
-    directories = [_project_path(str(value)) for value in config["question_sets"]]
+    directories = [project_path(str(value)) for value in config["question_sets"]]
     missing = [str(d) for d in directories if not question_set_files([d])]
     if missing:
         raise ValueError(f"config.yml: RedFlagClassifier question_sets not found: {', '.join(missing)}")
@@ -74,7 +69,7 @@ def _question_sets(config: Dict[str, Any]) -> List[Path]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class RedFlagClassifier(GraphComponent):
+class RedFlagClassifier(ComponentSettings, GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {"patterns": str(DEFAULT_PATTERNS.relative_to(PROJECT_ROOT)),
@@ -83,26 +78,14 @@ class RedFlagClassifier(GraphComponent):
 
     @classmethod
     def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
-        """The defaults with config.yml's settings over them; an unknown setting, or
-        thresholds out of order, stop training and start-up with a message naming them."""
-        defaults = cls.get_default_config()
-        unknown = sorted(set(config) - set(defaults))
-        if unknown:
-            raise ValueError(f"config.yml: {cls.__name__} has no setting '{unknown[0]}' "
-                             f"(expected {', '.join(defaults)})")
-        merged = {**defaults, **config}
+        """An unknown setting, or thresholds out of order, stop training and start-up
+        with a message naming them."""
+        merged = super().checked_config(config)
         thresholds = Thresholds.from_config(merged)
         if not 0 < thresholds.emergency <= thresholds.report <= 1:
             raise ValueError(f"config.yml: {cls.__name__} needs 0 < emergency_threshold <= threshold <= 1, "
                              f"not {thresholds.emergency} and {thresholds.report}")
         return merged
-
-    @classmethod
-    def configured(cls, config_file: Path = PROJECT_ROOT / "config.yml") -> Dict[str, Any]:
-        """The settings config.yml gives this component, checked, for tools and tests."""
-        pipeline = yaml.safe_load(config_file.read_text(encoding="utf-8"))["pipeline"]
-        entry = next(c for c in pipeline if c["name"].endswith(cls.__name__))
-        return cls.checked_config({k: v for k, v in entry.items() if k != "name"})
 
     @staticmethod
     def required_packages() -> List[str]:
@@ -112,7 +95,7 @@ class RedFlagClassifier(GraphComponent):
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         merged = {**cls.get_default_config(), **config}
         questions = files_fingerprint(question_set_files(_question_sets(merged)))
-        return fingerprint(_project_path(merged["reports"])) + questions + code_fingerprint()
+        return fingerprint(project_path(merged["reports"])) + questions + code_fingerprint()
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  learned: Optional[WarningSignModel] = None) -> None:
@@ -120,7 +103,7 @@ class RedFlagClassifier(GraphComponent):
         self.thresholds = Thresholds.from_config(config)  # read once, not per message
         self._model_storage = model_storage
         self._resource = resource
-        self.detector: RedFlagDetector = detector_for(_project_path(config["patterns"]))
+        self.detector: RedFlagDetector = detector_for(project_path(config["patterns"]))
         self.learned = learned
 
     @classmethod
@@ -130,7 +113,7 @@ class RedFlagClassifier(GraphComponent):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Reports from data/safety/; the NLU examples as quiet."""
-        examples = [example for path in report_set_files(_project_path(self._config["reports"]))
+        examples = [example for path in report_set_files(project_path(self._config["reports"]))
                     for example in load_report_set(path)]
         examples += [(text, 0) for text in quiet_texts(training_data)]
         examples += [(text, 0) for text in question_set_texts(_question_sets(self._config))]

@@ -40,9 +40,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from assistant.contracts import STAYS_ON_TOPIC_KEY
+from assistant.nlu.component_settings import ComponentSettings, project_path
 from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
-from assistant.paths import PROJECT_ROOT
 
 MODEL_FILE = "stays_on_topic.joblib"
 CONVERSATIONS_FILE = "conversations.yml"
@@ -88,27 +88,17 @@ class StaysOnTopicModel:
         return float(1.0 / (1.0 + np.exp(-score[0])))
 
 
-def _project_path(value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else PROJECT_ROOT / path
-
-
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class StaysOnTopicClassifier(GraphComponent):
+class StaysOnTopicClassifier(ComponentSettings, GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {"C": 4.0, "conversation_sets": []}
 
     @classmethod
     def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
-        """The defaults with config.yml's settings over them; an unknown setting or a
-        missing set stops training and start-up with a message naming it."""
-        defaults = cls.get_default_config()
-        unknown = sorted(set(config) - set(defaults))
-        if unknown:
-            raise ValueError(f"config.yml: {cls.__name__} has no setting '{unknown[0]}' "
-                             f"(expected {', '.join(defaults)})")
-        merged = {**defaults, **config}
+        """An unknown setting or a missing set stops training and start-up with a
+        message naming it."""
+        merged = super().checked_config(config)
         missing = [str(d) for d in cls.conversation_sets(merged) if not (d / CONVERSATIONS_FILE).exists()]
         if missing:
             raise ValueError(f"config.yml: {cls.__name__} conversation_sets not found: {', '.join(missing)}")
@@ -116,14 +106,7 @@ class StaysOnTopicClassifier(GraphComponent):
 
     @staticmethod
     def conversation_sets(config: Dict[str, Any]) -> List[Path]:
-        return [_project_path(str(value)) for value in config["conversation_sets"]]
-
-    @classmethod
-    def configured(cls, config_file: Path = PROJECT_ROOT / "config.yml") -> Dict[str, Any]:
-        """The settings config.yml gives this component, checked, for tools and tests."""
-        pipeline = yaml.safe_load(config_file.read_text(encoding="utf-8"))["pipeline"]
-        entry = next(c for c in pipeline if c["name"].endswith(cls.__name__))
-        return cls.checked_config({k: v for k, v in entry.items() if k != "name"})
+        return [project_path(str(value)) for value in config["conversation_sets"]]
 
     @staticmethod
     def required_packages() -> List[str]:

@@ -1,0 +1,47 @@
+"""Settings of our trainable NLU components, read the same way by each: config.yml's
+entry over the component's defaults, an unknown setting refused by name (a typo
+must not train a model with the default quietly), and paths relative to the
+project. Tools and tests read a component's settings through ``configured``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from assistant.paths import PROJECT_ROOT
+
+CONFIG_FILE = PROJECT_ROOT / "config.yml"
+
+
+def project_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class ComponentSettings:
+    """A mixin: the component defines ``get_default_config`` and may extend
+    ``checked_config`` with its own checks."""
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
+        """The defaults with config.yml's settings over them; an unknown setting stops
+        training and start-up with a message naming it."""
+        defaults = cls.get_default_config()
+        unknown = sorted(set(config) - set(defaults))
+        if unknown:
+            raise ValueError(f"config.yml: {cls.__name__} has no setting '{unknown[0]}' "
+                             f"(expected {', '.join(defaults)})")
+        return {**defaults, **config}
+
+    @classmethod
+    def configured(cls, config_file: Path = CONFIG_FILE) -> Dict[str, Any]:
+        """The settings config.yml gives this component, checked."""
+        pipeline = yaml.safe_load(config_file.read_text(encoding="utf-8"))["pipeline"]
+        entry = next(c for c in pipeline if c["name"].endswith(cls.__name__))
+        return cls.checked_config({k: v for k, v in entry.items() if k != "name"})
