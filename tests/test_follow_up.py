@@ -47,6 +47,10 @@ from tests.helpers.rest import filled, say, texts
     ("evidence", "for what tho", "conditions"),
     ("results_timeline", "and will they stay away", "results_duration"),
     ("needle_count_size", "will i feel them", "does_it_hurt"),
+    ("water_after", "how much?", "water_after"),  # a quantity after water, not the price
+    ("pain_relief", "like how much, 50%?", "pain_relief"),
+    ("healing", "roughly how much faster?", "healing"),
+    ("soreness_after", "how much is it", "cost"),
 ])
 def test_the_resolver(previous: str, text: str, expected: str, kb: KnowledgeBase) -> None:
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected

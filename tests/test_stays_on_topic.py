@@ -124,4 +124,4 @@ def test_leave_one_set_out() -> None:
     recall = counts[(True, 1)] / (counts[(True, 1)] + counts[(False, 1)])
     report_figure(f"stays-on-topic model, leave-one-set-out over {len(sets)} sets "
                   f"({sum(counts.values())} follow-up turns): precision {precision:.3f}, recall {recall:.3f}")
-    assert precision >= 0.70 and recall >= 0.74  # 0.739 and 0.795 on dev-dev28 on 2026-12-02
+    assert precision >= 0.70 and recall >= 0.74  # 0.754 and 0.814 on dev-dev30 on 2026-12-02
