@@ -49,6 +49,9 @@ ACTION_OUT_OF_SCOPE = "action_out_of_scope"
 # The NLU model's probability that a message says more about the previous answer
 # (assistant/nlu/stays_on_topic.py), in the parse data for actions/follow_up.py.
 STAYS_ON_TOPIC_KEY = "stays_on_topic"
+# A form answer (a name, a number, "weekday mornings"); outside the form it is not
+# understood (data/rules/fallback.yml), and never more about the last answer.
+INTENT_INFORM = "inform"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -77,7 +77,7 @@ def test_the_development_set_figures(agent: Any) -> None:
     # dev-dev30 measured 0.987 and 0.845 after round 13 on 2026-12-02
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.84
     # dev31-dev32 (visitors talking to the bot itself; referred patients and one-word
-    # follow-ups) measured 0.988, 0.871 and 0.005 after round 13 on 2026-12-02 (0.988, 0.863
+    # follow-ups) measured 0.988, 0.867 and 0.005 after round 13 on 2026-12-02 (0.988, 0.863
     # and 0.005 before it; issue bars 0.95, 0.90, 0.01). Conversations miss the bar: see
     # docs/testing.md.
     assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.85

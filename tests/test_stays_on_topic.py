@@ -48,10 +48,12 @@ def test_a_turn_stays_when_its_labels_share_one_with_the_turn_before(tmp_path: P
 def test_direct_probabilities_equal_sklearns() -> None:
     sets = StaysOnTopicClassifier.conversation_sets(StaysOnTopicClassifier.configured())
     model = StaysOnTopicModel(4.0).fit(follow_up_examples(sets[:4]))
-    for text in ["we've got frozen peas, that'll do?", "HOW MUCH IS IT", "", "😬😬", "and the spa?"]:
+    for text in ["we've got frozen peas, that'll do?", "HOW MUCH IS IT", "and the spa?"]:
         features = scipy.sparse.hstack([v.transform([text.lower()]) for v in model.features.vectorizers])
         expected = model.classifier.predict_proba(features.tocsr())[0, 1]
         assert model.probability(text) == pytest.approx(expected, abs=1e-9)
+    # no word it has seen: no opinion, whatever the letters say
+    assert [model.probability(text) for text in ["", "😬😬", "asdkjh qwe zzz"]] == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(("setting", "message"), [
@@ -96,6 +98,12 @@ def test_unclear_after_an_answer_gets_it_again_when_it_reads_like_more(stays: fl
               unclear("we have frozen peas", "nlu_fallback", stays)]
     got = replies(ActionClarify(), events)
     assert (got == ["utter_faq/heat_or_ice"]) == (stays >= STAYS_ON_TOPIC_MIN), got
+
+
+def test_a_form_answer_typed_after_an_answer_is_not_taken_for_more_about_it() -> None:
+    events = [user("is it the same as acupuncture", "faq", "vs_acupuncture"),
+              {"event": "action", "name": "utter_faq"}, unclear("0412 345 671", "inform", 0.79)]
+    assert "utter_faq/vs_acupuncture" not in replies(ActionClarify(), events)
 
 
 def test_more_about_a_condition_on_the_real_server(stack: Any, kb: KnowledgeBase, parse: Any) -> None:

@@ -23,6 +23,7 @@ fixed, 131 broken among those the intent model had given another FAQ answer).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -46,6 +47,7 @@ from assistant.nlu.ngram_features import NgramFeatures
 
 MODEL_FILE = "stays_on_topic.joblib"
 CONVERSATIONS_FILE = "conversations.yml"
+WORD = re.compile(r"(?u)\b\w+\b")
 Example = Tuple[str, int]  # (a follow-up turn, 1 when it stays on the previous turn's topic)
 
 
@@ -71,7 +73,7 @@ class StaysOnTopicModel:
         self.features = NgramFeatures([
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True),
             TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
-                            token_pattern=r"(?u)\b\w+\b"),  # "i", "a": "i'm a nurse" is a clue
+                            token_pattern=WORD.pattern),  # "i", "a": "i'm a nurse" is a clue
         ])
         self.classifier = LogisticRegression(C=c, max_iter=2000)
 
@@ -83,8 +85,14 @@ class StaysOnTopicModel:
         return self
 
     def probability(self, text: str) -> float:
-        """P(stays): ``predict_proba``'s second column, computed directly."""
-        score = self.features.linear_scores(text.lower(), self.classifier.coef_, self.classifier.intercept_)
+        """P(stays): ``predict_proba``'s second column, computed directly; 0 for a
+        message with no word the model has seen ("asdkjh qwe zzz" got 0.53 from its
+        letters alone), which says nothing about the last answer."""
+        lowered = text.lower()
+        words = self.features.vectorizers[1].vocabulary_
+        if not any(word in words for word in WORD.findall(lowered)):
+            return 0.0
+        score = self.features.linear_scores(lowered, self.classifier.coef_, self.classifier.intercept_)
         return float(1.0 / (1.0 + np.exp(-score[0])))
 
 
