@@ -82,7 +82,7 @@ OFF_TOPIC_STAYS_MIN = 0.15
 # ("i get hangry if i skip brekkie" after eating before). Round 9, on dev-dev22, with
 # the line above: conversations 0.838 -> 0.847.
 UNCLEAR_STAYS_MIN = 0.2
-# Either verdict, after any answer (a topic, a condition or an intent's reply), also
+# An unclear verdict, after any answer (a topic, a condition or an intent's reply), also
 # stays on it when the NLU's stays-on-topic model (assistant/nlu/stays_on_topic.py)
 # gives the message this probability or more: "it only went in last year" after the
 # pacemaker question, "i type all day and knit at night" after carpal tunnel. Round 10,
@@ -366,16 +366,17 @@ def faq_share(parse_data: Dict[str, Any]) -> float:
 
 def overruled_off_topic(parse_data: Dict[str, Any], previous: Optional[str]) -> Optional[Resolution]:
     """What an off-topic verdict right after an answer really asks about (see
-    OFF_TOPIC_FAQ_MIN and STAYS_ON_TOPIC_MIN), or None when off-topic stands."""
+    OFF_TOPIC_FAQ_MIN), or None when off-topic stands."""
     if previous is None:
         return None
     share = faq_share(parse_data)
     named = named_answer(parse_data, OFF_TOPIC_ANSWER_MIN)
     if share >= OFF_TOPIC_FAQ_MIN and named:
         return Resolution(answer=named)
-    if reads_like_more(parse_data) or (
-            share >= OFF_TOPIC_STAYS_MIN and not previous.startswith((f"{CONDITION}:", f"{INTENT}:"))):
-        return again(cached_follow_ups(), previous)
+    # (Not the stays-on-topic model: 14 of the 41 messages it calls off-topic in
+    # tests/nlu/holdout_out_of_scope.yml score 0.4 or more, "tell me a joke" among them.)
+    if share >= OFF_TOPIC_STAYS_MIN and not previous.startswith((f"{CONDITION}:", f"{INTENT}:")):
+        return Resolution(answer=previous)
     return None
 
 

@@ -47,7 +47,9 @@ from tests.helpers.rest import filled, say, texts
     ("evidence", "for what tho", "conditions"),
     ("results_timeline", "and will they stay away", "results_duration"),
     ("needle_count_size", "will i feel them", "does_it_hurt"),
-    ("water_after", "how much?", "water_after"),  # a quantity after water, not the price
+    ("water_after", "how much tho, like litres?", "water_after"),  # a quantity after water, not the price
+    ("water_after", "and the price?", "cost"),
+    ("healing", "how much more does a longer session cost", "cost"),
     ("pain_relief", "like how much, 50%?", "pain_relief"),
     ("healing", "roughly how much faster?", "healing"),
     ("soreness_after", "how much is it", "cost"),

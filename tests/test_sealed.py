@@ -74,10 +74,12 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev30 measured 0.987 and 0.845 after round 13 on 2026-12-02
-    assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.84
+    # dev-dev30 measured 0.987 and 0.835 after round 13 on 2026-12-02 (0.845 while the
+    # stays-on-topic model also overruled off-topic verdicts: dropped, it repeated the last
+    # answer to 14 of 41 real off-topic messages)
+    assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.83
     # dev31-dev32 (visitors talking to the bot itself; referred patients and one-word
-    # follow-ups) measured 0.988, 0.867 and 0.005 after round 13 on 2026-12-02 (0.988, 0.863
+    # follow-ups) measured 0.988, 0.863 and 0.005 after round 13 on 2026-12-02 (0.988, 0.863
     # and 0.005 before it; issue bars 0.95, 0.90, 0.01). Conversations miss the bar: see
     # docs/testing.md.
     assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.85

@@ -15,7 +15,7 @@ dev to dev22 did).
 It is one logistic regression over word and character n-grams, like the other
 two text models, and its probability goes into the parse data
 (``STAYS_ON_TOPIC_KEY``). It decides nothing alone: the action server uses it only
-for a message the model has already called unclear or off-topic, right after an
+for a message the model has already called unclear, right after an
 answer (actions/follow_up.py). Used on every follow-up verdict instead, it broke
 more answers than it fixed (at 0.5, leave-one-set-out over dev to dev22: 52 turns
 fixed, 131 broken among those the intent model had given another FAQ answer).
