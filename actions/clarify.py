@@ -19,8 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.conditions import answer_condition, conditions_in_message
-from assistant.contracts import BUTTON_TEXT, RETRIEVAL_INTENT
+from assistant.contracts import ACTION_CLARIFY, BUTTON_TEXT, RETRIEVAL_INTENT
 from assistant.kb.knowledge import cached_knowledge, related_buttons
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE, answer_ranking, raw_intent_ranking, top_answers
 
@@ -81,29 +80,35 @@ def previous_bot_action(tracker: Tracker) -> Optional[str]:
 
 class ActionClarify(Action):
     def name(self) -> str:
-        return "action_clarify"
+        return ACTION_CLARIFY
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
-        kb = cached_knowledge()
-        # Conditions and body areas ("and my lower back?"), as the sealed evaluation reads them.
-        conditions = conditions_in_message(kb, tracker.latest_message.get("entities", []))
-        if conditions and condition_is_the_question(tracker.latest_message):
-            for condition in conditions:
-                answer_condition(dispatcher, kb, condition)
-            return []
-        from actions.follow_up import short_follow_up  # (it imports this module)
+        from actions.follow_up import (  # (it imports this module)
+            answer_follow_up,
+            cached_follow_ups,
+            previous_topic,
+            unclear_resolution,
+        )
 
-        answered = short_follow_up(dispatcher, tracker)
+        kb = cached_knowledge()
+        resolution = unclear_resolution(cached_follow_ups(), kb, tracker.latest_message,
+                                        previous_topic(tracker))
+        answered = answer_follow_up(dispatcher, kb, resolution) if resolution else None
         if answered is not None:
             return answered
-        if previous_bot_action(tracker) == self.name():
-            dispatcher.utter_message(response="utter_clarify_handoff")  # second miss in a row
-            return []
-        buttons = choices(tracker.latest_message)
-        if buttons:
-            dispatcher.utter_message(response="utter_clarify", buttons=[*buttons, SOMETHING_ELSE])
-        else:
-            dispatcher.utter_message(response="utter_default")
+        return did_you_mean(dispatcher, tracker)
+
+
+def did_you_mean(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+    """"Did you mean...?" with the likely choices, or the handoff after a second miss."""
+    if previous_bot_action(tracker) == ACTION_CLARIFY:
+        dispatcher.utter_message(response="utter_clarify_handoff")  # second miss in a row
         return []
+    buttons = choices(tracker.latest_message)
+    if buttons:
+        dispatcher.utter_message(response="utter_clarify", buttons=[*buttons, SOMETHING_ELSE])
+    else:
+        dispatcher.utter_message(response="utter_default")
+    return []

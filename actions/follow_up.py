@@ -2,23 +2,26 @@
 "how?") against the topic of the bot's previous answer.
 
 The model only decides that a message is a follow-up (intent ``follow_up``);
-this action finds the previous answer's topic in the conversation, tells the
-kind of follow-up from its words and resolves the pair through
-``knowledge/follow_ups.yml``. The previous answer may be an FAQ topic or
-long-tail subject, a condition, or an intent's reply ("and saturdays?" after
-the opening hours). A follow-up that names a condition ("and for migraines?")
-is answered for that condition. With no previous topic, a kind that makes sense
-alone ("does that hurt?") gets its default and anything else is handled like
-any unclear message ("Did you mean...?"). Red flags, the call-back form and
-clear new questions never reach this action: the red-flag rules run first and a
-clear question has its own intent. ``short_follow_up`` lets "Did you mean"
-(actions/clarify.py) answer an unclear message that reads like a follow-up
-("e.g.?", "what about medicare") the same way.
+this action finds the previous answer's topic in the visitor's last few messages
+(``previous_topic``), tells the kind of follow-up from its words and resolves
+the pair through ``knowledge/follow_ups.yml``. The previous answer may be an FAQ
+topic or long-tail subject, a condition, or an intent's reply ("and saturdays?"
+after the opening hours). A follow-up that names a condition ("and for
+migraines?") is answered for that condition. With no previous topic, a kind that
+makes sense alone ("does that hurt?") gets its default and anything else is
+handled like any unclear message. Red flags and clear new questions never reach
+this action (the red-flag rules run first and a clear question has its own
+intent), nothing after a red flag or "Did you mean" is a follow-up
+(``THREAD_BREAKERS``), and in the call-back form a follow-up is a digression
+that the form resumes after (data/rules/faq.yml).
 
-``ActionOutOfScope`` does the same for a message the model calls off-topic
-right after an answer ("all i've got is frozen peas haha" after heat or ice).
-Both also read the NLU's stays-on-topic probability (assistant/nlu/stays_on_topic.py):
-a message that reads like more about the previous answer gets that answer again.
+``unclear_resolution`` lets "Did you mean" (actions/clarify.py) answer an unclear
+message that reads like a follow-up ("e.g.?", "what about medicare") the same
+way, and one that reads like more about the previous answer (the NLU's
+stays-on-topic probability, assistant/nlu/stays_on_topic.py) with that answer
+again. ``ActionOutOfScope`` does the same for a message the model calls
+off-topic after an answer ("all i've got is frozen peas haha" after heat or ice).
+The evaluation (assistant/quality/sealed.py) calls the same functions.
 
 Measured on the blind sets (assistant/quality/sealed.py): sealed follow-up
 conversations 0.328 before this module, 0.906 with it.
@@ -27,7 +30,7 @@ conversations 0.328 before this module, 0.906 with it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Pattern, Tuple
@@ -37,20 +40,22 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.clarify import MAX_CHOICES, MIN_CONFIDENCE, ActionClarify
+from actions.clarify import MAX_CHOICES, MIN_CONFIDENCE
 from actions.conditions import answer_condition, conditions_in_message
-from actions.personal_medical import GENERIC_RESPONSE as GENERIC_PERSONAL_MEDICAL
-from actions.personal_medical import personal_medical_response
+from actions.personal_medical import personal_medical_case, response_for_case
 from assistant.contracts import (
+    ACTION_CLARIFY,
     ACTION_FOLLOW_UP,
     ACTION_OUT_OF_SCOPE,
     INTENT_INFORM,
+    INTENT_PERSONAL_MEDICAL,
     RETRIEVAL_INTENT,
     SLOT_LAST_TOPIC,
     STAYS_ON_TOPIC_KEY,
     selected_answer,
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import raw_intent_ranking, top_answers
 from assistant.paths import KNOWLEDGE_DIR
 
@@ -61,7 +66,7 @@ LOOKBACK_USER_TURNS = 3
 # The answer selector's confidence above which a follow-up names its own subject:
 # "and kids?" after safety named minimum_age at 0.47, "and swimming?" bath_sauna at 0.74.
 NAMED_ANSWER_MIN = 0.4
-# An off-topic verdict right after an answer is overruled when the model still gives
+# An off-topic verdict after an answer is overruled when the model still gives
 # the FAQ intent a fair share and its answer selector is sure of one subject: "how far
 # apart?" after how many sessions (out_of_scope 0.56, faq 0.27, session_frequency 0.78),
 # "whats the youngest you treat?" after the age question (minimum_age 0.97). Chosen on
@@ -151,6 +156,10 @@ class Resolution:
     answer: Optional[str] = None
     conditions: Tuple[str, ...] = ()
     response: Optional[str] = None  # an intent's reply again ("and saturdays?")
+    intent: Optional[str] = None  # the marker of that reply (``intent_marker``)
+
+    def __bool__(self) -> bool:
+        return bool(self.answer or self.conditions or self.response)
 
 
 def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previous: Optional[str],
@@ -172,9 +181,8 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
             return Resolution(answer=kind.default)
         return Resolution(conditions=tuple(conditions))
     if previous.startswith(f"{INTENT}:"):
-        intent = previous.split(":", 1)[1]
         if kind is None or kind.name in follow_ups.intent_kinds:
-            return Resolution(response=follow_ups.intent_replies.get(intent))
+            return intent_reply(follow_ups, previous, text)
         return Resolution(answer=kind.default if kind.standalone else None)
     if previous.startswith(f"{CONDITION}:"):
         answer = follow_ups.resolve(CONDITION, kind, kb)
@@ -248,12 +256,34 @@ def cached_follow_ups(path: Path = FOLLOW_UPS_FILE) -> FollowUps:
     return parse_follow_ups(yaml.safe_load(path.read_text(encoding="utf-8")), cached_knowledge())
 
 
+def intent_marker(intent: str, text: str) -> str:
+    """What a follow-up refers to after an intent's reply: ``intent:<name>``, and after
+    a personal medical question the case it was answered for
+    (``intent:ask_personal_medical:device``), so that "why?" after the pacemaker reply
+    gets the pacemaker reply again, not the general one."""
+    case = personal_medical_case(text) if intent == INTENT_PERSONAL_MEDICAL else None
+    return f"{INTENT}:{intent}:{case}" if case else f"{INTENT}:{intent}"
+
+
+def intent_reply(follow_ups: FollowUps, marker: str, text: str = "") -> Resolution:
+    """An intent's reply once more. A personal medical case the follow-up names itself
+    ("and if i'm pregnant?") wins over the one answered before."""
+    _, intent, case = (marker.split(":", 2) + [""])[:3]
+    response = follow_ups.intent_replies.get(intent)
+    if response and intent == INTENT_PERSONAL_MEDICAL:
+        case = personal_medical_case(text) or case
+        response = response_for_case(case or None)
+        marker = intent_marker(intent, text) if personal_medical_case(text) else marker
+    return Resolution(response=response, intent=marker if response else None)
+
+
 def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
     """The FAQ topic or subject a visitor message was answered with, if any, or
-    ``condition:<id>`` for an answer about a condition."""
+    ``condition:<id>`` for an answer about a condition, ``intent:<name>`` for an
+    intent's reply (``intent_marker``)."""
     intent = (parse_data.get("intent") or {}).get("name")
     if intent in cached_follow_ups().intent_replies:
-        return f"{INTENT}:{intent}"
+        return intent_marker(str(intent), str(parse_data.get("text") or ""))
     if intent == "ask_condition":
         found = conditions_in_message(cached_knowledge(), parse_data.get("entities") or [])
         return f"{CONDITION}:{found[0].id}" if found else None
@@ -263,14 +293,26 @@ def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
     return key.split("/", 1)[1] if "/" in key else None
 
 
+# Replies after which nothing is a follow-up: a red flag ("ok but seriously" after the
+# emergency reply is not about the answer before it), and "Did you mean...?" or the
+# handoff that follows a second miss (the visitor is rephrasing, and a second unclear
+# message in a row gets the handoff, not an old answer). ActionClarify and
+# ActionFollowUp set the topic when they answer instead, which is seen first.
+THREAD_BREAKERS = frozenset({*(f"utter_{category}" for category in RED_FLAG_INTENTS), ACTION_CLARIFY,
+                             ACTION_FOLLOW_UP})
+
+
 def previous_topic(tracker: Tracker) -> Optional[str]:
-    """The topic of the latest answer before the visitor's current message."""
+    """The topic of the latest answer in the visitor's last few messages before the
+    current one (LOOKBACK_USER_TURNS), or None after a red flag or "Did you mean"."""
     user_turns = 0
     for event in reversed(tracker.events):
         kind = event.get("event")
         if kind == "slot" and event.get("name") == SLOT_LAST_TOPIC and event.get("value"):
             if user_turns:
                 return str(event["value"])
+        elif kind == "action" and user_turns and event.get("name") in THREAD_BREAKERS:
+            return None
         elif kind == "user":
             user_turns += 1
             if user_turns == 1:
@@ -285,6 +327,38 @@ def previous_topic(tracker: Tracker) -> Optional[str]:
     return None
 
 
+def follow_up_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
+                         previous: Optional[str]) -> Resolution:
+    """What a message the model calls a follow-up gets; when it resolves to nothing,
+    what an unclear message gets (``unclear_resolution``), as the action hands it to
+    "Did you mean". One decision for the action and the evaluation."""
+    text = str(parse.get("text") or "")
+    named = [c.id for c in conditions_in_message(kb, parse.get("entities") or [])]
+    resolution = resolve_follow_up(follow_ups, kb, text, previous, named, named_answer(parse))
+    return resolution or unclear_resolution(follow_ups, kb, parse, previous) or Resolution()
+
+
+def unclear_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
+                       previous: Optional[str]) -> Optional[Resolution]:
+    """What an unclear message gets instead of "Did you mean" (actions/clarify.py), or
+    None: a condition it names when that is its question; after an answer, a message
+    that reads like a short follow-up is answered as one, and one about that answer's
+    topic (``stays_on_previous``) gets that answer again."""
+    from actions.clarify import condition_is_the_question  # (it imports this module)
+
+    text = str(parse.get("text") or "")
+    conditions = tuple(c.id for c in conditions_in_message(kb, parse.get("entities") or []))
+    if conditions and condition_is_the_question(parse):
+        return Resolution(conditions=conditions)
+    if previous is None:
+        return None
+    if follow_ups.is_short_follow_up(text):
+        return resolve_follow_up(follow_ups, kb, text, previous, [], named_answer(parse)) or None
+    if stays_on_previous(parse, previous):
+        return again(follow_ups, previous)
+    return None
+
+
 class ActionFollowUp(Action):
     def name(self) -> str:
         return ACTION_FOLLOW_UP
@@ -293,16 +367,14 @@ class ActionFollowUp(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         kb = cached_knowledge()
-        named = [c.id for c in conditions_in_message(kb, tracker.latest_message.get("entities", []))]
-        resolution = resolve_follow_up(cached_follow_ups(), kb, tracker.latest_message.get("text") or "",
-                                       previous_topic(tracker), named, named_answer(tracker.latest_message))
-        if resolution.response == GENERIC_PERSONAL_MEDICAL:  # the reply that fits the case
-            resolution = replace(resolution, response=personal_medical_response(
-                tracker.latest_message.get("text") or ""))
+        resolution = follow_up_resolution(cached_follow_ups(), kb, tracker.latest_message,
+                                          previous_topic(tracker))
         events = answer_follow_up(dispatcher, kb, resolution)
         if events is not None:
             return events
-        return await ActionClarify().run(dispatcher, tracker, domain)
+        from actions.clarify import did_you_mean  # (it imports this module)
+
+        return did_you_mean(dispatcher, tracker)
 
 
 def answer_follow_up(dispatcher: CollectingDispatcher, kb: KnowledgeBase,
@@ -310,7 +382,7 @@ def answer_follow_up(dispatcher: CollectingDispatcher, kb: KnowledgeBase,
     """Send what a resolved follow-up gets; None when it resolved to nothing."""
     if resolution.response:
         dispatcher.utter_message(response=resolution.response)
-        return []
+        return [SlotSet(SLOT_LAST_TOPIC, resolution.intent)] if resolution.intent else []
     if resolution.answer:
         dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{resolution.answer}")
         return [SlotSet(SLOT_LAST_TOPIC, resolution.answer)]
@@ -352,7 +424,7 @@ def reads_like_more(parse_data: Dict[str, Any]) -> bool:
 def again(follow_ups: FollowUps, previous: str) -> Resolution:
     """The previous answer once more: a topic, a condition or an intent's reply."""
     if previous.startswith(f"{INTENT}:"):
-        return Resolution(response=follow_ups.intent_replies.get(previous.split(":", 1)[1]))
+        return intent_reply(follow_ups, previous)
     if previous.startswith(f"{CONDITION}:"):
         return Resolution(conditions=(previous.split(":", 1)[1],))
     return Resolution(answer=previous)
@@ -365,7 +437,7 @@ def faq_share(parse_data: Dict[str, Any]) -> float:
 
 
 def overruled_off_topic(parse_data: Dict[str, Any], previous: Optional[str]) -> Optional[Resolution]:
-    """What an off-topic verdict right after an answer really asks about (see
+    """What an off-topic verdict after an answer really asks about (see
     OFF_TOPIC_FAQ_MIN), or None when off-topic stands."""
     if previous is None:
         return None
@@ -395,19 +467,3 @@ class ActionOutOfScope(Action):
             return events
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
-
-
-def short_follow_up(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optional[List[EventType]]:
-    """For "Did you mean...?" (actions/clarify.py): an unclear message right after an
-    answer that reads like a follow-up is answered as one, and one whose choices
-    include the previous answer's topic gets that topic again."""
-    follow_ups = cached_follow_ups()
-    text = tracker.latest_message.get("text") or ""
-    previous = previous_topic(tracker)
-    if previous is not None and follow_ups.is_short_follow_up(text):
-        return answer_follow_up(dispatcher, cached_knowledge(),
-                                resolve_follow_up(follow_ups, cached_knowledge(), text, previous, [],
-                                                  named_answer(tracker.latest_message)))
-    if previous is not None and stays_on_previous(tracker.latest_message, previous):
-        return answer_follow_up(dispatcher, cached_knowledge(), again(follow_ups, previous))
-    return None

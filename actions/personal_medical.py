@@ -76,7 +76,10 @@ def is_bare_safety_question(text: str) -> bool:
 
 def personal_medical_response(text: str) -> str:
     """The response for a personal medical question, e.g. utter_personal_medical_child."""
-    case = personal_medical_case(text)
+    return response_for_case(personal_medical_case(text))
+
+
+def response_for_case(case: Optional[str]) -> str:
     return f"{GENERIC_RESPONSE}_{case}" if case else GENERIC_RESPONSE
 
 

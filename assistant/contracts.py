@@ -43,7 +43,7 @@ HANDOFF_INTENTS = {intent: report for intent, (_, report) in INTENT_CHOICES.item
 INTENT_FOLLOW_UP = "follow_up"
 ACTION_FOLLOW_UP = "action_follow_up"
 SLOT_LAST_TOPIC = "last_topic"
-# An off-topic message right after an answer: the action checks whether it is a
+# An off-topic message after an answer: the action checks whether it is a
 # follow-up the model called off-topic (actions/follow_up.py) before saying so.
 ACTION_OUT_OF_SCOPE = "action_out_of_scope"
 # The NLU model's probability that a message says more about the previous answer
@@ -52,6 +52,10 @@ STAYS_ON_TOPIC_KEY = "stays_on_topic"
 # A form answer (a name, a number, "weekday mornings"); outside the form it is not
 # understood (data/rules/fallback.yml), and never more about the last answer.
 INTENT_INFORM = "inform"
+# "Did you mean...?" (actions/clarify.py): after it, nothing is a follow-up.
+ACTION_CLARIFY = "action_clarify"
+# Its reply depends on the case named (actions/personal_medical.py), also in a follow-up.
+INTENT_PERSONAL_MEDICAL = "ask_personal_medical"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -18,13 +18,14 @@ from actions.follow_up import (
     ActionOutOfScope,
     Resolution,
     cached_follow_ups,
+    follow_up_resolution,
     named_answer,
     parse_follow_ups,
     previous_topic,
     resolve_follow_up,
     stays_on_previous,
 )
-from assistant.contracts import SLOT_LAST_TOPIC
+from assistant.contracts import SLOT_LAST_TOPIC, STAYS_ON_TOPIC_KEY
 from assistant.kb.knowledge import KnowledgeBase
 from tests.helpers.rest import filled, say, texts
 
@@ -155,6 +156,63 @@ def test_with_no_previous_topic_it_asks_what_was_meant() -> None:
     assert events == [] and messages and all("utter_faq" not in str(m.get("response")) for m in messages)
 
 
+ANSWERED_SORENESS = [user("will i be sore after", "faq", "soreness_after"), {"event": "action", "name": "utter_faq"}]
+
+
+@pytest.mark.parametrize(("between", "expected"), [
+    ([], "soreness_after"),
+    ([user("i cant breathe properly", "emergency"), {"event": "action", "name": "utter_emergency"}], None),
+    ([user("hmm", "nlu_fallback"), {"event": "action", "name": "action_clarify"}], None),  # "Did you mean"
+    ([user("blah", "follow_up"), {"event": "action", "name": "action_follow_up"}], None),  # it asked too
+    ([user("hmm", "nlu_fallback"), {"event": "action", "name": "action_clarify"},  # it answered
+      {"event": "slot", "name": SLOT_LAST_TOPIC, "value": "exercise_after"}], "exercise_after"),
+    ([user("thanks", "thanks"), {"event": "action", "name": "utter_thanks"}], "soreness_after"),
+])
+def test_nothing_after_a_red_flag_or_did_you_mean_is_a_follow_up(
+        between: List[Dict[str, Any]], expected: Optional[str]) -> None:
+    events = [*ANSWERED_SORENESS, *between, user("ok but seriously", "follow_up")]
+    assert previous_topic(tracker(events)) == expected
+
+
+def test_a_second_unclear_message_after_did_you_mean_gets_the_handoff() -> None:
+    unclear = user("ok but seriously", "nlu_fallback")
+    unclear["parse_data"][STAYS_ON_TOPIC_KEY] = 0.9  # it would read as more about soreness
+    events = [*ANSWERED_SORENESS, user("hmm", "nlu_fallback"), {"event": "action", "name": "action_clarify"},
+              unclear]
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionClarify().run(dispatcher, tracker(events), {}))
+    assert [m.get("response") for m in dispatcher.messages] == ["utter_clarify_handoff"]
+
+
+@pytest.mark.parametrize(("follow_up", "response", "marker"), [
+    ("why?", "utter_personal_medical_device", "intent:ask_personal_medical:device"),
+    ("and if im pregnant?", "utter_personal_medical_pregnancy", "intent:ask_personal_medical:pregnancy"),
+])
+def test_a_follow_up_after_a_personal_medical_reply_keeps_its_case(follow_up: str, response: str,
+                                                                   marker: str) -> None:
+    messages, events = run([user("i have a pacemaker, is it ok for me", "ask_personal_medical"),
+                            {"event": "action", "name": "action_personal_medical"},
+                            user(follow_up, "follow_up")])
+    assert [m["response"] for m in messages] == [response]
+    assert events == [{"event": "slot", "timestamp": None, "name": SLOT_LAST_TOPIC, "value": marker}]
+
+
+def test_a_follow_up_that_resolves_to_nothing_is_handled_as_an_unclear_message(kb: KnowledgeBase) -> None:
+    """The action hands it to "Did you mean", which may repeat the last reply; the
+    evaluation (assistant/quality/sealed.py) calls the same function."""
+    parse = user("and how long would the wait usually be on a saturday", "follow_up")["parse_data"]
+    hours = [user("when are you open", "ask_hours"), {"event": "action", "name": "utter_hours"}]
+    for stays, expected in ((0.9, "utter_hours"), (0.1, "utter_clarify")):
+        parse[STAYS_ON_TOPIC_KEY] = stays
+        resolution = follow_up_resolution(cached_follow_ups(), kb, parse, "intent:ask_hours")
+        assert (resolution.response or "utter_clarify") == expected
+        parse["intent_ranking"] = [{"name": "faq", "confidence": 0.3}]
+        parse["response_selector"] = {"faq": {"ranking": [{"intent_response_key": "faq/session_length",
+                                                           "confidence": 0.3}]}}
+        messages, _ = run([*hours, {"event": "user", "text": parse["text"], "parse_data": parse}])
+        assert [m["response"] for m in messages] == [expected]
+
+
 def test_the_trained_model_recognises_follow_ups(parse: Any) -> None:
     for text in ("is that normal?", "how long will that last?", "how?", "why?"):
         assert parse(text)["intent"]["name"] == "follow_up", text
@@ -177,6 +235,16 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
     say(stack, sender, "can i go to the gym after my session")
     reply = " ".join(texts(say(stack, sender, "what about the sauna")))
     assert reply.startswith(filled(kb.subjects["bath_sauna"].reply)), reply
+
+
+def test_after_the_emergency_reply_the_earlier_answer_is_not_repeated(stack: Any, kb: KnowledgeBase) -> None:
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "does dry needling hurt")
+    emergency = " ".join(texts(say(stack, sender, "had needles in my upper back today and now i cant breathe")))
+    assert "000" in emergency, emergency
+    for after in ("why?", "ok but seriously"):
+        reply = " ".join(texts(say(stack, sender, after)))
+        assert filled(kb.topics["does_it_hurt"].answer) not in reply, (after, reply)
 
 
 def test_an_unclear_message_whose_choices_include_the_previous_topic_stays_on_it() -> None:

@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from assistant.contracts import FEEDBACK_RATINGS, HANDOFF_INTENTS, SLOT_ANSWER_FEEDBACK, selected_answer
+from assistant.contracts import (
+    ACTION_CLARIFY,
+    FEEDBACK_RATINGS,
+    HANDOFF_INTENTS,
+    SLOT_ANSWER_FEEDBACK,
+    selected_answer,
+)
 from assistant.insights.events import EventRow
 from assistant.kb.knowledge import KnowledgeBase
 
-FALLBACK_ACTIONS = {"action_clarify", "utter_default"}
+FALLBACK_ACTIONS = {ACTION_CLARIFY, "utter_default"}
 # The off-topic reply: sent as its own action by older conversations, and from
 # action_out_of_scope (actions/follow_up.py) since that action may answer instead.
 OUT_OF_SCOPE_ACTION = "utter_out_of_scope"

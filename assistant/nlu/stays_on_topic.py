@@ -9,14 +9,14 @@ can help with" to a visitor who was still talking about the same thing. The
 intent model reads one message and cannot know there was a previous answer; this
 model is trained on that very distinction: every follow-up turn of the tuned-on
 blind conversation sets (``tests/dev*/conversations.yml``), labelled by whether
-the writer meant it to stay on the previous turn's topic (872 of 2,751 turns in
-dev to dev22 did).
+the writer meant it to stay on the previous turn's topic (about a third of them
+do).
 
 It is one logistic regression over word and character n-grams, like the other
 two text models, and its probability goes into the parse data
 (``STAYS_ON_TOPIC_KEY``). It decides nothing alone: the action server uses it only
-for a message the model has already called unclear, right after an
-answer (actions/follow_up.py). Used on every follow-up verdict instead, it broke
+for a message the model has already called unclear, after an answer
+(actions/follow_up.py). Used on every follow-up verdict instead, it broke
 more answers than it fixed (at 0.5, leave-one-set-out over dev to dev22: 52 turns
 fixed, 131 broken among those the intent model had given another FAQ answer).
 """

@@ -32,6 +32,7 @@ from assistant.paths import PROJECT_ROOT
 
 SEALED_DIR = PROJECT_ROOT / "tests" / "sealed"
 CLARIFY = "clarify"  # "Did you mean...?" or "please rephrase": not a confident answer
+THREAD_BROKEN = "-"  # after this turn no message is a follow-up
 
 
 def sealed_label(decided: str, kb: KnowledgeBase) -> str:
@@ -111,51 +112,46 @@ class SealedEvaluator:
         self.thresholds = thresholds or Thresholds.from_config()
         self.follow_ups = cached_follow_ups()
 
-    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, List[str]]:
-        """What the bot would answer, as a sealed label, and the conditions it answers
-        about. The same decisions the bot makes: red flags, the fallback, a named
-        condition turning "Did you mean" into its answer (actions/clarify.py), follow-ups."""
-        from actions.clarify import condition_is_the_question
+    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, List[str], Optional[str]]:
+        """What the bot would answer, as a sealed label, the conditions it answers
+        about and, for an intent's reply, what a follow-up refers to (``intent_marker``).
+        The same decisions the bot makes: red flags, the fallback, and what
+        actions/follow_up.py makes of follow-ups, unclear and off-topic messages."""
         from actions.follow_up import (
-            again,
-            named_answer,
+            follow_up_resolution,
+            intent_marker,
             overruled_off_topic,
-            resolve_follow_up,
-            stays_on_previous,
+            unclear_resolution,
         )
         from actions.personal_medical import SAFETY_TOPIC, is_bare_safety_question
 
         parse = await self.agent.parse_message(text)
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
-            return str(intent), []
+            return str(intent), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
-        if label == "out_of_scope" and (overruled := overruled_off_topic(parse, previous)):
-            label = self._label_of(overruled) or label
-            conditions = list(overruled.conditions)
+        resolution = None
+        if label == "out_of_scope":
+            resolution = overruled_off_topic(parse, previous)
         elif label == INTENT_FOLLOW_UP:
-            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, conditions,
-                                           named_answer(parse))
-            label = self._label_of(resolution) or CLARIFY
-            conditions = list(resolution.conditions)
-        elif label == CLARIFY and conditions and condition_is_the_question(parse):
-            label = "ask_condition"
-        elif label == CLARIFY and previous and self.follow_ups.is_short_follow_up(text):
-            resolution = resolve_follow_up(self.follow_ups, self.kb, text, previous, [], named_answer(parse))
-            label = self._label_of(resolution) or CLARIFY
-            conditions = list(resolution.conditions)
-        elif label == CLARIFY and previous and stays_on_previous(parse, previous):
-            resolution = again(self.follow_ups, previous)
+            resolution = follow_up_resolution(self.follow_ups, self.kb, parse, previous)
+            label = CLARIFY
+        elif label == CLARIFY:
+            resolution = unclear_resolution(self.follow_ups, self.kb, parse, previous)
+        if resolution:
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
         topic = self.kb.conditions[conditions[0]].topic if conditions else None
         if label == "ask_condition" and topic:
             # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
-            return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), []
-        return label, conditions
+            return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), [], None
+        marker = resolution.intent if resolution and resolution.response else None
+        if label in self.follow_ups.intent_replies and marker is None:
+            marker = intent_marker(label, text)
+        return label, conditions, marker
 
     def _label_of(self, resolution: Any) -> Optional[str]:
         """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
@@ -163,9 +159,8 @@ class SealedEvaluator:
             return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb)
         if resolution.conditions:
             return "ask_condition"
-        if resolution.response:
-            return next((i for i, r in self.follow_ups.intent_replies.items() if r == resolution.response),
-                        None)
+        if resolution.intent:
+            return str(resolution.intent).split(":")[1]
         return None
 
     def _conditions(self, parse: Dict[str, Any]) -> List[str]:
@@ -182,16 +177,18 @@ class SealedEvaluator:
         return wanted is None or wanted.id in answered
 
     async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Tuple[Turn, Optional[str]]:
-        """The turn and what a follow-up after it would refer to."""
-        got, answered = await self.reply(item["text"], previous)
+        """The turn and what a follow-up after it would refer to: its answer, or the
+        previous referent after a reply with no topic (a greeting, a booking), or
+        nothing after a red flag or "Did you mean" (actions/follow_up.THREAD_BREAKERS)."""
+        got, answered, marker = await self.reply(item["text"], previous)
         expected = [item["expect"], *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
-        referent = answer_id(got)
-        if got in self.follow_ups.intent_replies:
-            referent = f"intent:{got}"
+        referent = marker or answer_id(got)
         if got == "ask_condition":
             turn.condition_ok = self._condition_ok(item.get("condition"), answered)
             referent = f"condition:{answered[0]}" if answered else None
+        if referent is None and (got == CLARIFY or got in RED_FLAG_INTENTS):
+            return turn, THREAD_BROKEN
         return turn, referent
 
     async def run(self, directory: Path = SEALED_DIR) -> SealedReport:
@@ -204,12 +201,12 @@ class SealedEvaluator:
             for item in conversation["turns"]:
                 turn, referent = await self.turn(item, previous)
                 turns.append(turn)
-                previous = referent or previous
+                previous = None if referent == THREAD_BROKEN else referent or previous
             report.conversations.append(turns)
         warnings = directory / "after_session.yml"
         for group, items in (_load(warnings) if warnings.exists() else {}).items():
             for item in items:
-                got, _ = await self.reply(item["text"], None)
+                got, _, _ = await self.reply(item["text"], None)
                 report.warnings.append((item["text"], group, got))
         return report
 
