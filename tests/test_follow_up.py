@@ -156,7 +156,8 @@ def test_with_no_previous_topic_it_asks_what_was_meant() -> None:
     assert events == [] and messages and all("utter_faq" not in str(m.get("response")) for m in messages)
 
 
-ANSWERED_SORENESS = [user("will i be sore after", "faq", "soreness_after"), {"event": "action", "name": "utter_faq"}]
+ANSWERED_SORENESS = [user("will i be sore after", "faq", "soreness_after"),
+                     {"event": "action", "name": "utter_faq"}]
 
 
 @pytest.mark.parametrize(("between", "expected"), [
@@ -240,7 +241,8 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
 def test_after_the_emergency_reply_the_earlier_answer_is_not_repeated(stack: Any, kb: KnowledgeBase) -> None:
     sender = f"follow-{uuid.uuid4().hex[:8]}"
     say(stack, sender, "does dry needling hurt")
-    emergency = " ".join(texts(say(stack, sender, "had needles in my upper back today and now i cant breathe")))
+    report = "had needles in my upper back today and now i cant breathe"
+    emergency = " ".join(texts(say(stack, sender, report)))
     assert "000" in emergency, emergency
     for after in ("why?", "ok but seriously"):
         reply = " ".join(texts(say(stack, sender, after)))
