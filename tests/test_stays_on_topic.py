@@ -58,11 +58,19 @@ def test_direct_probabilities_equal_sklearns() -> None:
 
 @pytest.mark.parametrize(("setting", "message"), [
     ({"c": 4.0}, "has no setting 'c'"),
+    ({"c": 4.0, "sets": []}, "has no setting 'c', 'sets'"),
+    ({"C": "4"}, "'C' must be a number, not '4'"),
+    ({"C": True, "conversation_sets": "tests/dev"},
+     "'C' must be a number, not True; 'conversation_sets' must be"),
     ({"conversation_sets": ["tests/dev999"]}, "conversation_sets not found: "),
 ])
 def test_a_misspelt_setting_or_a_missing_set_is_refused(setting: Dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        StaysOnTopicClassifier.checked_config(setting)
+        StaysOnTopicClassifier.training_config(setting)
+
+
+def test_a_trained_model_loads_without_the_sets_it_was_trained_on() -> None:
+    assert StaysOnTopicClassifier.checked_config({"conversation_sets": ["tests/dev999"], "C": 2})["C"] == 2
 
 
 def test_through_the_trained_pipeline(parse: Any) -> None:

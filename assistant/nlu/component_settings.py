@@ -30,13 +30,18 @@ class ComponentSettings:
 
     @classmethod
     def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
-        """The defaults with config.yml's settings over them; an unknown setting stops
-        training and start-up with a message naming it."""
+        """The defaults with config.yml's settings over them; unknown settings, and a
+        setting of the wrong kind (text for a number...), stop training and start-up
+        with a message naming every one."""
         defaults = cls.get_default_config()
         unknown = sorted(set(config) - set(defaults))
         if unknown:
-            raise ValueError(f"config.yml: {cls.__name__} has no setting '{unknown[0]}' "
-                             f"(expected {', '.join(defaults)})")
+            raise ValueError(f"config.yml: {cls.__name__} has no setting "
+                             f"{', '.join(repr(k) for k in unknown)} (expected {', '.join(defaults)})")
+        wrong = [f"'{key}' must be {_kind(defaults[key])}, not {value!r}" for key, value in config.items()
+                 if _kind(value) != _kind(defaults[key])]
+        if wrong:
+            raise ValueError(f"config.yml: {cls.__name__}: {'; '.join(wrong)}")
         return {**defaults, **config}
 
     @classmethod
@@ -45,3 +50,14 @@ class ComponentSettings:
         pipeline = yaml.safe_load(config_file.read_text(encoding="utf-8"))["pipeline"]
         entry = next(c for c in pipeline if c["name"].endswith(cls.__name__))
         return cls.checked_config({k: v for k, v in entry.items() if k != "name"})
+
+
+def _kind(value: Any) -> str:
+    """A setting's kind as config.yml writes it: an integer will do for a number."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else type(value).__name__

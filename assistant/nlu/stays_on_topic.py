@@ -103,10 +103,10 @@ class StaysOnTopicClassifier(ComponentSettings, GraphComponent):
         return {"C": 4.0, "conversation_sets": []}
 
     @classmethod
-    def checked_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
-        """An unknown setting or a missing set stops training and start-up with a
-        message naming it."""
-        merged = super().checked_config(config)
+    def training_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Training also needs every set it names (loading a trained model does not:
+        a deployment need not ship tests/)."""
+        merged = cls.checked_config(config)
         missing = [str(d) for d in cls.conversation_sets(merged) if not (d / CONVERSATIONS_FILE).exists()]
         if missing:
             raise ValueError(f"config.yml: {cls.__name__} conversation_sets not found: {', '.join(missing)}")
@@ -136,7 +136,7 @@ class StaysOnTopicClassifier(ComponentSettings, GraphComponent):
     @classmethod
     def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> StaysOnTopicClassifier:
-        return cls(cls.checked_config(config), model_storage, resource)
+        return cls(cls.training_config(config), model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = follow_up_examples(self.conversation_sets(self._config))
