@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Pattern, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Pattern, Tuple
 
 import yaml
 from rasa_sdk import Action, Tracker
@@ -56,7 +56,7 @@ from assistant.contracts import (
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
 from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
-from assistant.nlu.uncertainty import raw_intent_ranking, top_answers
+from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
 from assistant.paths import KNOWLEDGE_DIR
 
 FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
@@ -96,6 +96,16 @@ UNCLEAR_STAYS_MIN = 0.2
 # right, 3 right ones lost (0.3: 28 and 4; 0.5: 21 and 2); on dev23-dev24, before
 # they were tuned on, 11 and none.
 STAYS_ON_TOPIC_MIN = 0.4
+# A confident FAQ answer after an answer gives way to that answer's topic when the
+# message reads like more about it (0.7 or more), the answer selector is less than
+# 0.9 sure of its own choice and still gives the previous topic 0.01 or more
+# (keeps_previous). Round 14, on the follow-up turns of dev-dev32 that got another
+# FAQ answer after one, each tuned-on set scored by a stays-on-topic model trained
+# on the others: 50 turns answered right, 6 right ones lost (0.6: 58 and 9;
+# 0.8: 41 and 2; without the candidate check: 51 and 14).
+KEEP_STAYS_MIN = 0.7
+KEEP_TOP_BELOW = 0.9
+KEEP_CANDIDATE_MIN = 0.01
 
 
 CONDITION = "condition"  # the previous answer was about a condition
@@ -305,8 +315,14 @@ THREAD_BREAKERS = frozenset({*(f"utter_{category}" for category in RED_FLAG_INTE
 def previous_topic(tracker: Tracker) -> Optional[str]:
     """The topic of the latest answer in the visitor's last few messages before the
     current one (LOOKBACK_USER_TURNS), or None after a red flag or "Did you mean"."""
-    user_turns = 0
-    for event in reversed(tracker.events):
+    return topic_before(reversed(tracker.events))
+
+
+def topic_before(newest_first: Iterable[Dict[str, Any]], current_included: bool = True) -> Optional[str]:
+    """``previous_topic`` over events as dicts, newest first. The NLU reads them before
+    the current message is in the conversation (``current_included=False``)."""
+    user_turns = 0 if current_included else 1
+    for event in newest_first:
         kind = event.get("event")
         if kind == "slot" and event.get("name") == SLOT_LAST_TOPIC and event.get("value"):
             if user_turns:
@@ -325,6 +341,25 @@ def previous_topic(tracker: Tracker) -> Optional[str]:
         elif kind == "session_started":
             return None
     return None
+
+
+def keeps_previous(parse: Dict[str, Any], previous: Optional[str]) -> bool:
+    """Whether a confident FAQ answer to a message gives way to the previous answer's
+    topic (assistant/nlu/keep_topic.py): the message reads like more about that answer
+    (KEEP_STAYS_MIN), the answer selector is less than sure of its own choice
+    (KEEP_TOP_BELOW), and the previous topic is still among its candidates
+    (KEEP_CANDIDATE_MIN): "will i still get the full session" after the running-late
+    answer had got "part of a wider plan"."""
+    if previous is None or ":" in previous:
+        return False
+    ranking = {str(a.get("intent_response_key") or "").split("/", 1)[-1]: float(a.get("confidence") or 0.0)
+               for a in answer_ranking(parse)}
+    top = max(ranking.values(), default=1.0)
+    chosen = str(selected_answer(parse).get("intent_response_key") or "").split("/", 1)[-1]
+    return (chosen != previous
+            and float(parse.get(STAYS_ON_TOPIC_KEY) or 0.0) >= KEEP_STAYS_MIN
+            and top < KEEP_TOP_BELOW
+            and ranking.get(previous, 0.0) >= KEEP_CANDIDATE_MIN)
 
 
 def follow_up_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],

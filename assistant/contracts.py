@@ -52,6 +52,9 @@ STAYS_ON_TOPIC_KEY = "stays_on_topic"
 # A form answer (a name, a number, "weekday mornings"); outside the form it is not
 # understood (data/rules/fallback.yml), and never more about the last answer.
 INTENT_INFORM = "inform"
+# An FAQ answer that gave way to the previous answer's topic (assistant/nlu/keep_topic.py):
+# {"instead_of": "faq/<the model's choice>"} in the parse data.
+KEPT_TOPIC_KEY = "kept_topic"
 # "Did you mean...?" (actions/clarify.py): after it, nothing is a follow-up.
 ACTION_CLARIFY = "action_clarify"
 # Its reply depends on the case named (actions/personal_medical.py), also in a follow-up.

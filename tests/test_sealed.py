@@ -29,7 +29,8 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev13": True, "dev14": True, "dev15": True, "dev16": True, "dev17": True, "dev18": True,
             "dev19": True, "dev20": True, "dev21": True, "dev22": True, "dev23": True, "dev24": True,
             "dev25": True, "dev26": True, "dev27": True, "dev28": True,
-            "dev29": True, "dev30": True, "dev31": False, "dev32": False}
+            "dev29": True, "dev30": True, "dev31": True, "dev32": True, "dev33": False, "dev34": False,
+            "dev36": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -61,8 +62,8 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out sets (dev31, dev32
-    on 2026-12-02) show what a fresh writer gets. Printed next to the sealed figures."""
+    only guard against regressions; the last round's held-out sets (dev33, dev34,
+    dev36 on 2026-12-03) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
     pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
@@ -74,15 +75,14 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev30 measured 0.987 and 0.835 after round 13 on 2026-12-02 (0.845 while the
-    # stays-on-topic model also overruled off-topic verdicts: dropped, it repeated the last
-    # answer to 14 of 41 real off-topic messages)
-    assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.83
-    # dev31-dev32 (visitors talking to the bot itself; referred patients and one-word
-    # follow-ups) measured 0.988, 0.863 and 0.005 after round 13 on 2026-12-02 (0.988, 0.863
-    # and 0.005 before it; issue bars 0.95, 0.90, 0.01). Conversations miss the bar: see
-    # docs/testing.md.
-    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.85
+    # dev-dev32 measured 0.987 and 0.854 after round 14 on 2026-12-03 (0.835 for dev-dev30
+    # after round 13)
+    assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.85
+    # dev33, dev34, dev36 (phone typing and reactions; three-turn drills and people asking
+    # for someone else; practical chains and one-word replies) measured 0.991, 0.795 and
+    # 0.006 after round 14 on 2026-12-03 (0.991, 0.785 and 0.006 before it; issue bars
+    # 0.95, 0.90, 0.01). Conversations miss the bar: see docs/testing.md.
+    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.78
     assert held_out.confident_wrong[0] <= 0.02
 
 

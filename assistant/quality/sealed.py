@@ -120,6 +120,7 @@ class SealedEvaluator:
         from actions.follow_up import (
             follow_up_resolution,
             intent_marker,
+            keeps_previous,
             overruled_off_topic,
             unclear_resolution,
         )
@@ -134,6 +135,8 @@ class SealedEvaluator:
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
         resolution = None
+        if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
+            label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
         if label == "out_of_scope":
             resolution = overruled_off_topic(parse, previous)
         elif label == INTENT_FOLLOW_UP:

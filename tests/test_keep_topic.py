@@ -1,0 +1,91 @@
+"""A confident FAQ answer gives way to the previous answer's topic when the message
+reads like more about it (assistant/nlu/keep_topic.py): the decision, the NLU
+component reading a real Rasa tracker, and a conversation through the real server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa.shared.core.events import ActionExecuted, Event, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.training_data.message import Message
+
+from actions.follow_up import keeps_previous
+from assistant.contracts import KEPT_TOPIC_KEY, STAYS_ON_TOPIC_KEY, selected_answer
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.nlu.keep_topic import PreviousTopicKeeper
+from tests.helpers.rest import filled, say, texts
+
+TEXT = "righto, im a sparky up and down ladders all day"
+
+
+def parse(stays: float = 0.88, top: float = 0.6, previous_share: Optional[float] = 0.05,
+          intent: str = "faq") -> Dict[str, Any]:
+    ranking = [{"intent_response_key": "faq/who_benefits", "confidence": top}]
+    if previous_share is not None:
+        ranking.append({"intent_response_key": "faq/soreness_after", "confidence": previous_share})
+    return {"text": TEXT, "intent": {"name": intent, "confidence": 0.89}, "entities": [],
+            STAYS_ON_TOPIC_KEY: stays,
+            "response_selector": {"all_retrieval_intents": ["faq"], "faq": {
+                "ranking": ranking, "response": {**ranking[0], "utter_action": "utter_faq/who_benefits"}}}}
+
+
+@pytest.mark.parametrize(("data", "previous", "keeps"), [
+    (parse(), "soreness_after", True),
+    (parse(), None, False),  # nothing answered before
+    (parse(), "condition:sciatica", False),  # only a topic or subject is kept
+    (parse(), "who_benefits", False),  # already that answer
+    (parse(stays=0.6), "soreness_after", False),  # reads like a question of its own
+    (parse(top=0.95), "soreness_after", False),  # the selector is sure of its answer
+    (parse(previous_share=None), "soreness_after", False),  # the previous topic is no candidate
+    (parse(previous_share=0.005), "soreness_after", False),
+])
+def test_the_decision(data: Dict[str, Any], previous: Optional[str], keeps: bool) -> None:
+    assert keeps_previous(data, previous) is keeps
+
+
+def keeper_on(events: List[Event], data: Dict[str, Any]) -> Dict[str, Any]:
+    """The parse data after the component, in a conversation of `events` so far."""
+    tracker = DialogueStateTracker.from_events("visitor-3", events)
+    message = Message(data=dict(data))
+    PreviousTopicKeeper().process([message], tracker)
+    return message.as_dict()
+
+
+SORENESS = [UserUttered("will i be sore after", parse_data={
+    "intent": {"name": "faq", "confidence": 0.99}, "entities": [],
+    "response_selector": {"faq": {"response": {"intent_response_key": "faq/soreness_after"}}}}),
+    ActionExecuted("utter_faq"), ActionExecuted("action_listen")]
+
+
+def test_the_component_reads_the_conversation_so_far() -> None:
+    kept = keeper_on(SORENESS, parse())
+    assert selected_answer(kept)["intent_response_key"] == "faq/soreness_after"
+    assert selected_answer(kept)["utter_action"] == "utter_faq/soreness_after"
+    assert kept[KEPT_TOPIC_KEY] == {"instead_of": "faq/who_benefits"}
+
+
+@pytest.mark.parametrize(("events", "data"), [
+    ([], parse()),  # a new conversation
+    (SORENESS, parse(intent="nlu_fallback")),  # not a confident answer: the action server decides
+    (SORENESS, parse(intent="emergency")),  # a red flag
+    ([*SORENESS, UserUttered("i cant breathe", parse_data={"intent": {"name": "emergency"}, "entities": []}),
+      ActionExecuted("utter_emergency"), ActionExecuted("action_listen")], parse()),  # after a red flag
+])
+def test_what_it_leaves_alone(events: List[Event], data: Dict[str, Any]) -> None:
+    after = keeper_on(events, data)
+    assert selected_answer(after)["intent_response_key"] == "faq/who_benefits"
+    assert KEPT_TOPIC_KEY not in after
+
+
+def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
+    late = filled(kb.subjects["running_late"].reply)
+    sender = f"keep-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "i'm running about 10 minutes late for my appointment")
+    more = "will i still get the full session"  # from the tuned-on blind sets
+    kept = " ".join(texts(say(stack, sender, more)))
+    assert kept.startswith(late), kept
+    alone = " ".join(texts(say(stack, f"keep-{uuid.uuid4().hex[:8]}", more)))
+    assert not alone.startswith(late), alone
