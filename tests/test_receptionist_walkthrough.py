@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -252,7 +252,7 @@ def manager_reads_the_report(browser: Any, site: Walkthrough) -> None:
         frame = page.frame_locator("iframe.report")
         frame.locator("h1").wait_for(timeout=120_000)
         period = frame.locator(".period").inner_text()
-        assert CLINIC.name in period and datetime.now(timezone.utc).strftime("%Y-%m-%d") in period, period
+        assert CLINIC.name in period and datetime.now(ZONE).strftime("%Y-%m-%d") in period, period
         # This stack served one conversation: the patient's, which sent the request.
         assert card_value(frame, "conversations") == "1"
         assert card_value(frame, "call-back requests sent") == "1"

@@ -1,23 +1,31 @@
 """`make report` / `make review` on real conversations with the running bot, on a
-generated store of 100,000 conversations, and on an empty store."""
+generated store of 100,000 conversations, on an empty store, and on conversations
+around the clinic's midnight (its days are the clinic's, not UTC's)."""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 import urllib.request
 import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from types import SimpleNamespace
+from typing import Any, Dict, Iterator, List, Tuple
+from zoneinfo import ZoneInfo
 
 import pytest
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted
 
 from assistant.insights import cli
-from assistant.insights.generate import generate
+from assistant.insights.analyse import day_of
+from assistant.insights.generate import SCHEMA, Generator, _bot, _turn, _user, generate
 from assistant.kb.knowledge import cached_knowledge
 from assistant.paths import PROJECT_ROOT
-from assistant.settings.clinic import load_clinic
+from assistant.settings.clinic import Clinic, load_clinic
 from tests.conftest import ARTIFACTS, conversation_token, report_figure
 from tests.helpers.rest import say, texts
 
@@ -169,7 +177,7 @@ def test_an_empty_store_says_no_conversations_yet(tmp_path: Path) -> None:
 def test_a_period_outside_the_conversations_is_empty(conversations: Dict[str, Any], tmp_path: Path) -> None:
     summary = run_report(conversations["store"], tmp_path, "--since", "2020-01-01", "--until", "2020-01-31")
     assert summary["totals"]["conversations"] == 0
-    assert summary["period"] == {"from": "2020-01-01", "to": "2020-01-31"}
+    assert summary["period"] == {"from": "2020-01-01", "to": "2020-01-31", "timezone": CLINIC.timezone}
 
 
 def test_a_bad_store_or_date_gets_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -208,3 +216,109 @@ def test_100k_generated_conversations(tmp_path: Path) -> None:
     # similar wordings are one group: "do u do cupping" with "do you do cupping as well"
     cupping = [g for g in summary["unanswered"] if "cupping" in g["example"]]
     assert len(cupping) == 1 and len(cupping[0]["examples"]) == 2
+
+
+# Around a Sydney midnight (AEDT, UTC+11, in December): in UTC both messages are
+# on 30 November; at the clinic the second one is on 1 December.
+SYDNEY = ZoneInfo("Australia/Sydney")
+LATE_EVENING = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc).timestamp()  # 23:00 on 30 Nov in Sydney
+NEXT_MORNING = datetime(2026, 11, 30, 22, 30, tzinfo=timezone.utc).timestamp()  # 09:30 on 1 Dec in Sydney
+
+
+def write_store(path: Path, conversations: List[Tuple[str, float, List[Event]]]) -> Path:
+    """A tracker store holding each (sender, start, turns) as one session, a second apart per event."""
+    connection = sqlite3.connect(path)
+    connection.execute(SCHEMA)
+    with connection:
+        for sender, start, turns in conversations:
+            events = [ActionExecuted("action_session_start"), SessionStarted(),
+                      ActionExecuted("action_listen"), *turns]
+            connection.executemany(
+                "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [Generator._row(sender, event, start + second) for second, event in enumerate(events)])
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def sydney_clinic(monkeypatch: pytest.MonkeyPatch) -> Clinic:
+    clinic = replace(CLINIC, timezone="Australia/Sydney")
+    monkeypatch.setattr(cli, "load_clinic", lambda: clinic)
+    return clinic
+
+
+@pytest.fixture
+def around_midnight(tmp_path: Path) -> Path:
+    """A question late on 30 November and an emergency the next morning, Sydney time."""
+    return write_store(tmp_path / "midnight.db", [
+        ("late", LATE_EVENING, _turn(_user("how long is a session", "faq", faq="session_length"),
+                                     "utter_faq", _bot("utter_faq/session_length", "An answer."))),
+        ("morning", NEXT_MORNING, _turn(_user("i have chest pain", "emergency", 1.0), "utter_emergency",
+                                        _bot("utter_emergency", "Call 000."))),
+    ])
+
+
+def test_a_day_is_the_clinics_day() -> None:
+    assert day_of(NEXT_MORNING, SYDNEY) == "2026-12-01"
+    assert day_of(NEXT_MORNING, timezone.utc) == "2026-11-30"  # what the report used to count
+    assert day_of(LATE_EVENING, SYDNEY) == "2026-11-30"
+
+
+def test_the_report_counts_days_in_the_clinics_time_zone(sydney_clinic: Clinic, around_midnight: Path,
+                                                         tmp_path: Path) -> None:
+    summary = run_report(around_midnight, tmp_path / "out")
+    assert [(day["date"], day["conversations"], day["messages"]) for day in summary["per_day"]] == [
+        ("2026-11-30", 1, 1), ("2026-12-01", 1, 1)]
+    assert summary["period"] == {"from": "2026-11-30", "to": "2026-12-01", "timezone": "Australia/Sydney"}
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "2026-11-30 to 2026-12-01 (Australia/Sydney time)" in html
+
+
+def test_warning_sign_times_are_the_clinics_local_times(sydney_clinic: Clinic, around_midnight: Path,
+                                                        tmp_path: Path) -> None:
+    summary = run_report(around_midnight, tmp_path / "out")
+    [sign] = summary["warning_signs"]["items"]
+    assert (sign["at"], sign["kind"]) == ("2026-12-01 09:30 AEDT", "emergency")
+    made = summary["generated_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d AE[DS]T", made), made
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "2026-12-01 09:30 AEDT" in html and "UTC" not in html
+
+
+def test_since_and_until_are_the_clinics_days(sydney_clinic: Clinic, around_midnight: Path,
+                                              tmp_path: Path) -> None:
+    """--since 2026-12-01 starts at Sydney's midnight (13:00 UTC on 30 November):
+    the morning's emergency is in it, the evening before is not; --until is the reverse."""
+    december = run_report(around_midnight, tmp_path / "december", "--since", "2026-12-01")
+    assert [day["date"] for day in december["per_day"]] == ["2026-12-01"]
+    assert december["totals"]["messages"] == 1 and len(december["warning_signs"]["items"]) == 1
+    assert (december["period"]["from"], december["period"]["to"]) == ("2026-12-01", "2026-12-01")
+    november = run_report(around_midnight, tmp_path / "november", "--until", "2026-11-30")
+    assert [day["date"] for day in november["per_day"]] == ["2026-11-30"]
+    assert november["totals"]["messages"] == 1 and november["warning_signs"]["items"] == []
+    assert (november["period"]["from"], november["period"]["to"]) == ("2026-11-30", "2026-11-30")
+    one_day = run_report(around_midnight, tmp_path / "one-day",
+                         "--since", "2026-12-01", "--until", "2026-12-01")
+    assert one_day["period"]["to"] == "2026-12-01" and one_day["totals"]["messages"] == 1
+
+
+def test_a_local_time_names_its_zone() -> None:
+    """An abbreviation where the zone has one (AEST in winter), else the zone's name."""
+    assert cli.local_time(datetime(2026, 7, 1, 8, 30, tzinfo=SYDNEY)) == "2026-07-01 08:30 AEST"
+    assert cli.local_time(datetime(2026, 12, 1, 9, 30, tzinfo=ZoneInfo("Asia/Dubai"))) == \
+        "2026-12-01 09:30 Asia/Dubai"
+    assert cli.local_midnight(datetime(2026, 12, 1).date(), SYDNEY) == datetime(2026, 11, 30, 13, 0,
+                                                                               tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC+14 and UTC-11
+def test_the_consoles_report_ends_today_at_the_clinic(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's default period ends on the clinic's today, which the report's
+    --until counts in the clinic's zone (at any hour one of these two is not UTC's date)."""
+    from assistant.staff import routes
+
+    monkeypatch.setattr(routes, "_zone", lambda: ZoneInfo(zone))
+    since, until = routes._period(SimpleNamespace(args={}))  # type: ignore[arg-type]
+    today = datetime.now(ZoneInfo(zone)).date()
+    assert (since, until) == (today.replace(day=1), today)

@@ -16,7 +16,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 from typing import Any, Dict, Iterable, List, Optional
 
 from assistant.contracts import (
@@ -85,8 +85,11 @@ class Visitor:
     flagged: Optional[EventRow] = None  # the message already listed as a warning sign
 
 
-def day_of(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
+def day_of(timestamp: float, zone: tzinfo) -> str:
+    """The day a moment falls on in the clinic's zone (clinic.yml `timezone`): the
+    clinic counts its days locally, so a 9 a.m. message in Sydney is that day's,
+    not the previous UTC day's."""
+    return datetime.fromtimestamp(timestamp, zone).strftime("%Y-%m-%d")
 
 
 def suggestion_of(parse_data: Dict[str, Any]) -> str:
@@ -99,10 +102,12 @@ def suggestion_of(parse_data: Dict[str, Any]) -> str:
 
 
 class Analyser:
-    """Feed it events in stored order (`add`), then read `summary()` and `unanswered()`."""
+    """Feed it events in stored order (`add`), then read `summary()` and `unanswered()`.
+    Days are counted in `zone`, the clinic's time zone."""
 
-    def __init__(self, kb: KnowledgeBase, phone_link: str, booking_url: str) -> None:
+    def __init__(self, kb: KnowledgeBase, phone_link: str, booking_url: str, zone: tzinfo) -> None:
         self.kb = kb
+        self.zone = zone
         self.phone_link = phone_link
         self.booking_url = booking_url
         self.visitors: Dict[str, Visitor] = defaultdict(Visitor)
@@ -152,7 +157,7 @@ class Analyser:
             self.feedback[answer or "other"][rating] += 1
 
     def _user(self, visitor: Visitor, row: EventRow) -> None:
-        self.daily[day_of(row.timestamp)]["messages"] += 1
+        self.daily[day_of(row.timestamp, self.zone)]["messages"] += 1
         visitor.last_message = row
         intent = row.intent_name or ""
         if intent in ("emergency", "crisis"):
@@ -222,7 +227,7 @@ class Analyser:
 
     def _unanswered(self, visitor: Visitor, row: EventRow, out_of_scope: bool) -> None:
         reason = "out_of_scope" if out_of_scope else "clarifications"
-        self.daily[day_of(row.timestamp)].update(["unanswered", reason])
+        self.daily[day_of(row.timestamp, self.zone)].update(["unanswered", reason])
         data = json.loads(row.data or "{}")
         text = data.get("text") or ""
         if text.startswith("/"):
@@ -278,11 +283,11 @@ class Analyser:
         conversations = list(self.conversations())
         per_day: Dict[str, Counter] = defaultdict(Counter, {day: Counter(c) for day, c in self.daily.items()})
         for conversation in conversations:
-            per_day[day_of(conversation.started)]["conversations"] += 1
+            per_day[day_of(conversation.started, self.zone)]["conversations"] += 1
         returning = {sender for sender, v in self.visitors.items() if len(v.conversations) > 1}
         for sender in returning:
             for conversation in self.visitors[sender].conversations[1:]:
-                per_day[day_of(conversation.started)]["returning_conversations"] += 1
+                per_day[day_of(conversation.started, self.zone)]["returning_conversations"] += 1
         keys = ("conversations", "returning_conversations", "messages", "unanswered", "clarifications",
                 "out_of_scope")
         days = [{"date": day, **{key: c[key] for key in keys},

@@ -7,6 +7,10 @@
 
 The store is the one `make run` writes (TRACKER_DB, default var/tracker.db)
 unless --db (or REPORT_DB_URL) names another SQLAlchemy URL.
+
+Days, dates and times are the clinic's (clinic.yml `timezone`), as its staff
+live them: --since and --until run from local midnight, and a message sent at
+9 a.m. in Sydney counts on that day, not on the previous UTC day.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+from zoneinfo import ZoneInfo
 
 from assistant.insights.analyse import Analyser
 from assistant.insights.events import default_store_url, read_events
@@ -33,17 +38,37 @@ from assistant.shared.private_files import write_private
 RESULTS = PROJECT_ROOT / "results"
 
 
-def _date(text: str) -> datetime:
+def _date(text: str) -> date:
+    """Only the day: when it starts depends on the clinic's zone, known once
+    clinic.yml is read (`local_midnight`)."""
     try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-11-30") from None
 
 
+def local_midnight(day: Optional[date], zone: tzinfo) -> Optional[datetime]:
+    """The moment `day` starts at the clinic: in Sydney, 2026-12-01 starts at
+    13:00 UTC on 2026-11-30, and the clinic's morning belongs to its own day."""
+    return datetime.combine(day, datetime.min.time(), zone) if day else None
+
+
+def local_time(moment: datetime) -> str:
+    """ "2026-12-01 09:30 AEDT": the zone is shown so that nobody reads the time
+    as UTC or their own. A zone whose abbreviation is only an offset ("+04")
+    is named instead ("Asia/Dubai")."""
+    label = moment.strftime("%Z")
+    if not label.isalpha():
+        label = str(moment.tzinfo)  # a ZoneInfo's key
+    return f"{moment:%Y-%m-%d %H:%M} {label}"
+
+
 def analyse_store(url: str, clinic: Clinic, kb: KnowledgeBase, since: Optional[datetime] = None,
                   until: Optional[datetime] = None) -> Dict[str, Any]:
-    """The JSON summary of the store's conversations in [since, until)."""
-    analyser = Analyser(kb, clinic.phone_link, clinic.booking_url)
+    """The JSON summary of the store's conversations in [since, until), with its
+    days and times in the clinic's zone."""
+    zone = ZoneInfo(clinic.timezone)
+    analyser = Analyser(kb, clinic.phone_link, clinic.booking_url, zone)
     for row in read_events(url, since, until):
         analyser.add(row)
     summary = analyser.summary()
@@ -54,21 +79,24 @@ def analyse_store(url: str, clinic: Clinic, kb: KnowledgeBase, since: Optional[d
         for group in group_messages(items)]
     # Newest first; redacted like the unanswered messages.
     summary["warning_signs"]["items"] = [
-        {"at": _utc(sign.timestamp).strftime("%Y-%m-%d %H:%M UTC"), "kind": sign.kind,
+        {"at": local_time(datetime.fromtimestamp(sign.timestamp, zone)), "kind": sign.kind,
          "message": redact(sign.text, clinic.region, analyser.known_names(sign.sender_id))}
         for sign in sorted(analyser.warning_signs, key=lambda sign: -sign.timestamp)]
-    first, last = analyser.first_event, analyser.last_event
-    last_day = (until - timedelta(days=1)) if until else _utc(last)
     summary["period"] = {
-        "from": (since or _utc(first)).strftime("%Y-%m-%d") if (since or first) else "-",
-        "to": last_day.strftime("%Y-%m-%d") if (until or last) else "-",
+        # the days asked for, else those of the first and last events
+        "from": _day(since, analyser.first_event, zone),
+        "to": _day(until - timedelta(microseconds=1) if until else None, analyser.last_event, zone),
+        "timezone": clinic.timezone,
     }
-    summary["generated_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    summary["generated_at"] = local_time(datetime.now(zone))
     return summary
 
 
-def _utc(timestamp: Optional[float]) -> datetime:
-    return datetime.fromtimestamp(timestamp or 0, timezone.utc)
+def _day(moment: Optional[datetime], timestamp: Optional[float], zone: tzinfo) -> str:
+    """The clinic's date of `moment`, else of `timestamp`; "-" for neither (no events)."""
+    if moment is None and timestamp:
+        moment = datetime.fromtimestamp(timestamp, zone)
+    return moment.astimezone(zone).strftime("%Y-%m-%d") if moment else "-"
 
 
 def suggestion_label(suggestion: str, analyser: Analyser) -> str:
@@ -110,12 +138,14 @@ def _arguments(argv: Optional[List[str]], description: str) -> argparse.Namespac
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--db", default=os.environ.get("REPORT_DB_URL") or default_store_url(),
                         help="SQLAlchemy URL of the tracker store (default: the one `make run` writes)")
-    parser.add_argument("--since", type=_date, help="first day, YYYY-MM-DD (UTC)")
-    parser.add_argument("--until", type=_date, help="last day, YYYY-MM-DD (UTC), included")
+    parser.add_argument("--since", type=_date,
+                        help="first day, YYYY-MM-DD, from midnight in the clinic's time zone (clinic.yml)")
+    parser.add_argument("--until", type=_date,
+                        help="last day, YYYY-MM-DD, included, to midnight in the clinic's time zone")
     parser.add_argument("--out", type=Path, help="output folder")
     args = parser.parse_args(argv)
     if args.until:
-        args.until = args.until + timedelta(days=1)
+        args.until = args.until + timedelta(days=1)  # the day after: the period is [since, until)
     if args.since and args.until and args.since >= args.until:
         parser.error("--since must be on or before --until")
     return args
@@ -127,8 +157,10 @@ def _summary(args: argparse.Namespace) -> Optional[Dict[str, Any]]:
     except ClinicConfigError as error:
         print(f"Cannot make the report: {error}", file=sys.stderr)
         return None
+    zone = ZoneInfo(clinic.timezone)
     try:
-        return analyse_store(args.db, clinic, cached_knowledge(), args.since, args.until)
+        return analyse_store(args.db, clinic, cached_knowledge(), local_midnight(args.since, zone),
+                             local_midnight(args.until, zone))
     except Exception as error:  # a store that is down or not a tracker store
         print(f"Cannot read the conversations from the store: {type(error).__name__}: {error}",
               file=sys.stderr)

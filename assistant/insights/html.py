@@ -91,6 +91,11 @@ def _card(value: Any, label: str) -> str:
     return f'<div class="card"><b>{escape(str(value))}</b>{escape(label)}</div>'
 
 
+def _zone_note(period: Dict[str, Any]) -> str:
+    """Whose days these are: the clinic's, which a reader elsewhere might not assume."""
+    return f" ({escape(period['timezone'])} time)" if period.get("timezone") else ""
+
+
 def render(summary: Dict[str, Any], clinic_name: str) -> str:
     period = summary["period"]
     head = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -100,7 +105,7 @@ def render(summary: Dict[str, Any], clinic_name: str) -> str:
             f"<title>Chat assistant report: {escape(clinic_name)}</title><style>{STYLE}</style></head><body>"
             f"<h1>What patients asked the chat assistant</h1>"
             f"<p class='period'>{escape(clinic_name)} · {escape(period['from'])} to {escape(period['to'])}"
-            f" · made {escape(summary['generated_at'])}</p>")
+            f"{_zone_note(period)} · made {escape(summary['generated_at'])}</p>")
     if summary.get("warning_signs"):
         head += _warning_signs_section(summary["warning_signs"])
     totals = summary["totals"]

@@ -71,7 +71,7 @@ async def _build(kind: Tuple[str, str], url: str, since: date, until: date) -> s
 
 
 async def report_html(since: date, until: date) -> str:
-    """The report for the days [since, until] (UTC days, as `make report`)."""
+    """The report for the days [since, until] (the clinic's days, as `make report`)."""
     return await made(REPORT, since, until)
 
 

@@ -28,7 +28,7 @@ import base64
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from functools import cache, partial, wraps
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
@@ -286,9 +286,9 @@ def _report_policy() -> str:
 
 
 def _period(request: Request) -> Tuple[date, date]:
-    """The report's days; by default this month so far. UTC days, as the report counts them
-    (the clinic's date can already be tomorrow's)."""
-    today = datetime.now(timezone.utc).date()
+    """The report's days; by default this month so far. The clinic's days, as the report
+    counts them (UTC's date can still be yesterday's)."""
+    today = datetime.now(_zone()).date()
     until = _date(request.args.get("until")) or today
     since = _date(request.args.get("since")) or until.replace(day=1)
     return (since, until) if since <= until else (until, since)

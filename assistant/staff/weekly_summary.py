@@ -94,7 +94,7 @@ def tracker_url() -> str:
 
 
 def headline_figures(clinic: Clinic, url: str, since: datetime, until: datetime) -> Dict[str, Any]:
-    analyser = Analyser(cached_knowledge(), clinic.phone_link, clinic.booking_url)
+    analyser = Analyser(cached_knowledge(), clinic.phone_link, clinic.booking_url, ZoneInfo(clinic.timezone))
     for row in read_events(url, since, until):
         analyser.add(row)
     return analyser.summary()
