@@ -54,6 +54,10 @@ from tests.helpers.rest import filled, say, texts
     ("pain_relief", "like how much, 50%?", "pain_relief"),
     ("healing", "roughly how much faster?", "healing"),
     ("soreness_after", "how much is it", "cost"),
+    ("does_it_hurt", "like how much tho", "does_it_hurt"),  # how much it hurts (dev34)
+    ("water_after", "how much", "water_after"),
+    ("session_length", "how much?", "cost"),  # a bare "how much" is the price unless...
+    ("does_it_hurt", "and the price?", "cost"),
 ])
 def test_the_resolver(previous: str, text: str, expected: str, kb: KnowledgeBase) -> None:
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected
