@@ -13,7 +13,7 @@ unless the model points clearly elsewhere (``condition_is_the_question``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
@@ -64,20 +64,6 @@ def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
     return buttons[:MAX_CHOICES]
 
 
-def previous_bot_action(tracker: Tracker) -> Optional[str]:
-    """The last action before the visitor's latest message (ignoring listens)."""
-    seen_latest_message = False
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            if seen_latest_message:
-                return None
-            seen_latest_message = True
-        elif (seen_latest_message and event.get("event") == "action"
-              and event.get("name") not in ("action_listen", None)):
-            return str(event["name"])
-    return None
-
-
 class ActionClarify(Action):
     def name(self) -> str:
         return ACTION_CLARIFY
@@ -103,7 +89,9 @@ class ActionClarify(Action):
 
 def did_you_mean(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
     """"Did you mean...?" with the likely choices, or the handoff after a second miss."""
-    if previous_bot_action(tracker) == ACTION_CLARIFY:
+    from actions.follow_up import asked_last_turn  # (it imports this module)
+
+    if asked_last_turn(reversed(tracker.events)):
         dispatcher.utter_message(response="utter_clarify_handoff")  # second miss in a row
         return []
     buttons = choices(tracker.latest_message)

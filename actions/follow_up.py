@@ -287,6 +287,33 @@ def intent_reply(follow_ups: FollowUps, marker: str, text: str = "") -> Resoluti
     return Resolution(response=response, intent=marker if response else None)
 
 
+def condition_referent(kb: KnowledgeBase, condition_id: str) -> str:
+    """What a follow-up after a condition's answer refers to: the FAQ topic the visitor
+    was shown for it ("can it help swelling" gets the inflammation answer, so "how?"
+    asks how it helps inflammation), else ``condition:<id>``. The evaluation scores
+    the same (assistant/quality/sealed.py)."""
+    topic = kb.conditions[condition_id].topic
+    return topic if topic else f"{CONDITION}:{condition_id}"
+
+
+def asked_last_turn(newest_first: Iterable[Dict[str, Any]]) -> bool:
+    """Whether the bot's reply to the visitor's previous message was "Did you mean" or
+    the handoff (ActionClarify or ActionFollowUp without an answer, which sets
+    SLOT_LAST_TOPIC): then a second unclear message in a row gets the handoff."""
+    user_turns = 0
+    for event in newest_first:
+        kind = event.get("event")
+        if kind == "user":
+            user_turns += 1
+            if user_turns == 2:
+                return False
+        elif user_turns == 1 and kind == "slot" and event.get("name") == SLOT_LAST_TOPIC:
+            return False  # it answered
+        elif user_turns == 1 and kind == "action" and event.get("name") in (ACTION_CLARIFY, ACTION_FOLLOW_UP):
+            return True
+    return False
+
+
 def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
     """The FAQ topic or subject a visitor message was answered with, if any, or
     ``condition:<id>`` for an answer about a condition, ``intent:<name>`` for an
@@ -296,7 +323,7 @@ def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
         return intent_marker(str(intent), str(parse_data.get("text") or ""))
     if intent == "ask_condition":
         found = conditions_in_message(cached_knowledge(), parse_data.get("entities") or [])
-        return f"{CONDITION}:{found[0].id}" if found else None
+        return condition_referent(cached_knowledge(), found[0].id) if found else None
     if intent != RETRIEVAL_INTENT:
         return None
     key = selected_answer(parse_data).get("intent_response_key") or ""
@@ -424,7 +451,7 @@ def answer_follow_up(dispatcher: CollectingDispatcher, kb: KnowledgeBase,
     if resolution.conditions:
         for condition_id in resolution.conditions:
             answer_condition(dispatcher, kb, kb.conditions[condition_id])
-        return [SlotSet(SLOT_LAST_TOPIC, f"{CONDITION}:{resolution.conditions[0]}")]
+        return [SlotSet(SLOT_LAST_TOPIC, condition_referent(kb, resolution.conditions[0]))]
     return None
 
 

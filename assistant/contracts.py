@@ -55,7 +55,8 @@ INTENT_INFORM = "inform"
 # An FAQ answer that gave way to the previous answer's topic (assistant/nlu/keep_topic.py):
 # {"instead_of": "faq/<the model's choice>"} in the parse data.
 KEPT_TOPIC_KEY = "kept_topic"
-# "Did you mean...?" (actions/clarify.py): after it, nothing is a follow-up.
+# "Did you mean...?" (actions/clarify.py): after it, nothing is a follow-up, and a
+# second unclear message in a row gets the handoff (actions/follow_up.py).
 ACTION_CLARIFY = "action_clarify"
 # Its reply depends on the case named (actions/personal_medical.py), also in a follow-up.
 INTENT_PERSONAL_MEDICAL = "ask_personal_medical"

@@ -189,6 +189,29 @@ def test_a_second_unclear_message_after_did_you_mean_gets_the_handoff() -> None:
     assert [m.get("response") for m in dispatcher.messages] == ["utter_clarify_handoff"]
 
 
+@pytest.mark.parametrize(("last_turn", "reply"), [
+    ([{"event": "action", "name": "action_clarify"}], "utter_clarify_handoff"),  # it asked
+    ([{"event": "action", "name": "action_follow_up"}], "utter_clarify_handoff"),  # asked too
+    ([{"event": "action", "name": "action_clarify"},  # it answered (more about soreness)
+      {"event": "slot", "name": SLOT_LAST_TOPIC, "value": "soreness_after"}], "utter_default"),
+])
+def test_the_handoff_comes_after_the_bot_asked_not_after_it_answered(last_turn: List[Dict[str, Any]],
+                                                                    reply: str) -> None:
+    events = [user("hmm", "nlu_fallback"), *last_turn, user("qwerty", "nlu_fallback")]
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionClarify().run(dispatcher, tracker(events), {}))
+    assert [m.get("response") for m in dispatcher.messages] == [reply]
+
+
+def test_after_a_condition_answered_by_a_topic_a_follow_up_refers_to_that_topic() -> None:
+    asked = user("can it help swelling", "ask_condition")
+    asked["parse_data"]["entities"] = [{"entity": "condition", "value": "swelling"}]
+    events = [asked, {"event": "action", "name": "action_answer_condition"}, user("how?", "follow_up")]
+    assert previous_topic(tracker(events)) == "inflammation"  # what the visitor was shown
+    messages, _ = run(events)
+    assert [m["response"] for m in messages] == ["utter_faq/inflammation"]
+
+
 @pytest.mark.parametrize(("follow_up", "response", "marker"), [
     ("why?", "utter_personal_medical_device", "intent:ask_personal_medical:device"),
     ("and if im pregnant?", "utter_personal_medical_pregnancy", "intent:ask_personal_medical:pregnancy"),

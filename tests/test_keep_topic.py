@@ -70,7 +70,7 @@ def test_the_component_reads_the_conversation_so_far() -> None:
 @pytest.mark.parametrize(("events", "data"), [
     ([], parse()),  # a new conversation
     (SORENESS, parse(intent="nlu_fallback")),  # not a confident answer: the action server decides
-    (SORENESS, parse(intent="emergency")),  # a red flag
+    (SORENESS, parse(intent="ask_condition")),  # another intent's verdict
     ([*SORENESS, UserUttered("i cant breathe", parse_data={"intent": {"name": "emergency"}, "entities": []}),
       ActionExecuted("utter_emergency"), ActionExecuted("action_listen")], parse()),  # after a red flag
 ])
@@ -78,6 +78,43 @@ def test_what_it_leaves_alone(events: List[Event], data: Dict[str, Any]) -> None
     after = keeper_on(events, data)
     assert selected_answer(after)["intent_response_key"] == "faq/who_benefits"
     assert KEPT_TOPIC_KEY not in after
+
+
+def test_an_error_leaves_the_models_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import assistant.nlu.keep_topic as keep_topic
+
+    def broken(*_: Any) -> bool:
+        raise ValueError("a broken knowledge file")
+
+    monkeypatch.setattr(keep_topic, "keeps_previous", broken)
+    after = keeper_on(SORENESS, parse())
+    assert selected_answer(after)["intent_response_key"] == "faq/who_benefits"
+
+
+def test_the_nlu_and_the_action_server_see_the_same_previous_topic() -> None:
+    """The keeper reads Rasa's events before the current message is added; the action
+    server reads them as dicts with it."""
+    from rasa.shared.core.events import SessionStarted, SlotSet
+
+    from actions.follow_up import topic_before
+
+    current = UserUttered("why?", parse_data={"intent": {"name": "follow_up"}, "entities": []})
+    conversations = [
+        [SessionStarted(), ActionExecuted("action_listen"), *SORENESS],
+        [*SORENESS, UserUttered("hmm", parse_data={"intent": {"name": "nlu_fallback"}, "entities": []}),
+         ActionExecuted("action_clarify"), SlotSet("last_topic", "exercise_after"),
+         ActionExecuted("action_listen")],
+        [*SORENESS, UserUttered("blah", parse_data={"intent": {"name": "follow_up"}, "entities": []}),
+         ActionExecuted("action_follow_up"), ActionExecuted("action_listen")],
+        [*SORENESS, SessionStarted(), ActionExecuted("action_listen")],
+    ]
+    seen = []
+    for events in conversations:
+        nlu = topic_before((e.as_dict() for e in reversed(events)), current_included=False)
+        actions = topic_before(reversed([e.as_dict() for e in [*events, current]]))
+        assert nlu == actions
+        seen.append(nlu)
+    assert seen == ["soreness_after", "exercise_after", None, None]
 
 
 def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:

@@ -12,9 +12,10 @@ and applies one decision, ``keeps_previous``: the stays-on-topic probability
 the previous topic is still among its candidates. Then the selected answer
 becomes that topic, and the parse data says what it replaced (``KEPT_TOPIC_KEY``).
 
-It changes nothing else: not a red flag (the intent is then not the FAQ one), not
-a button payload (full confidence), not "Did you mean" (the action server decides
-those, with the same look-back). The evaluation (assistant/quality/sealed.py)
+It changes nothing else: not a button payload (full confidence), not "Did you
+mean" (the action server decides those, with the same look-back), and a red flag
+found after it (the last component) wins whatever the selected answer. An error
+here is logged and leaves the model's answer standing. The evaluation (assistant/quality/sealed.py)
 calls ``keeps_previous`` with its own previous turn.
 
 Round 14, measured in docs/testing.md: on the follow-up turns of the blind sets
@@ -23,6 +24,7 @@ dev-dev32 answered with another FAQ topic, 50 right and 6 lost.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List, Optional
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -37,6 +39,8 @@ from actions.follow_up import keeps_previous, topic_before
 from assistant.contracts import KEPT_TOPIC_KEY, RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
 from assistant.nlu.uncertainty import answer_ranking
 
+logger = logging.getLogger(__name__)
+
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class PreviousTopicKeeper(GraphComponent):
@@ -49,20 +53,28 @@ class PreviousTopicKeeper(GraphComponent):
                 tracker: Optional[DialogueStateTracker] = None) -> List[Message]:
         if tracker is None or not tracker.events:
             return messages
-        previous = topic_before((event.as_dict() for event in reversed(tracker.events)),
-                                current_included=False)
-        for message in messages:
-            parse = message.as_dict()
-            answered = (message.get(INTENT) or {}).get("name") == RETRIEVAL_INTENT
-            if answered and keeps_previous(parse, previous):
-                self._keep(message, parse, str(previous))
+        try:
+            previous = topic_before((event.as_dict() for event in reversed(tracker.events)),
+                                    current_included=False)
+            for message in messages:
+                parse = message.as_dict()
+                answered = (message.get(INTENT) or {}).get("name") == RETRIEVAL_INTENT
+                if answered and keeps_previous(parse, previous):
+                    self._keep(message, parse, str(previous))
+        except Exception:  # an improvement, never a reason to fail the message (or its red flag)
+            logger.exception("keeping the previous topic failed; the model's answer stands")
         return messages
 
     @staticmethod
     def _keep(message: Message, parse: Dict[str, Any], previous: str) -> None:
+        """The previous topic becomes the selected answer. The ranking keeps the model's
+        scores, with the kept answer moved first (as the selected answer always is), so
+        its confidence there is the model's own, low one: the parse data shows both."""
         ranking = answer_ranking(parse)
         key = f"{RETRIEVAL_INTENT}/{previous}"
-        kept = next(a for a in ranking if a.get("intent_response_key") == key)
+        kept = next((a for a in ranking if a.get("intent_response_key") == key), None)
+        if kept is None:
+            return
         replaced = ranking[0].get("intent_response_key")
         selector = answer_selection(message.get(RESPONSE_SELECTOR), RETRIEVAL_INTENT,
                                     [kept, *(a for a in ranking if a is not kept)], [],

@@ -131,12 +131,12 @@ class SealedEvaluator:
         if intent in RED_FLAG_INTENTS:
             return str(intent), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
+        if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
+            label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
         if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
         resolution = None
-        if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
-            label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
         if label == "out_of_scope":
             resolution = overruled_off_topic(parse, previous)
         elif label == INTENT_FOLLOW_UP:
