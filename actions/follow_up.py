@@ -275,15 +275,22 @@ def intent_marker(intent: str, text: str) -> str:
     return f"{INTENT}:{intent}:{case}" if case else f"{INTENT}:{intent}"
 
 
+def marker_intent(marker: str) -> Tuple[str, Optional[str]]:
+    """The intent and personal medical case of an ``intent_marker``."""
+    _, intent, *case = marker.split(":", 2)
+    return intent, (case[0] if case else None)
+
+
 def intent_reply(follow_ups: FollowUps, marker: str, text: str = "") -> Resolution:
     """An intent's reply once more. A personal medical case the follow-up names itself
     ("and if i'm pregnant?") wins over the one answered before."""
-    _, intent, case = (marker.split(":", 2) + [""])[:3]
+    intent, case = marker_intent(marker)
     response = follow_ups.intent_replies.get(intent)
     if response and intent == INTENT_PERSONAL_MEDICAL:
-        case = personal_medical_case(text) or case
-        response = response_for_case(case or None)
-        marker = intent_marker(intent, text) if personal_medical_case(text) else marker
+        named = personal_medical_case(text)
+        if named:
+            case, marker = named, intent_marker(intent, text)
+        response = response_for_case(case)
     return Resolution(response=response, intent=marker if response else None)
 
 

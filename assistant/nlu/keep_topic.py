@@ -15,8 +15,8 @@ becomes that topic, and the parse data says what it replaced (``KEPT_TOPIC_KEY``
 It changes nothing else: not a button payload (full confidence), not "Did you
 mean" (the action server decides those, with the same look-back), and a red flag
 found after it (the last component) wins whatever the selected answer. An error
-here is logged and leaves the model's answer standing. The evaluation (assistant/quality/sealed.py)
-calls ``keeps_previous`` with its own previous turn.
+here is logged and leaves the model's answer standing. The evaluation
+(assistant/quality/sealed.py) calls ``keeps_previous`` with its own previous turn.
 
 Round 14, measured in docs/testing.md: on the follow-up turns of the blind sets
 dev-dev32 answered with another FAQ topic, 50 right and 6 lost.
@@ -53,13 +53,15 @@ class PreviousTopicKeeper(GraphComponent):
                 tracker: Optional[DialogueStateTracker] = None) -> List[Message]:
         if tracker is None or not tracker.events:
             return messages
+        answered = [m for m in messages if (m.get(INTENT) or {}).get("name") == RETRIEVAL_INTENT]
+        if not answered:  # most messages: no need to read the conversation
+            return messages
         try:
             previous = topic_before((event.as_dict() for event in reversed(tracker.events)),
                                     current_included=False)
-            for message in messages:
+            for message in answered:
                 parse = message.as_dict()
-                answered = (message.get(INTENT) or {}).get("name") == RETRIEVAL_INTENT
-                if answered and keeps_previous(parse, previous):
+                if keeps_previous(parse, previous):
                     self._keep(message, parse, str(previous))
         except Exception:  # an improvement, never a reason to fail the message (or its red flag)
             logger.exception("keeping the previous topic failed; the model's answer stands")

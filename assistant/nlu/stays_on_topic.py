@@ -14,11 +14,11 @@ do).
 
 It is one logistic regression over word and character n-grams, like the other
 two text models, and its probability goes into the parse data
-(``STAYS_ON_TOPIC_KEY``). It decides nothing alone. The action server uses it for a message the model has
-already called unclear, after an answer (actions/follow_up.py), and
-assistant/nlu/keep_topic.py for a confident answer to another topic, only when
-the answer selector is less than sure and still counts the previous topic a
-candidate. Used on every follow-up verdict without those checks, it broke more
+(``STAYS_ON_TOPIC_KEY``). It decides nothing alone. The action server uses it
+for a message the model has already called unclear, after an answer
+(actions/follow_up.py), and assistant/nlu/keep_topic.py for a confident answer
+to another topic, only when the answer selector is less than sure and still
+counts the previous topic a candidate. Used on every follow-up verdict without those checks, it broke more
 answers than it fixed (at 0.5, leave-one-set-out over dev to dev22: 52 turns
 fixed, 131 broken among those the intent model had given another FAQ answer).
 """

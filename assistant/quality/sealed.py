@@ -151,19 +151,21 @@ class SealedEvaluator:
         if label == "ask_condition" and topic:
             # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
             return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), [], None
-        marker = resolution.intent if resolution and resolution.response else None
+        marker = resolution.intent if resolution else None
         if label in self.follow_ups.intent_replies and marker is None:
             marker = intent_marker(label, text)
         return label, conditions, marker
 
     def _label_of(self, resolution: Any) -> Optional[str]:
         """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
+        from actions.follow_up import marker_intent
+
         if resolution.answer:
             return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb)
         if resolution.conditions:
             return "ask_condition"
         if resolution.intent:
-            return str(resolution.intent).split(":")[1]
+            return marker_intent(resolution.intent)[0]
         return None
 
     def _conditions(self, parse: Dict[str, Any]) -> List[str]:
