@@ -9,6 +9,13 @@ Phones are validated and normalised (E.164) with `phonenumbers` for the
 clinic's region; emails with `email-validator`. Three unusable contact answers
 in a row end the form with an offer to call the clinic instead. Nothing typed
 here is logged.
+
+Visitors answer "can someone call me back?" with when or where, not who: in the
+blind conversation sets, 18 of the 28 turns after a call-back request were "after
+5 is best" or a phone number, which the name step refused (a digit) or, worse,
+took as the name ("after five is best"). A time or a contact given before it is
+asked for is noted (``details_given_early``) and the form asks for what is still
+missing.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ MAX_REASON = 300
 MAX_BAD_CONTACTS = 3
 SKIP_WORDS = {"skip", "no", "nope", "none", "nothing", "no thanks", "nothing else", "n/a", "-"}
 NO_NOTE = "(none)"
+# Courtesies typed at the name step ("ok", "thanks") are not a name to ask for.
+NOT_A_NAME = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope", "thanks", "thank you",
+              "thx", "ta", "cheers", "hi", "hello", "hey", "bye", "great", "perfect", "cool"}
 
 
 def tidy_field(value: Any) -> str:
@@ -43,6 +53,8 @@ def valid_name(value: Any) -> Optional[str]:
     name = tidy_field(value)
     name = re.sub(r"^(my name is|i am|i'm|it's|its|this is|call me)\s+", "", name, flags=re.I)
     if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
+        return None
+    if name.lower().strip(".!") in NOT_A_NAME:
         return None
     if sum(ch.isdigit() for ch in name) > 0 or "@" in name:
         return None  # a phone number or email typed in the wrong place
@@ -76,7 +88,46 @@ QUESTION_START = re.compile(
 # When the intent isn't "faq", its best answer is used only this sure (the
 # answer guard's threshold in config.yml).
 OTHER_INTENT_MIN_ANSWER_CONFIDENCE = 0.4
+# Questions about the clinic itself asked in the middle of the form, answered as outside
+# it (data/rules/booking.yml), before the form asks again; only this sure of the intent.
+FORM_INTENT_REPLIES = {"ask_hours": "utter_hours", "ask_contact": "utter_contact",
+                       "ask_location": "utter_location", "ask_availability": "utter_availability"}
+INTENT_MIN_CONFIDENCE = 0.5
 SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
+
+
+# When suits the visitor: "after 5", "3pm", "tomorrow morning", "weekdays", "any time".
+TIME_PREFERENCE = re.compile(
+    r"\b(after|before|from|between|around|by|till|til|until|at)\s+\d{1,2}([:.]\d{2})?\b"
+    r"|\b\d{1,2}([:.]\d{2})?\s*(am|pm|o'?clock)\b"
+    r"|(?<!good )\b(mornings?|afternoons?|arvo|evenings?|tonight|lunch ?time|any ?time|anytime"
+    r"|week ?days?|weekends?|mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?"
+    r"|sundays?|tomorrow|today|tmrw|tmr)\b",
+    re.I,
+)
+
+
+def details_given_early(value: Any, region: str, requested: str) -> Dict[str, Any]:
+    """The contact and time slots a message fills before the form asks for them
+    ("after 5 is best, 0422 001 998" when asked for a name); none for the slot being
+    asked (its own validator reads it). The time is the message without the contact."""
+    text = tidy_field(value)
+    found: Dict[str, Any] = {}
+    contact = parse_contact(text, region)
+    if contact is not None:
+        if requested != "callback_contact":
+            found.update(callback_contact=contact[0], callback_contact_type=contact[1],
+                         callback_bad_contacts=0)
+        text = tidy_field(_without_contact(text, region))
+    if requested != "callback_time" and TIME_PREFERENCE.search(text) and len(text) <= MAX_TIME:
+        found["callback_time"] = text
+    return found
+
+
+def _without_contact(text: str, region: str) -> str:
+    for match in phonenumbers.PhoneNumberMatcher(text, region):
+        text = text[:match.start] + text[match.end:]
+    return " ".join(word for word in text.split() if "@" not in word).strip(" ,;-")
 
 
 def looks_like_question(text: str) -> bool:
@@ -86,26 +137,38 @@ def looks_like_question(text: str) -> bool:
     return any(QUESTION_START.match(part.strip()) for part in SENTENCE_BREAK.split(text) if part.strip())
 
 
-def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker, value: Any,
-                      any_intent: bool = False) -> bool:
-    """If the visitor asked an FAQ instead of answering, answer it (the form asks again).
-
-    With ``any_intent`` the FAQ answer is used whatever the intent: at the
-    confirmation step "thanks! do i need to bring anything" is classified as
-    thanks, but its question still deserves the answer.
-    """
-    if not looks_like_question(tidy_field(value)):
-        return False
-    message = tracker.latest_message or {}
-    is_faq = (message.get("intent") or {}).get("name") == "faq"
+def digression_answer(text: str, message: Dict[str, Any], any_intent: bool = False) -> Optional[str]:
+    """The reply (an utter action) the form gives instead of taking a message as the
+    answer it asked for, or None when the form takes it: a question the model answers
+    with an FAQ topic or with the clinic's details (``FORM_INTENT_REPLIES``: "when r u
+    open" had been taken as the visitor's name). With ``any_intent`` an FAQ answer counts
+    whatever the intent: at the confirmation step "thanks! do i need to bring anything"
+    is classified as thanks, but its question still deserves the answer. The
+    evaluation of conversations (assistant/quality/sealed.py) asks the same."""
+    if not looks_like_question(tidy_field(text)):
+        return None
+    intent = message.get("intent") or {}
+    sure = float(intent.get("confidence") or 0.0) >= INTENT_MIN_CONFIDENCE
+    if intent.get("name") in FORM_INTENT_REPLIES and sure:
+        return FORM_INTENT_REPLIES[str(intent["name"])]
+    is_faq = intent.get("name") == "faq"
     if not (is_faq or any_intent):
-        return False
+        return None
     selected = selected_answer(message)
     utter_action = selected.get("utter_action")
     if not utter_action:
-        return False
+        return None
     if not is_faq and float(selected.get("confidence") or 0.0) < OTHER_INTENT_MIN_ANSWER_CONFIDENCE:
-        return False  # no answer beats a wrong one
+        return None  # no answer beats a wrong one
+    return str(utter_action)
+
+
+def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker, value: Any,
+                      any_intent: bool = False) -> bool:
+    """If the visitor asked an FAQ instead of answering, answer it (the form asks again)."""
+    utter_action = digression_answer(str(value or ""), tracker.latest_message or {}, any_intent)
+    if utter_action is None:
+        return False
     dispatcher.utter_message(response=utter_action)
     return True
 
@@ -126,6 +189,10 @@ class ValidateCallbackForm(FormValidationAction):
     ) -> Dict[str, Any]:
         if answer_digression(dispatcher, tracker, value):
             return {"callback_name": None}
+        early = details_given_early(value, current_clinic().region, "callback_name")
+        if early:  # "after 5 is best": noted, and the name is asked again
+            dispatcher.utter_message(response="utter_callback_noted")
+            return {"callback_name": None, **early}
         name = valid_name(value)
         if name is None:
             dispatcher.utter_message(response="utter_invalid_name", max_length=MAX_NAME)
@@ -140,7 +207,13 @@ class ValidateCallbackForm(FormValidationAction):
         parsed = parse_contact(value, region)
         if parsed is not None:
             contact, kind = parsed
-            return {"callback_contact": contact, "callback_contact_type": kind, "callback_bad_contacts": 0}
+            early = details_given_early(value, region, "callback_contact")
+            return {"callback_contact": contact, "callback_contact_type": kind, "callback_bad_contacts": 0,
+                    **early}
+        early = details_given_early(value, region, "callback_contact")
+        if early:  # a time instead of the number: noted, not counted as a bad contact
+            dispatcher.utter_message(response="utter_callback_noted")
+            return {"callback_contact": None, **early}
         failures = int(tracker.get_slot("callback_bad_contacts") or 0) + 1
         if failures >= MAX_BAD_CONTACTS:
             dispatcher.utter_message(response="utter_callback_call_instead")

@@ -60,6 +60,9 @@ KEPT_TOPIC_KEY = "kept_topic"
 ACTION_CLARIFY = "action_clarify"
 # Its reply depends on the case named (actions/personal_medical.py), also in a follow-up.
 INTENT_PERSONAL_MEDICAL = "ask_personal_medical"
+# A call-back request starts the call-back form (data/rules/booking.yml); "stop" ends it.
+INTENT_REQUEST_CALLBACK = "request_callback"
+INTENT_STOP = "stop"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -68,7 +68,7 @@ def test_a_good_contact_resets_the_failure_count() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("Sam", "Sam"), ("  my name is   Priya Patel ", "Priya Patel"), ("Zoë O'Neill", "Zoë O'Neill"),
-     ("", None), ("😀", None), ("x" * 5000, None), ("0412345678", None), ("me@x.com", None),
+     ("", None), ("😀", None), ("x" * 5000, None), ("12345", None), ("thanks", None), ("OK.", None),
      ("Sam\x00\x07", "Sam")],
 )
 def test_names(text: str, expected: Optional[str]) -> None:
@@ -76,6 +76,40 @@ def test_names(text: str, expected: Optional[str]) -> None:
     result, messages = validate("callback_name", text)
     assert result == {"callback_name": expected}
     assert bool(messages) == (expected is None)
+
+
+@pytest.mark.parametrize(
+    ("text", "early"),
+    [("after 5 is best", {"callback_time": "after 5 is best"}),
+     ("tomorrow morning pls", {"callback_time": "tomorrow morning pls"}),
+     ("0412345678", {"callback_contact": "+61412345678", "callback_contact_type": "phone",
+                     "callback_bad_contacts": 0}),
+     ("im on nights so after 2pm is best, 0422 001 998",
+      {"callback_time": "im on nights so after 2pm is best", "callback_contact": "+61422001998",
+       "callback_contact_type": "phone", "callback_bad_contacts": 0}),
+     ("me@x.com", {"callback_contact": "me@x.com", "callback_contact_type": "email",
+                   "callback_bad_contacts": 0})],
+)
+def test_a_time_or_contact_given_for_the_name_is_noted_and_the_name_asked_again(
+        text: str, early: Dict[str, Any]) -> None:
+    """18 of 28 blind-set turns after a call-back request were a time or a number."""
+    result, [message] = validate("callback_name", text)
+    assert result == {"callback_name": None, **early}
+    assert message["response"] == "utter_callback_noted"
+
+
+def test_a_time_given_for_the_contact_is_noted_and_not_counted_as_a_bad_contact() -> None:
+    result, [message] = validate("callback_contact", "after 3pm if possible", {"callback_bad_contacts": 1})
+    assert result == {"callback_contact": None, "callback_time": "after 3pm if possible"}
+    assert message["response"] == "utter_callback_noted"
+    result, messages = validate("callback_contact", "0412 345 678, mornings")
+    assert result["callback_contact"] == "+61412345678" and result["callback_time"] == "mornings"
+    assert messages == []
+
+
+@pytest.mark.parametrize("text", ["Sam", "Good morning", "Priya Patel", "Mo"])
+def test_a_name_is_not_mistaken_for_a_time(text: str) -> None:
+    assert validate("callback_name", text)[0] == {"callback_name": text}
 
 
 @pytest.mark.parametrize(("text", "stored"), [("skip", "(none)"), ("No.", "(none)"),

@@ -8,7 +8,12 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.callback_form import ValidateCallbackForm, answer_digression, looks_like_question
+from actions.callback_form import (
+    ValidateCallbackForm,
+    answer_digression,
+    digression_answer,
+    looks_like_question,
+)
 
 
 @pytest.mark.parametrize("text", ["does it hurt?", "how long is a session", "What are the needles like",
@@ -45,6 +50,18 @@ def test_a_name_classified_as_faq_is_still_a_name() -> None:
     dispatcher = CollectingDispatcher()
     assert not answer_digression(dispatcher, faq_tracker("Robin Example"), "Robin Example")
     assert dispatcher.messages == []
+
+
+@pytest.mark.parametrize(("intent", "reply"), [("ask_hours", "utter_hours"), ("ask_contact", "utter_contact"),
+                                               ("ask_location", "utter_location")])
+def test_a_question_about_the_clinic_gets_its_reply_not_taken_as_a_name(intent: str, reply: str) -> None:
+    """"when r u open" at the name step had been stored as the visitor's name."""
+    text = "when r u open"
+    dispatcher = CollectingDispatcher()
+    assert answer_digression(dispatcher, faq_tracker(text, intent), text)
+    assert dispatcher.messages[0]["response"] == reply
+    assert digression_answer(text, {"intent": {"name": intent, "confidence": 0.3}}) is None
+    assert digression_answer("Robin", {"intent": {"name": intent, "confidence": 0.9}}) is None
 
 
 def test_at_the_confirmation_a_question_is_answered_whatever_its_intent() -> None:

@@ -134,3 +134,20 @@ def test_at_the_note_a_statement_is_the_note_and_a_question_is_answered(stack: A
     [summary] = texts(say(stack, sender, note))
     assert "Shall I send it" in summary and f"Note: {note}" in summary, summary
     assert "saved (reference CB-" in texts(say(stack, sender, "/affirm"))[0]
+
+
+def test_a_time_and_number_given_first_are_kept_and_a_question_about_the_clinic_is_answered(
+        stack: Any) -> None:
+    """Asked for a name, visitors give when and where to call, or ask the opening hours:
+    neither becomes the name, and what they gave is not asked for again."""
+    sender = f"early-{uuid.uuid4().hex[:6]}"
+    say(stack, sender, "can someone call me back")
+    noted = texts(say(stack, sender, "after 5 is best, 0412 000 732"))
+    assert "noted" in noted[0] and "What name" in noted[-1], noted
+    hours = texts(say(stack, sender, "when are you open?"))
+    assert CLINIC.phone in hours[0] and "What name" in hours[-1], hours
+    assert "Anything you'd like them to know" in texts(say(stack, sender, "Kim"))[-1]  # contact, time: known
+    summary = texts(say(stack, sender, "skip"))[0]
+    assert "Name: Kim\n" in summary and "Contact: +61412000732\n" in summary
+    assert "Best time: after 5 is best\n" in summary
+    assert "haven't kept your details" in texts(say(stack, sender, "/deny"))[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 
 from assistant.nlu.red_flags import RedFlagClassifier
 from assistant.nlu.stays_on_topic import StaysOnTopicClassifier
@@ -124,3 +125,21 @@ def test_cross_validation_on_the_training_data() -> None:
     accuracy = cross_validate()
     report_figure(f"5-fold cross-validation on the training data (model alone): {accuracy:.3f}")
     assert accuracy >= CROSS_VALIDATION_FLOOR
+
+
+def test_the_evaluation_answers_inside_the_call_back_form_as_the_form_does(agent: Any,
+                                                                            tmp_path: Path) -> None:
+    """After a call-back request the form takes the next messages as its answers
+    (actions/callback_form.py): a time is the request going on, a question about the
+    clinic gets its reply, "cancel" ends the form and what follows is read as usual."""
+    (tmp_path / "conversations.yml").write_text(yaml.safe_dump([{"turns": [
+        {"text": "can someone call me back", "expect": "request_callback"},
+        {"text": "after 5 is best", "expect": "request_callback"},
+        {"text": "when are you open?", "expect": "ask_hours"},
+        {"text": "cancel", "expect": "stop"},
+        {"text": "after 5 is best", "expect": "request_callback"},
+    ]}]), encoding="utf-8")
+    quiet_parse_log()
+    [turns] = asyncio.run(SealedEvaluator(agent).run(tmp_path)).conversations
+    assert [t.got for t in turns][:4] == ["request_callback", "request_callback", "ask_hours", "stop"]
+    assert turns[4].got != "request_callback"  # the form has ended

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from assistant.contracts import INTENT_FOLLOW_UP, RETRIEVAL_INTENT
+from assistant.contracts import INTENT_FOLLOW_UP, INTENT_REQUEST_CALLBACK, INTENT_STOP, RETRIEVAL_INTENT
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
 from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
 from assistant.nlu.red_flag_rules import URGENCY
@@ -112,11 +112,13 @@ class SealedEvaluator:
         self.thresholds = thresholds or Thresholds.from_config()
         self.follow_ups = cached_follow_ups()
 
-    async def reply(self, text: str, previous: Optional[str]) -> Tuple[str, List[str], Optional[str]]:
+    async def reply(self, text: str, previous: Optional[str],
+                    in_form: bool = False) -> Tuple[str, List[str], Optional[str]]:
         """What the bot would answer, as a sealed label, the conditions it answers
         about and, for an intent's reply, what a follow-up refers to (``intent_marker``).
         The same decisions the bot makes: red flags, the fallback, and what
-        actions/follow_up.py makes of follow-ups, unclear and off-topic messages."""
+        actions/follow_up.py makes of follow-ups, unclear and off-topic messages; and,
+        ``in_form`` (after a call-back request), what the call-back form makes of it."""
         from actions.follow_up import (
             follow_up_resolution,
             intent_marker,
@@ -130,6 +132,8 @@ class SealedEvaluator:
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
             return str(intent), [], None
+        if in_form and intent != INTENT_STOP:
+            return self._form_reply(text, parse), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
             label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
@@ -156,6 +160,18 @@ class SealedEvaluator:
             marker = intent_marker(label, text)
         return label, conditions, marker
 
+    def _form_reply(self, text: str, parse: Dict[str, Any]) -> str:
+        """Inside the call-back form a message is the answer it asked for (the form goes
+        on: the request's label), unless it is a question the form answers instead
+        (actions/callback_form.py ``digression_answer``)."""
+        from actions.callback_form import FORM_INTENT_REPLIES, digression_answer
+
+        utter_action = digression_answer(text, parse)
+        if utter_action is None:
+            return INTENT_REQUEST_CALLBACK
+        intent = next((i for i, utter in FORM_INTENT_REPLIES.items() if utter == utter_action), None)
+        return intent or sealed_label(f"{RETRIEVAL_INTENT}/{utter_action.split('/', 1)[1]}", self.kb)
+
     def _label_of(self, resolution: Any) -> Optional[str]:
         """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
         from actions.follow_up import marker_intent
@@ -181,11 +197,12 @@ class SealedEvaluator:
         # (the bot says honestly that the articles don't cover it).
         return wanted is None or wanted.id in answered
 
-    async def turn(self, item: Dict[str, Any], previous: Optional[str]) -> Tuple[Turn, Optional[str]]:
+    async def turn(self, item: Dict[str, Any], previous: Optional[str],
+                   in_form: bool = False) -> Tuple[Turn, Optional[str]]:
         """The turn and what a follow-up after it would refer to: its answer, or the
         previous referent after a reply with no topic (a greeting, a booking), or
         nothing after a red flag or "Did you mean" (actions/follow_up.THREAD_BREAKERS)."""
-        got, answered, marker = await self.reply(item["text"], previous)
+        got, answered, marker = await self.reply(item["text"], previous, in_form)
         expected = [item["expect"], *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
         referent = marker or answer_id(got)
@@ -203,10 +220,13 @@ class SealedEvaluator:
         for conversation in _load_list(directory / "conversations.yml"):
             turns: List[Turn] = []
             previous: Optional[str] = None
+            in_form = False  # the call-back form, from a request until "stop" or a red flag
             for item in conversation["turns"]:
-                turn, referent = await self.turn(item, previous)
+                turn, referent = await self.turn(item, previous, in_form)
                 turns.append(turn)
                 previous = None if referent == THREAD_BROKEN else referent or previous
+                in_form = turn.got == INTENT_REQUEST_CALLBACK or (
+                    in_form and turn.got not in (INTENT_STOP, *RED_FLAG_INTENTS))
             report.conversations.append(turns)
         warnings = directory / "after_session.yml"
         for group, items in (_load(warnings) if warnings.exists() else {}).items():
