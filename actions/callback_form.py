@@ -38,9 +38,10 @@ MAX_REASON = 300
 MAX_BAD_CONTACTS = 3
 SKIP_WORDS = {"skip", "no", "nope", "none", "nothing", "no thanks", "nothing else", "n/a", "-"}
 NO_NOTE = "(none)"
-# Courtesies typed at the name step ("ok", "thanks") are not a name to ask for.
-NOT_A_NAME = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope", "thanks", "thank you",
-              "thx", "ta", "cheers", "hi", "hello", "hey", "bye", "great", "perfect", "cool"}
+# Courtesies typed at the name step ("ok", "thank you so much") are not a name to ask for.
+COURTESY_WORDS = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope", "thanks", "thank", "you",
+                  "so", "very", "much", "heaps", "a", "lot", "thx", "ty", "ta", "cheers", "hi", "hello",
+                  "hey", "bye", "goodbye", "great", "perfect", "cool", "lovely", "awesome", "worries"}
 
 
 def tidy_field(value: Any) -> str:
@@ -54,7 +55,7 @@ def valid_name(value: Any) -> Optional[str]:
     name = re.sub(r"^(my name is|i am|i'm|it's|its|this is|call me)\s+", "", name, flags=re.I)
     if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
         return None
-    if name.lower().strip(".!") in NOT_A_NAME:
+    if set(re.findall(r"[a-z]+", name.lower())) <= COURTESY_WORDS:
         return None
     if sum(ch.isdigit() for ch in name) > 0 or "@" in name:
         return None  # a phone number or email typed in the wrong place
@@ -93,6 +94,7 @@ OTHER_INTENT_MIN_ANSWER_CONFIDENCE = 0.4
 FORM_INTENT_REPLIES = {"ask_hours": "utter_hours", "ask_contact": "utter_contact",
                        "ask_location": "utter_location", "ask_availability": "utter_availability"}
 INTENT_MIN_CONFIDENCE = 0.5
+NAME_WORDS_MAX = 4  # longer than a name: a request needs no question mark to be one
 SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
 
 
@@ -145,12 +147,14 @@ def digression_answer(text: str, message: Dict[str, Any], any_intent: bool = Fal
     whatever the intent: at the confirmation step "thanks! do i need to bring anything"
     is classified as thanks, but its question still deserves the answer. The
     evaluation of conversations (assistant/quality/sealed.py) asks the same."""
-    if not looks_like_question(tidy_field(text)):
-        return None
+    question = looks_like_question(tidy_field(text))
     intent = message.get("intent") or {}
     sure = float(intent.get("confidence") or 0.0) >= INTENT_MIN_CONFIDENCE
-    if intent.get("name") in FORM_INTENT_REPLIES and sure:
-        return FORM_INTENT_REPLIES[str(intent["name"])]
+    not_a_name = question or len(text.split()) > NAME_WORDS_MAX
+    if intent.get("name") in FORM_INTENT_REPLIES and sure and not_a_name:
+        return FORM_INTENT_REPLIES[str(intent["name"])]  # "or just give me the number and i'll ring"
+    if not question:
+        return None
     is_faq = intent.get("name") == "faq"
     if not (is_faq or any_intent):
         return None

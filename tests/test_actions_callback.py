@@ -69,6 +69,7 @@ def test_a_good_contact_resets_the_failure_count() -> None:
     ("text", "expected"),
     [("Sam", "Sam"), ("  my name is   Priya Patel ", "Priya Patel"), ("Zoë O'Neill", "Zoë O'Neill"),
      ("", None), ("😀", None), ("x" * 5000, None), ("12345", None), ("thanks", None), ("OK.", None),
+     ("thank you so much!", None), ("Tye", "Tye"),
      ("Sam\x00\x07", "Sam")],
 )
 def test_names(text: str, expected: Optional[str]) -> None:
