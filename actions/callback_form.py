@@ -40,7 +40,7 @@ SKIP_WORDS = {"skip", "no", "nope", "none", "nothing", "no thanks", "nothing els
 NO_NOTE = "(none)"
 # Courtesies typed at the name step ("ok", "thank you so much") are not a name to ask for.
 COURTESY_WORDS = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope", "thanks", "thank", "you",
-                  "so", "very", "much", "heaps", "a", "lot", "thx", "ty", "ta", "cheers", "hi", "hello",
+                  "so", "very", "much", "heaps", "a", "lot", "thx", "ta", "cheers", "hi", "hello",
                   "hey", "bye", "goodbye", "great", "perfect", "cool", "lovely", "awesome", "worries"}
 
 
@@ -55,7 +55,8 @@ def valid_name(value: Any) -> Optional[str]:
     name = re.sub(r"^(my name is|i am|i'm|it's|its|this is|call me)\s+", "", name, flags=re.I)
     if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
         return None
-    if set(re.findall(r"[a-z]+", name.lower())) <= COURTESY_WORDS:
+    words = set(re.findall(r"[a-z]+", name.lower()))
+    if words and words <= COURTESY_WORDS and name.isascii():  # "Олег" has no Latin words at all
         return None
     if sum(ch.isdigit() for ch in name) > 0 or "@" in name:
         return None  # a phone number or email typed in the wrong place
@@ -94,7 +95,6 @@ OTHER_INTENT_MIN_ANSWER_CONFIDENCE = 0.4
 FORM_INTENT_REPLIES = {"ask_hours": "utter_hours", "ask_contact": "utter_contact",
                        "ask_location": "utter_location", "ask_availability": "utter_availability"}
 INTENT_MIN_CONFIDENCE = 0.5
-NAME_WORDS_MAX = 4  # longer than a name: a request needs no question mark to be one
 SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
 
 
@@ -127,7 +127,7 @@ def details_given_early(value: Any, region: str, requested: str) -> Dict[str, An
 
 
 def _without_contact(text: str, region: str) -> str:
-    for match in phonenumbers.PhoneNumberMatcher(text, region):
+    for match in reversed(list(phonenumbers.PhoneNumberMatcher(text, region))):  # offsets stay right
         text = text[:match.start] + text[match.end:]
     return " ".join(word for word in text.split() if "@" not in word).strip(" ,;-")
 
@@ -149,12 +149,11 @@ def digression_answer(text: str, message: Dict[str, Any], any_intent: bool = Fal
     evaluation of conversations (assistant/quality/sealed.py) asks the same."""
     question = looks_like_question(tidy_field(text))
     intent = message.get("intent") or {}
-    sure = float(intent.get("confidence") or 0.0) >= INTENT_MIN_CONFIDENCE
-    not_a_name = question or len(text.split()) > NAME_WORDS_MAX
-    if intent.get("name") in FORM_INTENT_REPLIES and sure and not_a_name:
-        return FORM_INTENT_REPLIES[str(intent["name"])]  # "or just give me the number and i'll ring"
     if not question:
         return None
+    sure = float(intent.get("confidence") or 0.0) >= INTENT_MIN_CONFIDENCE
+    if intent.get("name") in FORM_INTENT_REPLIES and sure:
+        return FORM_INTENT_REPLIES[str(intent["name"])]
     is_faq = intent.get("name") == "faq"
     if not (is_faq or any_intent):
         return None
@@ -194,10 +193,14 @@ class ValidateCallbackForm(FormValidationAction):
         if answer_digression(dispatcher, tracker, value):
             return {"callback_name": None}
         early = details_given_early(value, current_clinic().region, "callback_name")
-        if early:  # "after 5 is best": noted, and the name is asked again
+        repeated = early.get("callback_time") is not None and early["callback_time"] == tracker.get_slot(
+            "callback_time")
+        if early and not repeated:  # "after 5 is best": noted, and the name is asked again
             dispatcher.utter_message(response="utter_callback_noted")
             return {"callback_name": None, **early}
         name = valid_name(value)
+        if repeated and name is not None:  # "Sunday Adelaja" typed twice: a name, not a time
+            return {"callback_name": name, "callback_time": None}
         if name is None:
             dispatcher.utter_message(response="utter_invalid_name", max_length=MAX_NAME)
         return {"callback_name": name}

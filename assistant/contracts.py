@@ -63,6 +63,7 @@ INTENT_PERSONAL_MEDICAL = "ask_personal_medical"
 # A call-back request starts the call-back form (data/rules/booking.yml); "stop" ends it.
 INTENT_REQUEST_CALLBACK = "request_callback"
 INTENT_STOP = "stop"
+INTENT_FORGET_ME = "forget_me"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -69,7 +69,7 @@ def test_a_good_contact_resets_the_failure_count() -> None:
     ("text", "expected"),
     [("Sam", "Sam"), ("  my name is   Priya Patel ", "Priya Patel"), ("Zoë O'Neill", "Zoë O'Neill"),
      ("", None), ("😀", None), ("x" * 5000, None), ("12345", None), ("thanks", None), ("OK.", None),
-     ("thank you so much!", None), ("Tye", "Tye"),
+     ("thank you so much!", None), ("Ty", "Ty"), ("Олег", "Олег"), ("李明", "李明"),
      ("Sam\x00\x07", "Sam")],
 )
 def test_names(text: str, expected: Optional[str]) -> None:
@@ -108,7 +108,21 @@ def test_a_time_given_for_the_contact_is_noted_and_not_counted_as_a_bad_contact(
     assert messages == []
 
 
-@pytest.mark.parametrize("text", ["Sam", "Good morning", "Priya Patel", "Mo"])
+def test_a_name_with_a_time_word_typed_again_is_the_name() -> None:
+    """"Sunday Adelaja" reads as a time the first time; typed again it is the name, and
+    the time is asked for after all."""
+    first, _ = validate("callback_name", "Sunday Adelaja")
+    assert first == {"callback_name": None, "callback_time": "Sunday Adelaja"}
+    again, messages = validate("callback_name", "Sunday Adelaja", {"callback_time": "Sunday Adelaja"})
+    assert again == {"callback_name": "Sunday Adelaja", "callback_time": None} and messages == []
+
+
+def test_two_numbers_leave_the_time_without_either() -> None:
+    result, _ = validate("callback_name", "0412 345 678 or 0499 111 222 after 5")
+    assert result["callback_time"] == "or after 5" and result["callback_contact"] == "+61412345678"
+
+
+@pytest.mark.parametrize("text", ["Sam", "Priya Patel", "Mo"])
 def test_a_name_is_not_mistaken_for_a_time(text: str) -> None:
     assert validate("callback_name", text)[0] == {"callback_name": text}
 

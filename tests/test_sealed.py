@@ -76,11 +76,11 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev36 measured 0.988 and 0.857 after round 16 on 2026-12-03 (dev-dev36 but dev35
+    # dev-dev36 measured 0.988 and 0.856 after round 16 on 2026-12-03 (dev-dev36 but dev35
     # 0.852 after round 15)
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.85
     # dev37 and dev38 (written for three-turn chains: 217 of their 260 conversations have
-    # three turns or more) measured 0.987, 0.750 and 0.004 after round 16 on 2026-12-03
+    # three turns or more) measured 0.987, 0.746 and 0.004 after round 16 on 2026-12-03
     # (0.987, 0.746 and 0.004 before it; issue bars 0.95, 0.90, 0.01). The floor is this
     # round's held-out figure, not the bar: conversations miss it, see docs/testing.md.
     assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.74

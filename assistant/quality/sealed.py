@@ -23,7 +23,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from assistant.contracts import INTENT_FOLLOW_UP, INTENT_REQUEST_CALLBACK, INTENT_STOP, RETRIEVAL_INTENT
+from assistant.contracts import (
+    INTENT_FOLLOW_UP,
+    INTENT_FORGET_ME,
+    INTENT_REQUEST_CALLBACK,
+    INTENT_STOP,
+    RETRIEVAL_INTENT,
+)
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
 from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
 from assistant.nlu.red_flag_rules import URGENCY
@@ -33,6 +39,9 @@ from assistant.paths import PROJECT_ROOT
 SEALED_DIR = PROJECT_ROOT / "tests" / "sealed"
 CLARIFY = "clarify"  # "Did you mean...?" or "please rephrase": not a confident answer
 THREAD_BROKEN = "-"  # after this turn no message is a follow-up
+# What ends the call-back form (data/rules/booking.yml, safety.yml): "stop", "forget me",
+# an emergency or a crisis; after an urgent warning the form carries on.
+FORM_ENDERS = (INTENT_STOP, INTENT_FORGET_ME, "emergency", "crisis")
 
 
 def sealed_label(decided: str, kb: KnowledgeBase) -> str:
@@ -132,7 +141,7 @@ class SealedEvaluator:
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
             return str(intent), [], None
-        if in_form and intent != INTENT_STOP:
+        if in_form and intent not in FORM_ENDERS:
             return self._form_reply(text, parse), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
@@ -225,8 +234,7 @@ class SealedEvaluator:
                 turn, referent = await self.turn(item, previous, in_form)
                 turns.append(turn)
                 previous = None if referent == THREAD_BROKEN else referent or previous
-                in_form = turn.got == INTENT_REQUEST_CALLBACK or (
-                    in_form and turn.got not in (INTENT_STOP, *RED_FLAG_INTENTS))
+                in_form = turn.got == INTENT_REQUEST_CALLBACK or (in_form and turn.got not in FORM_ENDERS)
             report.conversations.append(turns)
         warnings = directory / "after_session.yml"
         for group, items in (_load(warnings) if warnings.exists() else {}).items():
