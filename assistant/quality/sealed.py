@@ -229,7 +229,7 @@ class SealedEvaluator:
         for conversation in _load_list(directory / "conversations.yml"):
             turns: List[Turn] = []
             previous: Optional[str] = None
-            in_form = False  # the call-back form, from a request until "stop" or a red flag
+            in_form = False  # the call-back form, from a request until one of FORM_ENDERS
             for item in conversation["turns"]:
                 turn, referent = await self.turn(item, previous, in_form)
                 turns.append(turn)
