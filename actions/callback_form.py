@@ -41,7 +41,15 @@ NO_NOTE = "(none)"
 # Courtesies typed at the name step ("ok", "thank you so much") are not a name to ask for.
 COURTESY_WORDS = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope", "thanks", "thank", "you",
                   "so", "very", "much", "heaps", "a", "lot", "thx", "ta", "cheers", "hi", "hello",
-                  "hey", "bye", "goodbye", "great", "perfect", "cool", "lovely", "awesome", "worries"}
+                  "hey", "bye", "goodbye", "great", "perfect", "cool", "lovely", "awesome", "worries",
+                  # greetings: "Good morning", "g'day", "bye now", "hi there"
+                  "good", "morning", "afternoon", "evening", "night", "day", "g", "now", "there",
+                  "hiya", "howdy", "yo", "mate"}
+# Words a short "<name>, <time>" opening never has as its name ("my number is 0412...").
+NOT_NAME_WORDS = {"my", "number", "phone", "mobile", "cell", "email", "is", "best", "please", "pls", "call",
+                  "ring", "text", "me", "on", "at", "the", "it", "its", "and", "or", "but", "so", "i", "im",
+                  "works", "fine", "whenever", "any"}
+NAME_SPLIT = re.compile(r"\s*[,;]\s*|\s+-\s+")
 
 
 def tidy_field(value: Any) -> str:
@@ -53,6 +61,7 @@ def tidy_field(value: Any) -> str:
 def valid_name(value: Any) -> Optional[str]:
     name = tidy_field(value)
     name = re.sub(r"^(my name is|i am|i'm|it's|its|this is|call me)\s+", "", name, flags=re.I)
+    name = re.sub(r"\s+here$", "", name, flags=re.I)  # "Sam here"
     if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
         return None
     words = set(re.findall(r"[a-z]+", name.lower()))
@@ -68,12 +77,16 @@ def parse_contact(value: Any, region: str) -> Optional[Tuple[str, str]]:
     text = tidy_field(value)
     if not text or len(text) > 320:
         return None
-    if "@" in text:
-        candidate = text.split()[-1] if " " in text else text
-        try:
-            return validate_email(candidate, check_deliverability=False).normalized, "email"
-        except EmailNotValidError:
-            return None
+    if "@" in text:  # "sam@mail.example is best" as well as "email me at sam@mail.example"
+        for word in text.split():
+            if "@" not in word:
+                continue
+            candidate = word.strip("<>()[],;:.!?'\"")
+            try:
+                return validate_email(candidate, check_deliverability=False).normalized, "email"
+            except EmailNotValidError:
+                continue
+        return None
     for match in phonenumbers.PhoneNumberMatcher(text, region):
         if phonenumbers.is_valid_number(match.number):
             return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164), "phone"
@@ -102,11 +115,19 @@ SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
 TIME_PREFERENCE = re.compile(
     r"\b(after|before|from|between|around|by|till|til|until|at)\s+\d{1,2}([:.]\d{2})?\b"
     r"|\b\d{1,2}([:.]\d{2})?\s*(am|pm|o'?clock)\b"
-    r"|(?<!good )\b(mornings?|afternoons?|arvo|evenings?|tonight|lunch ?time|any ?time|anytime"
+    r"|\b(after|before|from|between|around|by|till|til|until|at)\s+(one|two|three|four|five|six|seven|eight"
+    r"|nine|ten|eleven|twelve|noon|midday|lunch|work|school)\b"
+    r"|\b(noon|midday|asap|as soon as possible|whenever|any ?day)\b"
+    r"|(?<!good )\b(mornings?|afternoons?|arvo|evenings?|nights?|tonight|lunch ?time|any ?time|anytime"
     r"|week ?days?|weekends?|mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?"
     r"|sundays?|tomorrow|today|tmrw|tmr)\b",
     re.I,
 )
+
+
+def looks_like_contact(text: str) -> bool:
+    """An email or a phone number, perhaps mistyped: never a time of day."""
+    return "@" in text or sum(ch.isdigit() for ch in text) >= 6
 
 
 def details_given_early(value: Any, region: str, requested: str) -> Dict[str, Any]:
@@ -121,9 +142,27 @@ def details_given_early(value: Any, region: str, requested: str) -> Dict[str, An
             found.update(callback_contact=contact[0], callback_contact_type=contact[1],
                          callback_bad_contacts=0)
         text = tidy_field(_without_contact(text, region))
-    if requested != "callback_time" and TIME_PREFERENCE.search(text) and len(text) <= MAX_TIME:
+    if requested != "callback_time" and TIME_PREFERENCE.search(text) and len(text) <= MAX_TIME \
+            and not looks_like_contact(text):  # "0422 00 after 5": a bad number, not a time
         found["callback_time"] = text
     return found
+
+
+def leading_name(value: Any, region: str) -> Optional[Tuple[str, str]]:
+    """(name, the rest) when a message given for the name opens with one: "Jo, after 5",
+    "Sam here - 0412 345 678"; None when it doesn't ("after 5 is best", "my number is ...")."""
+    text = tidy_field(value)
+    if parse_contact(text, region) is not None:
+        text = tidy_field(_without_contact(text, region))
+    first, *rest = NAME_SPLIT.split(text, maxsplit=1)
+    if TIME_PREFERENCE.search(first) or looks_like_question(first):
+        return None
+    name = valid_name(first)
+    if name is None or len(name.split()) > 3:
+        return None
+    if {word.strip(".!'").lower() for word in name.split()} & NOT_NAME_WORDS:
+        return None
+    return name, " ".join(rest)
 
 
 def _without_contact(text: str, region: str) -> str:
@@ -195,7 +234,13 @@ class ValidateCallbackForm(FormValidationAction):
         early = details_given_early(value, current_clinic().region, "callback_name")
         repeated = early.get("callback_time") is not None and early["callback_time"] == tracker.get_slot(
             "callback_time")
-        if early and not repeated:  # "after 5 is best": noted, and the name is asked again
+        if early and not repeated:
+            opening = leading_name(value, current_clinic().region)
+            if opening is not None:  # "Jo, after 5": the name, and the time noted
+                if "callback_time" in early:
+                    early["callback_time"] = opening[1]
+                return {"callback_name": opening[0], **early}
+            # "after 5 is best": noted, and the name is asked again
             dispatcher.utter_message(response="utter_callback_noted")
             return {"callback_name": None, **early}
         name = valid_name(value)
@@ -235,7 +280,8 @@ class ValidateCallbackForm(FormValidationAction):
         if answer_digression(dispatcher, tracker, value):
             return {"callback_time": None}
         time = tidy_field(value)
-        if not time or len(time) > MAX_TIME or not any(ch.isalnum() for ch in time):
+        unusable = not time or len(time) > MAX_TIME or not any(ch.isalnum() for ch in time)
+        if unusable or looks_like_contact(time):  # a number or email is never stored as the time
             dispatcher.utter_message(response="utter_invalid_time")
             return {"callback_time": None}
         return {"callback_time": time}

@@ -32,6 +32,8 @@ def validate(slot: str, value: Any, slots: Optional[Dict[str, Any]] = None):
         ("my number is 0412345678 thanks", ("+61412345678", "phone")),
         ("Jane.Doe@Example.COM", ("Jane.Doe@example.com", "email")),
         ("you can email me at sam@mail.example", ("sam@mail.example", "email")),
+        ("sam@mail.example is best", ("sam@mail.example", "email")),
+        ("email (sam@mail.example), thanks", ("sam@mail.example", "email")),
     ],
 )
 def test_good_phones_and_emails_are_normalised(text: str, expected: tuple) -> None:
@@ -69,7 +71,8 @@ def test_a_good_contact_resets_the_failure_count() -> None:
     ("text", "expected"),
     [("Sam", "Sam"), ("  my name is   Priya Patel ", "Priya Patel"), ("Zoë O'Neill", "Zoë O'Neill"),
      ("", None), ("😀", None), ("x" * 5000, None), ("12345", None), ("thanks", None), ("OK.", None),
-     ("thank you so much!", None), ("Ty", "Ty"), ("Олег", "Олег"), ("李明", "李明"),
+     ("thank you so much!", None), ("Good morning", None), ("bye now", None), ("g'day", None),
+     ("hi there", None), ("Sam here", "Sam"), ("Ty", "Ty"), ("Олег", "Олег"), ("李明", "李明"),
      ("Sam\x00\x07", "Sam")],
 )
 def test_names(text: str, expected: Optional[str]) -> None:
@@ -120,6 +123,38 @@ def test_a_name_with_a_time_word_typed_again_is_the_name() -> None:
 def test_two_numbers_leave_the_time_without_either() -> None:
     result, _ = validate("callback_name", "0412 345 678 or 0499 111 222 after 5")
     assert result["callback_time"] == "or after 5" and result["callback_contact"] == "+61412345678"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Jo, after 5", {"callback_name": "Jo", "callback_time": "after 5"}),
+     ("its Priya - tmrw arvo", {"callback_name": "Priya", "callback_time": "tmrw arvo"}),
+     ("Sam here, 0412 345 678", {"callback_name": "Sam", "callback_contact": "+61412345678",
+                                 "callback_contact_type": "phone", "callback_bad_contacts": 0})],
+)
+def test_a_name_given_with_a_time_or_contact_keeps_both(text: str, expected: Dict[str, Any]) -> None:
+    """"Jo, after 5" had noted the time and asked for the name again."""
+    assert validate("callback_name", text) == (expected, [])
+
+
+@pytest.mark.parametrize("text", ["my number is 0412 345 678", "after five is best", "whenever, thanks"])
+def test_an_opening_that_is_not_a_name_is_not_taken_as_one(text: str) -> None:
+    result, [message] = validate("callback_name", text)
+    assert result["callback_name"] is None and message["response"] == "utter_callback_noted"
+
+
+@pytest.mark.parametrize("text", ["after five is best", "around noon", "asap pls", "after work",
+                                  "midday", "any day really"])
+def test_times_in_words_are_times(text: str) -> None:
+    assert validate("callback_name", text)[0] == {"callback_name": None, "callback_time": text}
+
+
+@pytest.mark.parametrize("text", ["0422 00 after 5", "0422 001 99 mornings", "sam@ after 5"])
+def test_a_mistyped_contact_with_a_time_is_a_bad_contact_and_never_the_time(text: str) -> None:
+    result, [message] = validate("callback_contact", text)
+    assert result == {"callback_contact": None, "callback_bad_contacts": 1}
+    assert message["response"] == "utter_invalid_contact"
+    assert validate("callback_time", text)[0] == {"callback_time": None}
 
 
 @pytest.mark.parametrize("text", ["Sam", "Priya Patel", "Mo"])
