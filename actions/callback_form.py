@@ -29,7 +29,7 @@ from email_validator import EmailNotValidError, validate_email
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.contracts import selected_answer
+from assistant.contracts import INTENT_THANKS, selected_answer
 from assistant.settings.clinic import current_clinic
 
 MAX_NAME = 80
@@ -64,8 +64,7 @@ def valid_name(value: Any) -> Optional[str]:
     name = re.sub(r"\s+here$", "", name, flags=re.I)  # "Sam here"
     if not name or len(name) > MAX_NAME or not any(ch.isalpha() for ch in name):
         return None
-    words = set(re.findall(r"[a-z]+", name.lower()))
-    if words and words <= COURTESY_WORDS and name.isascii():  # "Олег" has no Latin words at all
+    if is_courtesy(name):  # "Олег" has no Latin words at all, and is a name
         return None
     if sum(ch.isdigit() for ch in name) > 0 or "@" in name:
         return None  # a phone number or email typed in the wrong place
@@ -108,6 +107,13 @@ OTHER_INTENT_MIN_ANSWER_CONFIDENCE = 0.4
 FORM_INTENT_REPLIES = {"ask_hours": "utter_hours", "ask_contact": "utter_contact",
                        "ask_location": "utter_location", "ask_availability": "utter_availability"}
 INTENT_MIN_CONFIDENCE = 0.5
+# ...and a request not shaped as a question ("actually just give me the number") this sure.
+REQUEST_MIN_CONFIDENCE = 0.8
+# "cheers" at any step: thanked, and the form asks again (it had been refused as a name).
+FORM_THANKS_REPLY = "utter_callback_welcome"
+# The reply an intent gets inside the form, for the evaluation's labels.
+FORM_REPLY_INTENTS = {**{reply: intent for intent, reply in FORM_INTENT_REPLIES.items()},
+                      FORM_THANKS_REPLY: INTENT_THANKS}
 SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
 
 
@@ -171,6 +177,20 @@ def _without_contact(text: str, region: str) -> str:
     return " ".join(word for word in text.split() if "@" not in word).strip(" ,;-")
 
 
+def is_courtesy(text: str) -> bool:
+    """Nothing but courtesies and greetings ("cheers", "thank you so much", "Good morning")."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return bool(words) and words <= COURTESY_WORDS and text.isascii()
+
+
+def is_request(text: str, confidence: float) -> bool:
+    """A request for the clinic's details that isn't shaped as a question ("just give me
+    the number"): a sure intent, longer than a name, and no time or contact in it
+    ("whenever you're open is fine" is the time, not a question about the hours)."""
+    return (confidence >= REQUEST_MIN_CONFIDENCE and len(text.split()) >= 3
+            and not TIME_PREFERENCE.search(text) and not looks_like_contact(text))
+
+
 def looks_like_question(text: str) -> bool:
     """A question mark, or a sentence that starts like a question ("thanks! do i need...")."""
     if text.rstrip().endswith("?"):
@@ -186,12 +206,17 @@ def digression_answer(text: str, message: Dict[str, Any], any_intent: bool = Fal
     whatever the intent: at the confirmation step "thanks! do i need to bring anything"
     is classified as thanks, but its question still deserves the answer. The
     evaluation of conversations (assistant/quality/sealed.py) asks the same."""
-    question = looks_like_question(tidy_field(text))
+    text = tidy_field(text)
     intent = message.get("intent") or {}
+    confidence = float(intent.get("confidence") or 0.0)
+    if intent.get("name") == INTENT_THANKS and is_courtesy(text):
+        return FORM_THANKS_REPLY  # "cheers": not a name, not a bad contact
+    if intent.get("name") in FORM_INTENT_REPLIES and is_request(text, confidence):
+        return FORM_INTENT_REPLIES[str(intent["name"])]  # "actually just give me the number"
+    question = looks_like_question(text)
     if not question:
         return None
-    sure = float(intent.get("confidence") or 0.0) >= INTENT_MIN_CONFIDENCE
-    if intent.get("name") in FORM_INTENT_REPLIES and sure:
+    if intent.get("name") in FORM_INTENT_REPLIES and confidence >= INTENT_MIN_CONFIDENCE:
         return FORM_INTENT_REPLIES[str(intent["name"])]
     is_faq = intent.get("name") == "faq"
     if not (is_faq or any_intent):

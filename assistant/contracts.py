@@ -64,6 +64,8 @@ INTENT_PERSONAL_MEDICAL = "ask_personal_medical"
 INTENT_REQUEST_CALLBACK = "request_callback"
 INTENT_STOP = "stop"
 INTENT_FORGET_ME = "forget_me"
+# "cheers" in the middle of the form is thanked, not taken as an answer (actions/callback_form.py).
+INTENT_THANKS = "thanks"
 
 # Thumbs up/down under an answer: the website channel records it in the
 # conversation as this slot, "up:<utter action>" or "down:<utter action>"

@@ -91,3 +91,28 @@ def test_at_the_note_a_question_is_answered_and_the_note_asked_again() -> None:
     note, messages = validate_note("does it hurt?")
     assert note is None and messages[0]["response"] == "utter_faq/does_it_hurt"
     assert validate_note("skip") == ("(none)", [])
+
+
+@pytest.mark.parametrize("text", ["cheers", "thank you so much!", "thanks heaps mate"])
+def test_thanks_in_the_form_is_thanked_and_not_an_answer(text: str) -> None:
+    """"cheers" after a call-back request had been refused as a name."""
+    for slot in ("callback_name", "callback_contact", "callback_time"):
+        dispatcher = CollectingDispatcher()
+        result = getattr(ValidateCallbackForm(), f"validate_{slot}")(
+            text, dispatcher, faq_tracker(text, "thanks"), {})
+        assert result[slot] is None and "callback_bad_contacts" not in result
+        assert [m["response"] for m in dispatcher.messages] == ["utter_callback_welcome"]
+    assert digression_answer("thanks, Sam", {"intent": {"name": "thanks", "confidence": 0.9}}) is None
+
+
+@pytest.mark.parametrize(("text", "intent", "confidence", "reply"), [
+    ("actually just give me the number", "ask_contact", 0.9, "utter_contact"),
+    ("just send me the address", "ask_location", 0.85, "utter_location"),
+    ("actually just give me the number", "ask_contact", 0.6, None),  # not sure enough without a "?"
+    ("Robin", "ask_contact", 0.95, None),  # a name
+    ("whenever you're open is fine", "ask_hours", 0.95, None),  # a time
+    ("ring me on 0412 345 678", "ask_contact", 0.95, None),  # a contact
+])
+def test_a_request_for_the_clinic_details_not_shaped_as_a_question(
+        text: str, intent: str, confidence: float, reply: Any) -> None:
+    assert digression_answer(text, {"intent": {"name": intent, "confidence": confidence}}) == reply

@@ -107,8 +107,9 @@ def test_thanks_at_the_confirmation_does_not_look_finished(stack: Any) -> None:
     for answer in ("/request_callback", "Kim", "0412 345 678", "Evenings"):
         say(stack, sender, answer)
     assert "Shall I send it" in texts(say(stack, sender, "no thanks"))[0]  # the note skipped
-    again = texts(say(stack, sender, "thanks!"))
-    assert "NOT sent yet" in again[0] and "Shall I send it" in again[-1], again
+    again = texts(say(stack, sender, "thanks!"))  # thanked, then told it is not sent
+    assert again[0] == "You're welcome." and "NOT sent yet" in again[1], again
+    assert "Shall I send it" in again[-1], again
     assert "haven't kept your details" in texts(say(stack, sender, "/deny"))[0]
 
 

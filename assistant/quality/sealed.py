@@ -173,13 +173,14 @@ class SealedEvaluator:
         """Inside the call-back form a message is the answer it asked for (the form goes
         on: the request's label), unless it is a question the form answers instead
         (actions/callback_form.py ``digression_answer``)."""
-        from actions.callback_form import FORM_INTENT_REPLIES, digression_answer
+        from actions.callback_form import FORM_REPLY_INTENTS, digression_answer
 
         utter_action = digression_answer(text, parse)
         if utter_action is None:
             return INTENT_REQUEST_CALLBACK
-        intent = next((i for i, utter in FORM_INTENT_REPLIES.items() if utter == utter_action), None)
-        return intent or sealed_label(f"{RETRIEVAL_INTENT}/{utter_action.split('/', 1)[1]}", self.kb)
+        if utter_action in FORM_REPLY_INTENTS:
+            return FORM_REPLY_INTENTS[utter_action]
+        return sealed_label(f"{RETRIEVAL_INTENT}/{utter_action.split('/', 1)[1]}", self.kb)
 
     def _label_of(self, resolution: Any) -> Optional[str]:
         """A follow-up's resolution as a sealed label (an intent's reply: that intent)."""
