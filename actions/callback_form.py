@@ -29,7 +29,8 @@ from email_validator import EmailNotValidError, validate_email
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.contracts import INTENT_THANKS, selected_answer
+from actions.personal_medical import PERSONAL_MEDICAL_RESPONSES, personal_medical_reply
+from assistant.contracts import INTENT_PERSONAL_MEDICAL, INTENT_THANKS, selected_answer
 from assistant.settings.clinic import current_clinic
 
 MAX_NAME = 80
@@ -113,7 +114,8 @@ REQUEST_MIN_CONFIDENCE = 0.8
 FORM_THANKS_REPLY = "utter_callback_welcome"
 # The reply an intent gets inside the form, for the evaluation's labels.
 FORM_REPLY_INTENTS = {**{reply: intent for intent, reply in FORM_INTENT_REPLIES.items()},
-                      FORM_THANKS_REPLY: INTENT_THANKS}
+                      FORM_THANKS_REPLY: INTENT_THANKS,
+                      **{reply: INTENT_PERSONAL_MEDICAL for reply in PERSONAL_MEDICAL_RESPONSES}}
 SENTENCE_BREAK = re.compile(r"[.!,;:]+\s*")
 
 
@@ -218,6 +220,8 @@ def digression_answer(text: str, message: Dict[str, Any], any_intent: bool = Fal
         return None
     if intent.get("name") in FORM_INTENT_REPLIES and confidence >= INTENT_MIN_CONFIDENCE:
         return FORM_INTENT_REPLIES[str(intent["name"])]
+    if intent.get("name") == INTENT_PERSONAL_MEDICAL and confidence >= INTENT_MIN_CONFIDENCE:
+        return personal_medical_reply(text)  # "he's got a pacemaker, is that an issue?" is not a name
     is_faq = intent.get("name") == "faq"
     if not (is_faq or any_intent):
         return None

@@ -83,6 +83,17 @@ def response_for_case(case: Optional[str]) -> str:
     return f"{GENERIC_RESPONSE}_{case}" if case else GENERIC_RESPONSE
 
 
+# Every reply a personal medical question can get, the general one first.
+PERSONAL_MEDICAL_RESPONSES = tuple(response_for_case(case) for case in (None, *(c for c, _ in _CASES)))
+SAFETY_RESPONSE = f"utter_{RETRIEVAL_INTENT}/{SAFETY_TOPIC}"
+
+
+def personal_medical_reply(text: str) -> str:
+    """The reply a personal medical question gets, in the form or out of it: the safety
+    answer for a bare "is it safe?", else the therapist reply for its case."""
+    return SAFETY_RESPONSE if is_bare_safety_question(text) else personal_medical_response(text)
+
+
 class ActionPersonalMedical(Action):
     def name(self) -> str:
         return "action_personal_medical"
@@ -90,9 +101,6 @@ class ActionPersonalMedical(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
-        text = tracker.latest_message.get("text") or ""
-        if is_bare_safety_question(text):
-            dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{SAFETY_TOPIC}")
-            return [SlotSet(SLOT_LAST_TOPIC, SAFETY_TOPIC)]
-        dispatcher.utter_message(response=personal_medical_response(text))
-        return []
+        response = personal_medical_reply(tracker.latest_message.get("text") or "")
+        dispatcher.utter_message(response=response)
+        return [SlotSet(SLOT_LAST_TOPIC, SAFETY_TOPIC)] if response == SAFETY_RESPONSE else []

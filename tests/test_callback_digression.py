@@ -116,3 +116,18 @@ def test_thanks_in_the_form_is_thanked_and_not_an_answer(text: str) -> None:
 def test_a_request_for_the_clinic_details_not_shaped_as_a_question(
         text: str, intent: str, confidence: float, reply: Any) -> None:
     assert digression_answer(text, {"intent": {"name": intent, "confidence": confidence}}) == reply
+
+
+@pytest.mark.parametrize(("text", "confidence", "reply"), [
+    ("He's got a pacemaker, is that an issue?", 0.9, "utter_personal_medical_device"),
+    ("im on blood thinners is that ok?", 0.8, "utter_personal_medical_medicines"),
+    ("is it ok with my heart condition?", 0.9, "utter_personal_medical"),
+    ("He's got a pacemaker, is that an issue?", 0.3, None),  # not sure it is one
+    ("Pat Example", 0.9, None),  # a name, whatever the model thinks
+])
+def test_a_personal_medical_question_in_the_form_gets_the_therapist_reply(
+        text: str, confidence: float, reply: Any) -> None:
+    """A carer's "he's got a pacemaker, is that an issue?" after asking for a call back
+    had been stored as the name."""
+    parse = {"intent": {"name": "ask_personal_medical", "confidence": confidence}}
+    assert digression_answer(text, parse) == reply

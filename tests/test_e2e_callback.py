@@ -152,3 +152,13 @@ def test_a_time_and_number_given_first_are_kept_and_a_question_about_the_clinic_
     assert "Name: Kim\n" in summary and "Contact: +61412000732\n" in summary
     assert "Best time: after 5 is best\n" in summary
     assert "haven't kept your details" in texts(say(stack, sender, "/deny"))[0]
+
+
+def test_a_personal_medical_question_in_the_form_is_answered_not_taken_as_the_name(stack: Any) -> None:
+    """A carer asks about her husband's pacemaker after asking for a call back: the
+    therapist reply, and the form asks for the name again."""
+    sender = f"device-{uuid.uuid4().hex[:6]}"
+    say(stack, sender, "I'd like a call back about needling for my husband please")
+    replies = texts(say(stack, sender, "He's got a pacemaker, is that an issue?"))
+    assert "pacemaker or another implant" in replies[0] and "What name" in replies[-1], replies
+    assert "best phone number to reach you on" in texts(say(stack, sender, "Jo"))[-1]

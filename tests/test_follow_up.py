@@ -90,6 +90,24 @@ def test_a_follow_up_that_names_a_subject_of_its_own(kb: KnowledgeBase, previous
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, [], named).answer == expected
 
 
+@pytest.mark.parametrize(("previous", "text", "sure", "expected"), [
+    ("results_timeline", "and how often", "session_frequency", "session_frequency"),  # not `likely`
+    ("other_names", "and why dry?", "why_dry", "why_dry"),
+    ("water_after", "how much", "cost", "water_after"),  # an amount of the previous thing
+    ("twitch_response", "does that hurt", "twitch_response", "does_it_hurt"),  # mapped for that topic
+    ("heat_or_ice", "why is that one better", "other_treatments", "heat_or_ice"),  # points back
+    ("results_timeline", "and how often", None, "results_timeline"),  # not sure: the kind decides
+])
+def test_a_sure_subject_beats_a_kind_that_repeats_the_answer(kb: KnowledgeBase, previous: str, text: str,
+                                                              sure: Optional[str], expected: str) -> None:
+    assert resolve_follow_up(cached_follow_ups(), kb, text, previous, [], sure, sure).answer == expected
+
+
+def test_amounts_name_known_kinds(kb: KnowledgeBase) -> None:
+    with pytest.raises(ValueError, match="amounts: unknown kind 'how_far'"):
+        parse_follow_ups({"kinds": {"how_long": {"match": "how long"}}, "amounts": ["how_far"]}, kb)
+
+
 def test_only_a_confident_answer_names_a_subject() -> None:
     def parse(confidence: float) -> Dict[str, Any]:
         return {"response_selector": {"faq": {"response": {
