@@ -281,6 +281,9 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
     say(stack, sender, "can i go to the gym after my session")
     reply = " ".join(texts(say(stack, sender, "what about the sauna")))
     assert reply.startswith(filled(kb.subjects["bath_sauna"].reply)), reply
+    say(stack, sender, "how many sessions will i need")
+    reply = " ".join(texts(say(stack, sender, "and how often")))  # not the sessions answer again
+    assert reply.startswith(filled(kb.subjects["session_frequency"].reply)), reply
 
 
 def test_after_the_emergency_reply_the_earlier_answer_is_not_repeated(stack: Any, kb: KnowledgeBase) -> None:
