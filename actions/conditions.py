@@ -63,8 +63,19 @@ class ActionAnswerCondition(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
+        from actions.follow_up import (  # (it imports this module)
+            answer_follow_up,
+            cached_follow_ups,
+            condition_answer,
+            previous_topic,
+        )
+
         kb = cached_knowledge()
+        previous = previous_topic(tracker)
         conditions = conditions_in_message(kb, tracker.latest_message.get("entities", []))
+        resolution = condition_answer(cached_follow_ups(), previous, [c.id for c in conditions])
+        if resolution.answer:  # "it's for my lower back" after what to wear: still what to wear
+            return answer_follow_up(dispatcher, kb, resolution) or []
         if not conditions:
             dispatcher.utter_message(response="utter_ask_which_condition")
             return []

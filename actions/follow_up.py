@@ -47,6 +47,7 @@ from assistant.contracts import (
     ACTION_CLARIFY,
     ACTION_FOLLOW_UP,
     ACTION_OUT_OF_SCOPE,
+    INTENT_ASK_CONDITION,
     INTENT_INFORM,
     INTENT_PERSONAL_MEDICAL,
     RETRIEVAL_INTENT,
@@ -117,6 +118,9 @@ KEEP_TOP_BELOW = 0.9
 KEEP_CANDIDATE_MIN = 0.01
 
 
+# Intents a follow-up may be read as in follow_ups.yml `stays_on` ("it's for my lower back"
+# after what to wear is called a condition question: actions/conditions.py asks).
+STAYS_ON_INTENTS = (INTENT_ASK_CONDITION,)
 CONDITION = "condition"  # the previous answer was about a condition
 INTENT = "intent"  # the previous answer was an intent's reply (opening hours...)
 
@@ -137,6 +141,7 @@ class FollowUps:
     intent_replies: Dict[str, str] = field(default_factory=dict)  # intent -> its response
     intent_kinds: Tuple[str, ...] = ()  # after such a reply these stay on it
     amount_kinds: Tuple[str, ...] = ()  # ask an amount of the previous thing ("how much")
+    stays_on: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # previous -> still about it
     short_max_words: int = 0
     short_starts: Optional[Pattern[str]] = None
     short_refers: Optional[Pattern[str]] = None
@@ -155,6 +160,11 @@ class FollowUps:
     def kind_of(self, text: str) -> Optional[Kind]:
         lowered = text.lower()
         return next((kind for kind in self.kinds if kind.match.search(lowered)), None)
+
+    def still_about(self, previous: Optional[str], named: Optional[str]) -> bool:
+        """Whether a follow-up that reads as `named` is still about `previous`: "and the
+        first one?" after the price reads as the first assessment but asks its price."""
+        return named is not None and named in self.stays_on.get(previous or "", ())
 
     def binds_to(self, previous: Optional[str], kind: Optional[Kind]) -> bool:
         """Whether a follow-up of `kind` is about `previous` whatever subject its words
@@ -199,7 +209,9 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
     kind = follow_ups.kind_of(text)
     # "and for migraines?" / "what about my knee?": the named condition is the question.
     if conditions and (kind is None or kind.name == "what_about"):
-        return Resolution(conditions=tuple(conditions))
+        return condition_answer(follow_ups, previous, conditions)
+    if follow_ups.still_about(previous, named):
+        return Resolution(answer=previous)
     # "and swimming?" after exercise, "and kids?" after safety: the named subject is
     # the question, unless the message points back ("which one's better").
     if (named and named != previous and (kind is None or kind.name == "what_about")
@@ -224,6 +236,14 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
             return Resolution(conditions=(previous.split(":", 1)[1],))
         return Resolution(answer=answer)
     return Resolution(answer=follow_ups.resolve(previous, kind, kb))
+
+
+def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions: Iterable[str]) -> Resolution:
+    """The conditions a message names, or the previous subject when a body area only
+    qualifies it ("it's for my lower back" after what to wear: follow_ups.yml stays_on)."""
+    if follow_ups.still_about(previous, INTENT_ASK_CONDITION):
+        return Resolution(answer=previous)
+    return Resolution(conditions=tuple(conditions))
 
 
 def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml") -> FollowUps:
@@ -259,6 +279,11 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
     intents = raw.get("intents") or {}
     intent_kinds = tuple(str(k) for k in intents.get("stay") or [])
     amount_kinds = tuple(str(k) for k in raw.get("amounts") or [])
+    stays_on: Dict[str, Tuple[str, ...]] = {}
+    for topic, answers in (raw.get("stays_on") or {}).items():
+        check(topic, "stays_on")
+        stays_on[str(topic)] = tuple(a if a in STAYS_ON_INTENTS else check(a, f"stays_on.{topic}")
+                                     for a in answers or [])
     for where, listed in (("intents.stay", intent_kinds), ("amounts", amount_kinds)):
         for kind_name in listed:
             if kind_name not in names:
@@ -274,8 +299,8 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
         raise ValueError(f"{source}: short_follow_up: needs valid 'starts', 'refers' ({error})") from None
     return FollowUps(tuple(kinds), subject_kinds, topics,
                      {str(k): str(v) for k, v in (intents.get("replies") or {}).items()},
-                     intent_kinds, amount_kinds, int(short.get("max_words", 0)), short_starts,
-                     short_refers)
+                     intent_kinds, amount_kinds, stays_on, int(short.get("max_words", 0)),
+                     short_starts, short_refers)
 
 
 def named_answer(parse_data: Dict[str, Any], minimum: float = NAMED_ANSWER_MIN) -> Optional[str]:
@@ -422,10 +447,11 @@ def keeps_previous(parse: Dict[str, Any], previous: Optional[str]) -> bool:
                for a in answer_ranking(parse)}
     top = max(ranking.values(), default=1.0)
     chosen = str(selected_answer(parse).get("intent_response_key") or "").split("/", 1)[-1]
-    return (chosen != previous
-            and float(parse.get(STAYS_ON_TOPIC_KEY) or 0.0) >= KEEP_STAYS_MIN
-            and top < KEEP_TOP_BELOW
-            and ranking.get(previous, 0.0) >= KEEP_CANDIDATE_MIN)
+    if chosen == previous or float(parse.get(STAYS_ON_TOPIC_KEY) or 0.0) < KEEP_STAYS_MIN:
+        return False
+    if cached_follow_ups().still_about(previous, chosen):  # "and the initial assessment?" after the price
+        return True
+    return top < KEEP_TOP_BELOW and ranking.get(previous, 0.0) >= KEEP_CANDIDATE_MIN
 
 
 def follow_up_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
@@ -450,7 +476,7 @@ def unclear_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str
     text = str(parse.get("text") or "")
     conditions = tuple(c.id for c in conditions_in_message(kb, parse.get("entities") or []))
     if conditions and condition_is_the_question(parse):
-        return Resolution(conditions=conditions)
+        return condition_answer(follow_ups, previous, conditions)
     if previous is None:
         return None
     if follow_ups.is_short_follow_up(text):

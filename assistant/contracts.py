@@ -60,6 +60,7 @@ KEPT_TOPIC_KEY = "kept_topic"
 ACTION_CLARIFY = "action_clarify"
 # Its reply depends on the case named (actions/personal_medical.py), also in a follow-up.
 INTENT_PERSONAL_MEDICAL = "ask_personal_medical"
+INTENT_ASK_CONDITION = "ask_condition"
 # A call-back request starts the call-back form (data/rules/booking.yml); "stop" ends it.
 INTENT_REQUEST_CALLBACK = "request_callback"
 INTENT_STOP = "stop"

@@ -103,6 +103,17 @@ def test_a_sure_subject_beats_a_kind_that_repeats_the_answer(kb: KnowledgeBase, 
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, [], sure, sure).answer == expected
 
 
+def test_a_follow_up_that_reads_as_another_topic_may_still_ask_about_the_last(kb: KnowledgeBase) -> None:
+    follow_ups = cached_follow_ups()
+    first = "first_assessment"
+    assert resolve_follow_up(follow_ups, kb, "and the first one?", "cost", [], first).answer == "cost"
+    assert resolve_follow_up(follow_ups, kb, "and the first one?", None, [], first).answer == first
+    assert follow_ups.still_about("what_to_wear", "ask_condition")  # "it's for my lower back"
+    assert not follow_ups.still_about("exercise_after", "ask_condition")  # "and for my knee?": a question
+    with pytest.raises(ValueError, match="stays_on.cost: 'first_visit' is not a topic"):
+        parse_follow_ups({"stays_on": {"cost": ["first_visit"]}}, kb)
+
+
 def test_amounts_name_known_kinds(kb: KnowledgeBase) -> None:
     with pytest.raises(ValueError, match="amounts: unknown kind 'how_far'"):
         parse_follow_ups({"kinds": {"how_long": {"match": "how long"}}, "amounts": ["how_far"]}, kb)
@@ -281,6 +292,9 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
     say(stack, sender, "can i go to the gym after my session")
     reply = " ".join(texts(say(stack, sender, "what about the sauna")))
     assert reply.startswith(filled(kb.subjects["bath_sauna"].reply)), reply
+    say(stack, sender, "what should i wear to my appointment")
+    reply = " ".join(texts(say(stack, sender, "it's for my lower back")))  # not a condition question
+    assert reply.startswith(filled(kb.subjects["what_to_wear"].reply)), reply
     say(stack, sender, "how many sessions will i need")
     reply = " ".join(texts(say(stack, sender, "and how often")))  # not the sessions answer again
     assert reply.startswith(filled(kb.subjects["session_frequency"].reply)), reply

@@ -46,6 +46,26 @@ def test_the_decision(data: Dict[str, Any], previous: Optional[str], keeps: bool
     assert keeps_previous(data, previous) is keeps
 
 
+def assessment(stays: float = 0.76) -> Dict[str, Any]:
+    """"and the initial assessment?" after the price: the selector is sure it is the
+    first assessment, and gives the price nothing."""
+    ranking = [{"intent_response_key": "faq/first_assessment", "confidence": 0.99}]
+    response = {**ranking[0], "utter_action": "utter_faq/first_assessment"}
+    return {"text": "and the initial assessment?", "intent": {"name": "faq", "confidence": 1.0},
+            "entities": [], STAYS_ON_TOPIC_KEY: stays,
+            "response_selector": {"all_retrieval_intents": ["faq"],
+                                  "faq": {"ranking": ranking, "response": response}}}
+
+
+@pytest.mark.parametrize(("data", "previous", "keeps"), [
+    (assessment(), "cost", True),  # follow_ups.yml stays_on: still the price
+    (assessment(stays=0.3), "cost", False),  # "and what do you do at that visit": its own question
+    (assessment(), "session_length", False),  # not listed for that topic: the selector is sure
+])
+def test_a_follow_up_still_about_the_previous_topic(data: Dict[str, Any], previous: str, keeps: bool) -> None:
+    assert keeps_previous(data, previous) is keeps
+
+
 def keeper_on(events: List[Event], data: Dict[str, Any]) -> Dict[str, Any]:
     """The parse data after the component, in a conversation of `events` so far."""
     tracker = DialogueStateTracker.from_events("visitor-3", events)
@@ -65,6 +85,16 @@ def test_the_component_reads_the_conversation_so_far() -> None:
     assert selected_answer(kept)["intent_response_key"] == "faq/soreness_after"
     assert selected_answer(kept)["utter_action"] == "utter_faq/soreness_after"
     assert kept[KEPT_TOPIC_KEY] == {"instead_of": "faq/who_benefits"}
+
+
+def test_the_kept_topic_need_not_be_among_the_candidates() -> None:
+    price = [UserUttered("how much is a session", parse_data={
+        "intent": {"name": "faq", "confidence": 0.99}, "entities": [],
+        "response_selector": {"faq": {"response": {"intent_response_key": "faq/cost"}}}}),
+        ActionExecuted("utter_faq"), ActionExecuted("action_listen")]
+    kept = keeper_on(price, assessment())
+    assert selected_answer(kept)["utter_action"] == "utter_faq/cost"
+    assert kept[KEPT_TOPIC_KEY] == {"instead_of": "faq/first_assessment"}
 
 
 @pytest.mark.parametrize(("events", "data"), [
@@ -126,3 +156,8 @@ def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
     assert kept.startswith(late), kept
     alone = " ".join(texts(say(stack, f"keep-{uuid.uuid4().hex[:8]}", more)))
     assert not alone.startswith(late), alone
+
+    sender = f"keep-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "how much is a session")
+    price = " ".join(texts(say(stack, sender, "and the initial assessment?")))
+    assert price.startswith(filled(kb.subjects["cost"].reply)), price

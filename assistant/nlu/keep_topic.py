@@ -74,9 +74,9 @@ class PreviousTopicKeeper(GraphComponent):
         its confidence there is the model's own, low one: the parse data shows both."""
         ranking = answer_ranking(parse)
         key = f"{RETRIEVAL_INTENT}/{previous}"
-        kept = next((a for a in ranking if a.get("intent_response_key") == key), None)
-        if kept is None:
-            return
+        # Not among the selector's candidates only when follow_ups.yml `stays_on` keeps it.
+        kept = next((a for a in ranking if a.get("intent_response_key") == key),
+                    {"intent_response_key": key, "confidence": 0.0})
         replaced = ranking[0].get("intent_response_key")
         selector = answer_selection(message.get(RESPONSE_SELECTOR), RETRIEVAL_INTENT,
                                     [kept, *(a for a in ranking if a is not kept)], [],

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from assistant.contracts import (
+    INTENT_ASK_CONDITION,
     INTENT_FOLLOW_UP,
     INTENT_FORGET_ME,
     INTENT_REQUEST_CALLBACK,
@@ -146,6 +147,8 @@ class SealedEvaluator:
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
             label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
+        if label == INTENT_ASK_CONDITION and self.follow_ups.still_about(previous, label):
+            return sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb), [], None  # actions/conditions.py
         if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
