@@ -73,7 +73,8 @@ class ActionAnswerCondition(Action):
         kb = cached_knowledge()
         previous = previous_topic(tracker)
         conditions = conditions_in_message(kb, tracker.latest_message.get("entities", []))
-        resolution = condition_answer(cached_follow_ups(), previous, [c.id for c in conditions])
+        resolution = condition_answer(cached_follow_ups(), previous, [c.id for c in conditions],
+                                      tracker.latest_message.get("text") or "")
         if resolution.answer:  # "it's for my lower back" after what to wear: still what to wear
             return answer_follow_up(dispatcher, kb, resolution) or []
         if not conditions:

@@ -121,6 +121,10 @@ KEEP_CANDIDATE_MIN = 0.01
 # Intents a follow-up may be read as in follow_ups.yml `stays_on` ("it's for my lower back"
 # after what to wear is called a condition question: actions/conditions.py asks).
 STAYS_ON_INTENTS = (INTENT_ASK_CONDITION,)
+# ...unless it asks whether needling helps: "does it help sciatica?" after what to wear
+# is a clear new question, and a follow-up never overrides one.
+ASKS_IF_IT_HELPS = re.compile(r"\b(help|helps|helpful|work|works|good for|treat|treats|fix|fixes"
+                              r"|ease|eases|relieve|do anything|any good|benefit)\b")
 CONDITION = "condition"  # the previous answer was about a condition
 INTENT = "intent"  # the previous answer was an intent's reply (opening hours...)
 
@@ -209,7 +213,7 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
     kind = follow_ups.kind_of(text)
     # "and for migraines?" / "what about my knee?": the named condition is the question.
     if conditions and (kind is None or kind.name == "what_about"):
-        return condition_answer(follow_ups, previous, conditions)
+        return condition_answer(follow_ups, previous, conditions, text)
     if follow_ups.still_about(previous, named):
         return Resolution(answer=previous)
     # "and swimming?" after exercise, "and kids?" after safety: the named subject is
@@ -238,10 +242,11 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
     return Resolution(answer=follow_ups.resolve(previous, kind, kb))
 
 
-def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions: Iterable[str]) -> Resolution:
+def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions: Iterable[str],
+                     text: str) -> Resolution:
     """The conditions a message names, or the previous subject when a body area only
     qualifies it ("it's for my lower back" after what to wear: follow_ups.yml stays_on)."""
-    if follow_ups.still_about(previous, INTENT_ASK_CONDITION):
+    if follow_ups.still_about(previous, INTENT_ASK_CONDITION) and not ASKS_IF_IT_HELPS.search(text.lower()):
         return Resolution(answer=previous)
     return Resolution(conditions=tuple(conditions))
 
@@ -476,7 +481,7 @@ def unclear_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str
     text = str(parse.get("text") or "")
     conditions = tuple(c.id for c in conditions_in_message(kb, parse.get("entities") or []))
     if conditions and condition_is_the_question(parse):
-        return condition_answer(follow_ups, previous, conditions)
+        return condition_answer(follow_ups, previous, conditions, text)
     if previous is None:
         return None
     if follow_ups.is_short_follow_up(text):

@@ -18,6 +18,7 @@ from actions.follow_up import (
     ActionOutOfScope,
     Resolution,
     cached_follow_ups,
+    condition_answer,
     follow_up_resolution,
     named_answer,
     parse_follow_ups,
@@ -109,6 +110,8 @@ def test_a_follow_up_that_reads_as_another_topic_may_still_ask_about_the_last(kb
     assert resolve_follow_up(follow_ups, kb, "and the first one?", "cost", [], first).answer == "cost"
     assert resolve_follow_up(follow_ups, kb, "and the first one?", None, [], first).answer == first
     assert follow_ups.still_about("what_to_wear", "ask_condition")  # "it's for my lower back"
+    assert condition_answer(follow_ups, "what_to_wear", ["low_back"], "it's for my lower back").answer
+    assert condition_answer(follow_ups, "what_to_wear", ["sciatica"], "does it help sciatica?").conditions
     assert not follow_ups.still_about("exercise_after", "ask_condition")  # "and for my knee?": a question
     with pytest.raises(ValueError, match="stays_on.cost: 'first_visit' is not a topic"):
         parse_follow_ups({"stays_on": {"cost": ["first_visit"]}}, kb)
@@ -295,6 +298,8 @@ def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: Knowled
     say(stack, sender, "what should i wear to my appointment")
     reply = " ".join(texts(say(stack, sender, "it's for my lower back")))  # not a condition question
     assert reply.startswith(filled(kb.subjects["what_to_wear"].reply)), reply
+    reply = " ".join(texts(say(stack, sender, "does it help sciatica?")))  # a clear new question
+    assert not reply.startswith(filled(kb.subjects["what_to_wear"].reply)) and "sciatica" in reply.lower(), reply
     say(stack, sender, "how many sessions will i need")
     reply = " ".join(texts(say(stack, sender, "and how often")))  # not the sessions answer again
     assert reply.startswith(filled(kb.subjects["session_frequency"].reply)), reply

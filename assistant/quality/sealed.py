@@ -130,6 +130,7 @@ class SealedEvaluator:
         actions/follow_up.py makes of follow-ups, unclear and off-topic messages; and,
         ``in_form`` (after a call-back request), what the call-back form makes of it."""
         from actions.follow_up import (
+            condition_answer,
             follow_up_resolution,
             intent_marker,
             keeps_previous,
@@ -147,7 +148,7 @@ class SealedEvaluator:
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
             label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
-        if label == INTENT_ASK_CONDITION and self.follow_ups.still_about(previous, label):
+        if label == INTENT_ASK_CONDITION and condition_answer(self.follow_ups, previous, [], text).answer:
             return sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb), [], None  # actions/conditions.py
         if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
