@@ -264,3 +264,25 @@ def test_reports_sent_in_bursts_are_caught_message_by_message(parse: Any, name: 
                   f"{len(alarmed)} of {len(bursts['quiet'])}")
     assert not missed, missed
     assert len(alarmed) <= BURST_SETS[name]
+
+
+# Written blind on 2026-12-04 on the borders between urgency levels (a faint that has
+# passed vs a collapse, lasting tingling vs stroke signs, day-two vs day-four soreness,
+# reports vs questions) and kept out of data/safety, so the learned model never reads it
+# and nobody tunes on it. Before and after that day's pattern changes: 100 of 100 caught,
+# 99 at their exact level, 1 false alarm of 80.
+HELD_OUT_REPORTS = PROJECT_ROOT / "tests" / "safety" / "after_session_heldout.yml"
+
+
+def test_the_held_out_after_session_set_gets_the_right_urgency(parse: Any) -> None:
+    held_out = yaml.safe_load(HELD_OUT_REPORTS.read_text(encoding="utf-8"))
+    levels = [(URGENCY[group], URGENCY.get(parse(text)["intent"]["name"], 0))
+              for group in ("emergency", "urgent") for text in held_out[group]]
+    quiet = [text for group in ("normal", "question") for text in held_out[group]]
+    caught = sum(got >= wanted for wanted, got in levels)
+    exact = sum(got == wanted for wanted, got in levels)
+    alarms = sum(parse(text)["intent"]["name"] in URGENCY for text in quiet)
+    report_figure(f"held-out after-session reports: caught {caught} of {len(levels)}, at the exact "
+                  f"urgency {exact}; false alarms {alarms} of {len(quiet)}")
+    assert caught == len(levels) and exact >= 0.99 * len(levels)
+    assert alarms <= 0.02 * len(quiet)

@@ -144,3 +144,11 @@ def test_the_evaluation_answers_inside_the_call_back_form_as_the_form_does(agent
     [turns] = asyncio.run(SealedEvaluator(agent).run(tmp_path)).conversations
     assert [t.got for t in turns][:4] == ["request_callback", "request_callback", "ask_hours", "stop"]
     assert turns[4].got != "request_callback"  # the form has ended
+
+
+def test_exact_urgency_compares_levels_and_the_crisis_reply_is_an_emergency_one() -> None:
+    report = SealedReport(warnings=[("a", "emergency", "crisis"), ("b", "urgent", "emergency"),
+                                    ("c", "emergency", "emergency"), ("d", "urgent", "urgent"),
+                                    ("e", "emergency", "urgent"), ("f", "normal", "urgent")])
+    assert report.warning_recall() == (0.8, 0.6, 5)
+    assert report.warning_same_kind() == 0.4
