@@ -32,7 +32,8 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev25": True, "dev26": True, "dev27": True, "dev28": True,
             "dev29": True, "dev30": True, "dev31": True, "dev32": True, "dev33": True, "dev34": True,
             "dev35": True, "dev36": True, "dev37": True, "dev38": True,
-            "dev39": True, "dev40": True, "dev41": True, "dev42": True, "dev43": False}
+            "dev39": True, "dev40": True, "dev41": True, "dev42": True, "dev43": True,
+            "dev44": False, "dev45": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -64,8 +65,8 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out set (dev43
-    on 2026-12-04) shows what a fresh writer gets. Printed next to the sealed figures."""
+    only guard against regressions; the last round's held-out sets (dev44 and
+    dev45 on 2026-12-04) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
     pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
@@ -77,14 +78,15 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev42 measured 0.989 and 0.887 after round 19 on 2026-12-04 (dev-dev40 0.989 and
-    # 0.876 after round 18)
+    # dev-dev43 measured 0.989 and 0.887 after round 20 on 2026-12-04 (dev-dev42 0.989 and
+    # 0.887 after round 19)
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.87
-    # dev43 (people writing after a session: 113 of its 130 conversations have three turns
-    # or more) measured 1.000, 0.838 and 0 after round 19 on 2026-12-04 (the same before
-    # it; issue bars 0.95, 0.90, 0.01). The floor is this round's held-out figure, less
+    # dev44 and dev45 (cautious and older visitors, tradespeople; 228 of their 260
+    # conversations have three turns or more) measured 0.885 for conversations and 2
+    # confident wrong answers of 260 messages after round 20 on 2026-12-04, the same as
+    # before it (issue bars 0.90 and 0.01). The floor is this round's held-out figure, less
     # three conversations, not the bar: conversations miss it, see docs/testing.md.
-    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.81
+    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.87
     assert held_out.confident_wrong[0] <= 0.02
 
 
