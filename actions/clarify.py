@@ -19,7 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.contracts import ACTION_CLARIFY, BUTTON_TEXT, RETRIEVAL_INTENT
+from assistant.contracts import ACTION_CLARIFY, BUTTON_TEXT, INTENT_ASK_CONDITION, RETRIEVAL_INTENT
 from assistant.kb.knowledge import cached_knowledge, related_buttons
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE, answer_ranking, raw_intent_ranking, top_answers
 
@@ -40,7 +40,7 @@ def condition_is_the_question(parse: Dict[str, Any]) -> bool:
     intents = {i.get("name"): float(i.get("confidence", 0.0)) for i in raw_intent_ranking(parse)}
     answers = answer_ranking(parse)
     top = float(answers[0].get("confidence", 0.0)) if answers else 0.0
-    return intents.get("ask_condition", 0.0) >= CONDITION_RULED_OUT or top <= ANSWER_STANDS_OUT
+    return intents.get(INTENT_ASK_CONDITION, 0.0) >= CONDITION_RULED_OUT or top <= ANSWER_STANDS_OUT
 
 
 

@@ -390,7 +390,7 @@ def answered_topic(parse_data: Dict[str, Any]) -> Optional[str]:
     intent = (parse_data.get("intent") or {}).get("name")
     if intent in cached_follow_ups().intent_replies:
         return intent_marker(str(intent), str(parse_data.get("text") or ""))
-    if intent == "ask_condition":
+    if intent == INTENT_ASK_CONDITION:
         found = conditions_in_message(cached_knowledge(), parse_data.get("entities") or [])
         return condition_referent(cached_knowledge(), found[0].id) if found else None
     if intent != RETRIEVAL_INTENT:

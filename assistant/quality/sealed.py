@@ -27,6 +27,7 @@ from assistant.contracts import (
     INTENT_ASK_CONDITION,
     INTENT_FOLLOW_UP,
     INTENT_FORGET_ME,
+    INTENT_PERSONAL_MEDICAL,
     INTENT_REQUEST_CALLBACK,
     INTENT_STOP,
     RETRIEVAL_INTENT,
@@ -162,7 +163,7 @@ class SealedEvaluator:
             label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
         if label == INTENT_ASK_CONDITION and condition_answer(self.follow_ups, previous, [], text).answer:
             return sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb), [], None  # actions/conditions.py
-        if label == "ask_personal_medical" and is_bare_safety_question(text):  # the action's exception
+        if label == INTENT_PERSONAL_MEDICAL and is_bare_safety_question(text):  # the action's exception
             label = sealed_label(f"{RETRIEVAL_INTENT}/{SAFETY_TOPIC}", self.kb)
         conditions = self._conditions(parse)
         resolution = None
@@ -177,7 +178,7 @@ class SealedEvaluator:
             label = self._label_of(resolution) or CLARIFY
             conditions = list(resolution.conditions)
         topic = self.kb.conditions[conditions[0]].topic if conditions else None
-        if label == "ask_condition" and topic:
+        if label == INTENT_ASK_CONDITION and topic:
             # answered by that FAQ topic (actions/conditions.py): "will it help swelling"
             return sealed_label(f"{RETRIEVAL_INTENT}/{topic}", self.kb), [], None
         marker = resolution.intent if resolution else None
@@ -205,7 +206,7 @@ class SealedEvaluator:
         if resolution.answer:
             return sealed_label(f"{RETRIEVAL_INTENT}/{resolution.answer}", self.kb)
         if resolution.conditions:
-            return "ask_condition"
+            return INTENT_ASK_CONDITION
         if resolution.intent:
             return marker_intent(resolution.intent)[0]
         return None
@@ -232,7 +233,7 @@ class SealedEvaluator:
         expected = [item["expect"], *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
         referent = marker or answer_id(got)
-        if got == "ask_condition":
+        if got == INTENT_ASK_CONDITION:
             turn.condition_ok = self._condition_ok(item.get("condition"), answered)
             referent = f"condition:{answered[0]}" if answered else None
         if referent is None and (got == CLARIFY or got in RED_FLAG_INTENTS):
