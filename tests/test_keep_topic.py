@@ -60,7 +60,8 @@ def assessment(stays: float = 0.76) -> Dict[str, Any]:
 @pytest.mark.parametrize(("data", "previous", "keeps"), [
     (assessment(), "cost", True),  # follow_ups.yml stays_on: still the price
     (assessment(stays=0.3), "cost", False),  # "and what do you do at that visit": its own question
-    (assessment(), "session_length", False),  # not listed for that topic: the selector is sure
+    (assessment(), "session_length", True),  # "and the first one?" after the session length: its length
+    (assessment(), "needles", False),  # not listed for that topic: the selector is sure
 ])
 def test_a_follow_up_still_about_the_previous_topic(data: Dict[str, Any], previous: str, keeps: bool) -> None:
     assert keeps_previous(data, previous) is keeps
