@@ -24,12 +24,13 @@ from assistant.nlu.learned_warning_signs import (
     load_report_set,
     question_set_texts,
     quiet_texts,
+    report_set_files,
 )
 from assistant.nlu.linear_classifier import LinearIntentClassifier
 from assistant.nlu.red_flag_rules import CATEGORIES, RedFlag, detector_for, normalise
 from assistant.nlu.red_flags import RED_FLAG_KEY, RedFlagClassifier, _question_sets
 from assistant.paths import PROJECT_ROOT, REPORT_SETS
-from assistant.quality.warning_signs_cv import held_out_sets, pooled
+from assistant.quality.warning_signs_cv import FoldFeatures, held_out_sets, pooled, warm_fit
 from tests.conftest import report_figure
 
 CONFIG = RedFlagClassifier.configured()
@@ -190,10 +191,13 @@ def test_a_change_to_a_helper_module_retrains_our_components(tmp_path: Path) -> 
     assert changed[1] != RedFlagClassifier.fingerprint_addon({})
 
 
+def _first_sets(count: int) -> list:
+    return [example for path in report_set_files(REPORT_SETS)[:count] for example in load_report_set(path)]
+
+
 def test_direct_probabilities_equal_sklearns() -> None:
     """The fast path (ngram_features.py) against predict_proba, on a small model."""
-    examples = [example for path in sorted(REPORT_SETS.glob("*.yml"))[:3]
-                for example in load_report_set(path)]
+    examples = _first_sets(3)
     model = WarningSignModel().fit(examples)
     texts = [text for text, _ in examples] + ["", "zzzz", "ÄÖÜ ½ 🙂", "sore " * 50]
     expected = model.classifier.predict_proba(model.features.transform([normalise(t) for t in texts]))
@@ -205,8 +209,7 @@ def test_direct_probabilities_equal_sklearns() -> None:
 
 def test_the_faster_solver_reaches_sklearns_default_model() -> None:
     """Newton-CG (learned_warning_signs.SOLVER) against stock lbfgs, on eight sets."""
-    examples = [example for path in sorted(REPORT_SETS.glob("*.yml"))[:8]
-                for example in load_report_set(path)]
+    examples = _first_sets(8)
     ours = WarningSignModel().fit(examples)
     stock = WarningSignModel()
     stock.classifier.set_params(solver="lbfgs")
@@ -218,8 +221,7 @@ def test_the_faster_solver_reaches_sklearns_default_model() -> None:
 
 
 def test_fitting_the_features_gives_what_transform_gives() -> None:
-    texts = [normalise(text) for path in sorted(REPORT_SETS.glob("*.yml"))[:2]
-             for text, _ in load_report_set(path)]
+    texts = [normalise(text) for text, _ in _first_sets(2)]
     model = WarningSignModel()
     fitted = model.features.fit(texts)
     assert abs(fitted - model.features.transform(texts)).max() < 1e-12
@@ -228,3 +230,36 @@ def test_fitting_the_features_gives_what_transform_gives() -> None:
 def test_every_report_set_loads_and_has_each_level() -> None:
     levels = {level for path in sorted(REPORT_SETS.glob("*.yml")) for _, level in load_report_set(path)}
     assert levels == {0, 1, 2}
+
+
+def test_a_folds_features_are_those_tfidf_fits_on_its_training_texts() -> None:
+    """The leave-one-set-out shortcut (warning_signs_cv.FoldFeatures) against
+    fitting the model's own vectorizers on the fold's training texts."""
+    texts = [normalise(text) for text, _ in _first_sets(3)]
+    held_rows = np.arange(40, 90)
+    training = [text for i, text in enumerate(texts) if not 40 <= i < 90]
+    fold = FoldFeatures(WarningSignModel().features.vectorizers, texts).fold(held_rows)
+    reference = WarningSignModel().features
+    expected = reference.fit(training)
+    assert fold.kept.sum() == expected.shape[1] < fold.kept.size  # some n-grams are only in the held rows
+    assert abs(fold.train[:, fold.kept] - expected).max() < 1e-12
+    assert abs(fold.held[:, fold.kept] - reference.transform(texts[40:90])).max() < 1e-12
+    assert fold.train[:, ~fold.kept].nnz == fold.held[:, ~fold.kept].nnz == 0
+
+
+def test_a_fold_started_from_the_model_of_every_set_reaches_the_cold_fit() -> None:
+    examples = _first_sets(8)
+    texts = [normalise(text) for text, _ in examples]
+    levels = np.array([level for _, level in examples])
+    features = FoldFeatures(WarningSignModel().features.vectorizers, texts)
+    everything = WarningSignModel()
+    everything.classifier.fit(features.fold(np.array([], dtype=int)).train, levels)
+    held_rows = np.arange(len(_first_sets(1)))
+    fold = features.fold(held_rows)
+    warm = warm_fit(fold, np.delete(levels, held_rows), everything)
+    cold = WarningSignModel().fit([e for i, e in enumerate(examples) if i not in set(held_rows)])
+    held = [text for text, _ in examples[:len(held_rows)]]
+    assert warm.classifier.n_iter_[0] < cold.classifier.n_iter_[0]
+    assert np.allclose(warm.classifier.predict_proba(fold.held),
+                       cold.classifier.predict_proba(cold.features.transform([normalise(t) for t in held])),
+                       rtol=0, atol=1e-3)

@@ -205,6 +205,18 @@ def body_words(training_data: TrainingData) -> FrozenSet[str]:
     return OTHER_BODY_WORDS | {word for area in areas for word in normalise(area).split()}
 
 
+def assessment(probabilities: np.ndarray) -> Tuple[float, int]:
+    """From P(quiet), P(urgent), P(emergency): (the probability that the message
+    reports a warning sign, the likelier of its two levels)."""
+    _, urgent, emergency = probabilities
+    return float(urgent + emergency), 2 if emergency >= urgent else 1
+
+
+def decided_level(assessed: Tuple[float, int], thresholds: Thresholds) -> int:
+    probability, level = assessed
+    return level if probability >= thresholds.for_level(level) else 0
+
+
 class WarningSignModel:
     def __init__(self, c: float = 32.0, body: FrozenSet[str] = OTHER_BODY_WORDS) -> None:
         self.features = NgramFeatures([
@@ -242,8 +254,7 @@ class WarningSignModel:
         return self._assess(normalise(text))
 
     def _assess(self, normalised: str) -> Tuple[float, int]:
-        _, urgent, emergency = self._probabilities(normalised)
-        return float(urgent + emergency), 2 if emergency >= urgent else 1
+        return assessment(self._probabilities(normalised))
 
     def leaves_to_patterns(self, text: str) -> bool:
         return self._leaves_to_patterns(normalise(text))
@@ -262,8 +273,7 @@ class WarningSignModel:
         normalised = normalise(text)
         if self._leaves_to_patterns(normalised):
             return 0
-        probability, level = self._assess(normalised)
-        return level if probability >= thresholds.for_level(level) else 0
+        return decided_level(self._assess(normalised), thresholds)
 
     def category(self, text: str, thresholds: Thresholds) -> Optional[str]:
         return CATEGORY_OF_LEVEL.get(self.level(text, thresholds))
