@@ -129,6 +129,22 @@ CONDITION = "condition"  # the previous answer was about a condition
 INTENT = "intent"  # the previous answer was an intent's reply (opening hours...)
 
 
+# Words a follow-up of a mapped kind may add and still be only that kind: "ok and
+# what about after the session?" is "and after?".
+FOLLOW_UP_FILLERS = frozenset([
+    "a", "an", "the", "and", "or", "but", "so", "ok", "okay", "oh", "right", "yeah", "well", "hmm", "then",
+    "what", "about", "how", "is", "it", "its", "that", "this", "too", "also", "any", "i", "me", "my", "you",
+    "we", "can", "do", "does", "should", "could", "would", "will", "be", "to", "of", "for", "on", "in", "at",
+    "with", "session", "sessions", "needling", "treatment", "appointment", "appt",
+])
+
+
+def says_more(kind: Kind, text: str) -> bool:
+    """Whether the message has words beyond its kind's and the fillers."""
+    rest = kind.match.sub(" ", text.lower())
+    return any(word not in FOLLOW_UP_FILLERS for word in re.findall(r"[a-z0-9]+", rest))
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -170,12 +186,16 @@ class FollowUps:
         first one?" after the price reads as the first assessment but asks its price."""
         return named is not None and named in self.stays_on.get(previous or "", ())
 
-    def binds_to(self, previous: Optional[str], kind: Optional[Kind]) -> bool:
+    def binds_to(self, previous: Optional[str], kind: Optional[Kind], text: str) -> bool:
         """Whether a follow-up of `kind` is about `previous` whatever subject its words
-        name: it asks an amount ("how much?" after drinking water) or this file maps
-        it for that topic."""
-        return kind is not None and (kind.name in self.amount_kinds
-                                     or kind.name in self.topics.get(previous or "", {}))
+        name: it asks an amount ("how much?" after drinking water), or this file maps
+        it for that topic and it says nothing more ("and after?" after a sauna, not
+        "and a beer after?")."""
+        if kind is None:
+            return False
+        if kind.name in self.amount_kinds:
+            return True
+        return kind.name in self.topics.get(previous or "", {}) and not says_more(kind, text)
 
     def resolve(self, previous: str, kind: Optional[Kind], kb: KnowledgeBase) -> Optional[str]:
         """The topic or subject that answers a follow-up of `kind` after `previous`
@@ -223,7 +243,7 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
         return Resolution(answer=named)
     # "and how often" after how many sessions: a sure subject beats a kind that would
     # only repeat the previous answer.
-    if (sure and sure != previous and not follow_ups.binds_to(previous, kind)
+    if (sure and sure != previous and not follow_ups.binds_to(previous, kind, text)
             and not follow_ups.refers_back(text)):
         return Resolution(answer=sure)
     if previous is None:

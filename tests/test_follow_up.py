@@ -59,6 +59,8 @@ from tests.helpers.rest import filled, say, texts
     ("water_after", "how much", "water_after"),
     ("session_length", "how much?", "cost"),  # a bare "how much" is the price unless...
     ("does_it_hurt", "and the price?", "cost"),
+    ("first_assessment", "and then what?", "session_steps"),  # the needling comes next (dev47)
+    ("session_steps", "and then what?", "session_steps"),
 ])
 def test_the_resolver(previous: str, text: str, expected: str, kb: KnowledgeBase) -> None:
     assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected
@@ -98,6 +100,9 @@ def test_a_follow_up_that_names_a_subject_of_its_own(kb: KnowledgeBase, previous
     ("twitch_response", "does that hurt", "twitch_response", "does_it_hurt"),  # mapped for that topic
     ("heat_or_ice", "why is that one better", "other_treatments", "heat_or_ice"),  # points back
     ("results_timeline", "and how often", None, "results_timeline"),  # not sure: the kind decides
+    ("bath_sauna", "and a beer after?", "alcohol_after", "alcohol_after"),  # more than "and after?" (dev46)
+    ("bath_sauna", "ok and what about after the session?", "aftercare_general", "bath_sauna"),  # just that
+    ("bath_sauna", "gym then?", "exercise_after", "exercise_after"),  # a closing "then" points nowhere
 ])
 def test_a_sure_subject_beats_a_kind_that_repeats_the_answer(kb: KnowledgeBase, previous: str, text: str,
                                                               sure: Optional[str], expected: str) -> None:

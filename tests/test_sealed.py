@@ -33,7 +33,7 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev29": True, "dev30": True, "dev31": True, "dev32": True, "dev33": True, "dev34": True,
             "dev35": True, "dev36": True, "dev37": True, "dev38": True,
             "dev39": True, "dev40": True, "dev41": True, "dev42": True, "dev43": True,
-            "dev44": True, "dev45": True, "dev46": False, "dev47": False}
+            "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -65,8 +65,8 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out sets (dev46 and
-    dev47 on 2026-12-04) show what a fresh writer gets. Printed next to the sealed figures."""
+    only guard against regressions; the last round's held-out set (dev48 on
+    2026-12-04) shows what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
     pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
@@ -78,16 +78,15 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev45 measured 0.990 and 0.888 after round 21 on 2026-12-04 (dev-dev43 0.989 and
-    # 0.887 after round 20)
+    # dev-dev47 measured 0.990 and 0.888 after round 22 on 2026-12-04 (dev-dev45 0.990 and
+    # 0.888 after round 21)
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.87
-    # dev46 and dev47 (parents of teenage athletes, second-language writers, shift workers,
-    # musicians, one-word follow-ups; 248 of their 260 conversations have three turns or more)
-    # measured 0.858 for conversations and 2 confident wrong answers of 260 messages after
-    # round 21 on 2026-12-04, the same as before it (issue bars 0.90 and 0.01). The floor is
-    # this round's held-out figure, less three conversations, not the bar: conversations miss
-    # it, see docs/testing.md.
-    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.84
+    # dev48 (tradespeople, new parents and carers, older adults, voice-to-text writers; 126 of
+    # its 130 conversations have three turns or more) measured 0.846 for conversations and no
+    # confident wrong answer of 130 messages after round 22 on 2026-12-04, the same as before it
+    # (issue bars 0.90 and 0.01). The floor is this round's held-out figure, less three
+    # conversations, not the bar: conversations miss it, see docs/testing.md.
+    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.82
     assert held_out.confident_wrong[0] <= 0.02
 
 

@@ -6,18 +6,31 @@ project. Tools and tests read a component's settings through ``configured``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Type, TypeVar
 
 import yaml
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
 
 from assistant.paths import PROJECT_ROOT
 
 CONFIG_FILE = PROJECT_ROOT / "config.yml"
+Component = TypeVar("Component", bound="WithoutSettings")
 
 
 def project_path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class WithoutSettings(GraphComponent):
+    """A component with no settings and nothing to train: built with no arguments."""
+
+    @classmethod
+    def create(cls: Type[Component], config: Dict[str, Any], model_storage: ModelStorage,
+               resource: Resource, execution_context: ExecutionContext) -> Component:
+        return cls()
 
 
 class ComponentSettings:

@@ -27,28 +27,21 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT
 from rasa.shared.nlu.training_data.message import Message
 
 from actions.follow_up import keeps_previous, topic_before
 from assistant.contracts import KEPT_TOPIC_KEY, RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
+from assistant.nlu.component_settings import WithoutSettings
 from assistant.nlu.uncertainty import answer_ranking
 
 logger = logging.getLogger(__name__)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class PreviousTopicKeeper(GraphComponent):
-    @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> PreviousTopicKeeper:
-        return cls()
-
+class PreviousTopicKeeper(WithoutSettings):
     def process(self, messages: List[Message],
                 tracker: Optional[DialogueStateTracker] = None) -> List[Message]:
         if tracker is None or not tracker.events:
