@@ -33,7 +33,7 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev29": True, "dev30": True, "dev31": True, "dev32": True, "dev33": True, "dev34": True,
             "dev35": True, "dev36": True, "dev37": True, "dev38": True,
             "dev39": True, "dev40": True, "dev41": True, "dev42": True, "dev43": True,
-            "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": False}
+            "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": False, "dev49": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -65,8 +65,8 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out set (dev48 on
-    2026-12-04) shows what a fresh writer gets. Printed next to the sealed figures."""
+    only guard against regressions; the last round's held-out sets (dev48 and
+    dev49 on 2026-12-04) show what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
     pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
@@ -81,11 +81,13 @@ def test_the_development_set_figures(agent: Any) -> None:
     # dev-dev47 measured 0.990 and 0.888 after round 22 on 2026-12-04 (dev-dev45 0.990 and
     # 0.888 after round 21)
     assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.87
-    # dev48 (tradespeople, new parents and carers, older adults, voice-to-text writers; 126 of
-    # its 130 conversations have three turns or more) measured 0.846 for conversations and no
-    # confident wrong answer of 130 messages after round 22 on 2026-12-04, the same as before it
-    # (issue bars 0.90 and 0.01). The floor is this round's held-out figure, less three
-    # conversations, not the bar: conversations miss it, see docs/testing.md.
+    # dev48 (tradespeople, new parents and carers, older adults, voice-to-text writers) and dev49
+    # (runners and team-sport players, fast phone typists, sceptics, Americans, people asking for
+    # someone else; 250 of their 260 conversations have three turns or more) measured 0.835 for
+    # conversations (dev48 0.846, dev49 0.823) and 1 confident wrong answer of 260 messages after
+    # round 22 on 2026-12-04, the same as before it (issue bars 0.90 and 0.01). The floor is this
+    # round's held-out figure, less three conversations, not the bar: conversations miss it,
+    # see docs/testing.md.
     assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.82
     assert held_out.confident_wrong[0] <= 0.02
 
