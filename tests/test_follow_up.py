@@ -60,6 +60,7 @@ from tests.helpers.rest import filled, say, texts
     ("session_length", "how much?", "cost"),  # a bare "how much" is the price unless...
     ("does_it_hurt", "and the price?", "cost"),
     ("first_assessment", "and then what?", "session_steps"),  # the needling comes next (dev47)
+    ("first_assessment", "and what's next?", "session_steps"),
     ("session_steps", "and then what?", "session_steps"),
 ])
 def test_the_resolver(previous: str, text: str, expected: str, kb: KnowledgeBase) -> None:
@@ -103,6 +104,7 @@ def test_a_follow_up_that_names_a_subject_of_its_own(kb: KnowledgeBase, previous
     ("bath_sauna", "and a beer after?", "alcohol_after", "alcohol_after"),  # more than "and after?" (dev46)
     ("bath_sauna", "ok and what about after the session?", "aftercare_general", "bath_sauna"),  # just that
     ("bath_sauna", "gym then?", "exercise_after", "exercise_after"),  # a closing "then" points nowhere
+    ("bath_sauna", "can i go even straight after?", "exercise_after", "bath_sauna"),  # fillers only
 ])
 def test_a_sure_subject_beats_a_kind_that_repeats_the_answer(kb: KnowledgeBase, previous: str, text: str,
                                                               sure: Optional[str], expected: str) -> None:
@@ -138,6 +140,7 @@ def test_only_a_confident_answer_names_a_subject() -> None:
 
 @pytest.mark.parametrize(("text", "short"), [
     ("why does it happen", True), ("will i feel them", True), ("and kids?", True),
+    ("what happens then", True), ("gym then?", False),
     ("will i still get the full session", False), ("where r u", False),
     ("is it ok to drive home after my appointment on the motorway though", False),  # too long
 ])

@@ -13,12 +13,16 @@ The shape is narrow on purpose. Across the tuned-on blind sets (dev to dev47) a
 body area and "help" together were a condition question 174 times and something
 else 33 times ("can needling help me turn my head further" asks about range of
 motion, "my physio thinks needling would help my neck, but I'm terrified of
-needles" about the fear). "help" and the area next to each other still matched 7
-that were not (measured on 2026-12-04): the exclusions below keep them, an area
-followed by what it should do ("help my calf heal quicker"), "why/how would
-needling my neck help my head", and reported speech ("needling would help my
-neck", no question form). What is left matched 76 turns, all condition
-questions, 9 of which the model had given an FAQ or "Did you mean...?".
+needles" about the fear). So the area must close its sentence ("help my calf
+heal quicker" is about healing, "help my back while pregnant" about the
+visitor's health, "help my neck or could they hit a nerve" about the risks);
+no word of the visitor's own health may appear anywhere; "why", "how" or
+reported speech ("my doctor asked if...") before it rules it out; and the model
+must not count a personal medical question among its top three. A reviewer's
+71 probes of that kind (pregnancy, blood thinners, replacements, cost, how many
+sessions, booking) all pass untouched. Measured on 2026-12-04, the shape
+matched 52 tuned-on turns, all condition questions, 5 of which the model had
+given an FAQ or "Did you mean...?".
 """
 
 from __future__ import annotations
@@ -41,18 +45,49 @@ _MODAL = r"(would|could|can|will|does|do|might|may)"
 _HELPS = (r"(help|helps|sort|sort out|fix|work for|work on|be good for|be any good for|do anything for"
           r"|treat)( with)? (my|her|his|their|the|your|our)( \w+){0,2}")
 # A question form before "help": "would it (actually) help", "if dry needling would help"
-_ASKS = re.compile(rf"(?<!why )(?<!how )\b({_MODAL} {_SUBJECT}( \w+){{0,2}}|(if|whether) {_SUBJECT} {_MODAL}"
-                   rf"( \w+)?) {_HELPS} ")
-# What the area should do next is another topic: "help my calf heal quicker" (healing)
-_DOES_NEXT = r"(?! (heal|recover|move|turn|work|get|switch|fire|start|go|feel|relax|loosen)\b)"
+_ASKS = re.compile(rf"\b({_MODAL} {_SUBJECT}( \w+){{0,2}}|(if|whether) {_SUBJECT} {_MODAL}( \w+)?) {_HELPS} ")
+# The area closes its clause, give or take a word: "...help my neck?", "...help the shoulder too".
+# Anything longer says what the question is about ("help my calf heal quicker": healing; "help my
+# lower back in the third trimester": a personal medical question; "would it help my neck or
+# could they hit a nerve": the risks).
+_CLOSES = r"( (too|as well|at all|though|tho|then|please|specifically|again|also|much))?\s*$"
+_SENTENCE_END = re.compile(r"[?.!;]+")
+# Words of the visitor's own health: "im 20 weeks pregnant, would dry needling help my lower back"
+# is a personal medical question, whatever else it asks.
+_OWN_HEALTH = re.compile(r"\b(pregnan\w*|trimester|postpartum|breastfeeding|chemo\w*|cancer|tumou?r|warfarin"
+                         r"|blood thinner\w*|anticoagulant\w*|pacemaker|surgery|operation|replacement|implant"
+                         r"|diabet\w*|epilep\w*|dvt|clot\w*|bleeding|allerg\w*|osteopor\w*|mastectomy"
+                         r"|lymph\w*|medication|meds|pills|infection|fracture|broken)\b")
+# "why would needling my neck help my head" asks how it works; "my doctor asked if needling
+# would help my knee" reports someone else's question
+_NOT_ASKING = re.compile(r"\b(why|how|asked|said|says|thinks|reckons|told|mentioned|suggested)\b")
+_POSSESSIVE = re.compile(r"^(my|her|his|their|the|your|our) ")
 # The intents this may overrule: an FAQ answer, or "Did you mean...?"
 OVERRULES = (RETRIEVAL_INTENT, FALLBACK)
+# ...unless the model still counts it a question about the visitor's own health
+PERSONAL_MEDICAL = "ask_personal_medical"
+RANKING_CONSIDERED = 3
 
 
 def asks_if_it_helps(text: str, areas: Iterable[str]) -> bool:
-    normalised = normalise(text)  # " would dry needling help my neck "
-    wanted = {normalise(area).strip() for area in areas} - {""}
-    return any(re.search(_ASKS.pattern + re.escape(area) + r"\b" + _DOES_NEXT, normalised) for area in wanted)
+    wanted = {_POSSESSIVE.sub("", normalise(area).strip()) for area in areas} - {""}
+    if not wanted or _OWN_HEALTH.search(normalise(text)):
+        return False
+    for sentence in _SENTENCE_END.split(text.lower()):
+        normalised = normalise(sentence).rstrip()  # " would dry needling help my neck"
+        for area in wanted:
+            found = re.search(_ASKS.pattern + re.escape(area) + _CLOSES, normalised)
+            if found and not _NOT_ASKING.search(normalised[:found.start()]):
+                return True
+    return False
+
+
+def overrules(intent: Dict[str, Any], ranking: List[Dict[str, Any]], text: str,
+              entities: List[Dict[str, Any]]) -> bool:
+    """Whether this message's intent becomes ``ask_condition``."""
+    considered = {str(i.get("name")) for i in ranking[:RANKING_CONSIDERED]}
+    return (intent.get("name") in OVERRULES and PERSONAL_MEDICAL not in considered
+            and asks_if_it_helps(text, body_areas(entities)))
 
 
 def body_areas(entities: List[Dict[str, Any]]) -> List[str]:
@@ -65,9 +100,8 @@ class ConditionQuestionRule(WithoutSettings):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            intent = message.get(INTENT) or {}
-            if intent.get("name") in OVERRULES and asks_if_it_helps(
-                    message.get(TEXT) or "", body_areas(message.get(ENTITIES) or [])):
+            if overrules(message.get(INTENT) or {}, message.get(INTENT_RANKING_KEY) or [],
+                         message.get(TEXT) or "", message.get(ENTITIES) or []):
                 chosen = {"name": INTENT_ASK_CONDITION, "confidence": 1.0}
                 message.set(INTENT, chosen, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [chosen, *(message.get(INTENT_RANKING_KEY) or [])],
