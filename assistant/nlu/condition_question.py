@@ -1,13 +1,14 @@
 """Whether needling would help a named body area is a condition question.
 
-"At 75, my neck is terribly stiff. Would dry needling help my neck?" got the
-answer on moving more freely, "can needling help my tight hamstrings" the one on
-athletes: the intent model weighs every word, and "stiff" or "hockey" pulled it
-to an FAQ. A condition question of this exact shape is recognised here instead,
-after the models: a question form (would / can / will / does it or needling ...
-help / fix / sort) with the body area the entity extractor found right after it
-("help my lower back", "help her neck"). The message then gets the intent
-``ask_condition``, whose answer names what the articles say about that area.
+"hockey final saturday, can needling help my tight hamstrings" got the answer
+on athletes, "warehouse job, my lower back kills me by end of shift. would
+needling help my back" a "Did you mean...?": the intent model weighs every word,
+and "hockey" or "job" pulled it away. A condition question of this exact shape
+is recognised here instead, after the models: a question form (would / can /
+will / does it or needling ... help / fix / sort) with the body area the entity
+extractor found right after it ("help my lower back", "help her neck"). The
+message then gets the intent ``ask_condition``, whose answer names what the
+articles say about that area.
 
 The shape is narrow on purpose. Across the tuned-on blind sets (dev to dev47) a
 body area and "help" together were a condition question 174 times and something
@@ -34,7 +35,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.contracts import INTENT_ASK_CONDITION, RETRIEVAL_INTENT
+from assistant.contracts import INTENT_ASK_CONDITION, INTENT_PERSONAL_MEDICAL, RETRIEVAL_INTENT
 from assistant.kb.spacy_pipeline import BODY_AREA_LABEL
 from assistant.nlu.component_settings import WithoutSettings
 from assistant.nlu.red_flag_rules import normalise
@@ -65,7 +66,6 @@ _POSSESSIVE = re.compile(r"^(my|her|his|their|the|your|our) ")
 # The intents this may overrule: an FAQ answer, or "Did you mean...?"
 OVERRULES = (RETRIEVAL_INTENT, FALLBACK)
 # ...unless the model still counts it a question about the visitor's own health
-PERSONAL_MEDICAL = "ask_personal_medical"
 RANKING_CONSIDERED = 3
 
 
@@ -86,7 +86,7 @@ def overrules(intent: Dict[str, Any], ranking: List[Dict[str, Any]], text: str,
               entities: List[Dict[str, Any]]) -> bool:
     """Whether this message's intent becomes ``ask_condition``."""
     considered = {str(i.get("name")) for i in ranking[:RANKING_CONSIDERED]}
-    return (intent.get("name") in OVERRULES and PERSONAL_MEDICAL not in considered
+    return (intent.get("name") in OVERRULES and INTENT_PERSONAL_MEDICAL not in considered
             and asks_if_it_helps(text, body_areas(entities)))
 
 
