@@ -133,7 +133,7 @@ INTENT = "intent"  # the previous answer was an intent's reply (opening hours...
 # what about after the session?" is "and after?".
 FOLLOW_UP_FILLERS = frozenset([
     "a", "an", "the", "and", "or", "but", "so", "ok", "okay", "oh", "right", "yeah", "well", "hmm", "then",
-    "even", "just", "still", "please", "tho", "though", "go", "get", "have", "im", "i m",
+    "even", "just", "still", "please", "tho", "though", "go", "get", "have", "im",
     "what", "about", "how", "is", "it", "its", "that", "this", "too", "also", "any", "i", "me", "my", "you",
     "we", "can", "do", "does", "should", "could", "would", "will", "be", "to", "of", "for", "on", "in", "at",
     "with", "session", "sessions", "needling", "treatment", "appointment", "appt",

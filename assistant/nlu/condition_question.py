@@ -46,7 +46,8 @@ _MODAL = r"(would|could|can|will|does|do|might|may)"
 _HELPS = (r"(help|helps|sort|sort out|fix|work for|work on|be good for|be any good for|do anything for"
           r"|treat)( with)? (my|her|his|their|the|your|our)( \w+){0,2}")
 # A question form before "help": "would it (actually) help", "if dry needling would help"
-_ASKS = re.compile(rf"\b({_MODAL} {_SUBJECT}( \w+){{0,2}}|(if|whether) {_SUBJECT} {_MODAL}( \w+)?) {_HELPS} ")
+# (a prefix: the area found in the message is appended to it)
+_ASKS = rf"\b({_MODAL} {_SUBJECT}( \w+){{0,2}}|(if|whether) {_SUBJECT} {_MODAL}( \w+)?) {_HELPS} "
 # The area closes its clause, give or take a word: "...help my neck?", "...help the shoulder too".
 # Anything longer says what the question is about ("help my calf heal quicker": healing; "help my
 # lower back in the third trimester": a personal medical question; "would it help my neck or
@@ -76,7 +77,7 @@ def asks_if_it_helps(text: str, areas: Iterable[str]) -> bool:
     for sentence in _SENTENCE_END.split(text.lower()):
         normalised = normalise(sentence).rstrip()  # " would dry needling help my neck"
         for area in wanted:
-            found = re.search(_ASKS.pattern + re.escape(area) + _CLOSES, normalised)
+            found = re.search(_ASKS + re.escape(area) + _CLOSES, normalised)
             if found and not _NOT_ASKING.search(normalised[:found.start()]):
                 return True
     return False
