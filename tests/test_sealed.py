@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
+from assistant.nlu.linear_classifier import LinearIntentClassifier
 from assistant.nlu.red_flags import RedFlagClassifier
 from assistant.nlu.stays_on_topic import StaysOnTopicClassifier
 from assistant.paths import PROJECT_ROOT
@@ -33,7 +34,8 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev29": True, "dev30": True, "dev31": True, "dev32": True, "dev33": True, "dev34": True,
             "dev35": True, "dev36": True, "dev37": True, "dev38": True,
             "dev39": True, "dev40": True, "dev41": True, "dev42": True, "dev43": True,
-            "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": False, "dev49": False}
+            "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": True, "dev49": True,
+            "dev50": False, "dev51": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -42,7 +44,9 @@ CONVERSATIONS_FLOOR = 0.90  # [0.90] (0.938)
 CONFIDENT_WRONG_CEILING = 0.01  # [0.01] (0 of 266)
 WARNING_RECALL_FLOOR = 1.0  # [1.0] (116 of 116 once the learned model read dev82-dev83)
 FALSE_ALARM_CEILING = 0.02  # [0.02] (5 of 383)
-CROSS_VALIDATION_FLOOR = 0.84  # 0.863 with the sentence embedding (0.777 without)
+# 0.963 over the curated examples and the blind sets' questions (round 23; 0.862 on the
+# curated ones alone, 0.777 before the sentence embedding)
+CROSS_VALIDATION_FLOOR = 0.94
 
 
 @pytest.fixture(scope="module")
@@ -65,38 +69,43 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 def test_the_development_set_figures(agent: Any) -> None:
     """tests/dev*/: written blind like the sealed set by helpers who never saw the
     training data, each committed before the tuning round it fed. The tuned-on sets
-    only guard against regressions; the last round's held-out sets (dev48 and
-    dev49 on 2026-12-04) show what a fresh writer gets. Printed next to the sealed figures."""
+    only guard against regressions (since round 23 the intent model learns their
+    single messages and first turns, so only their later turns are unseen); the
+    last round's held-out sets (dev50 and dev51 on 2026-12-04) show what a fresh
+    writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
     pooled: Dict[bool, List[SealedReport]] = {True: [], False: []}
     for name, tuned in DEV_SETS.items():
-        dev = asyncio.run(evaluator.run(PROJECT_ROOT / "tests" / name))
+        # A tuned-on set's messages are training examples: only its conversations tell.
+        dev = asyncio.run(evaluator.run(PROJECT_ROOT / "tests" / name, messages=not tuned))
         pooled[tuned].append(dev)
         report_figure(f"development set {name} ({'tuned on' if tuned else 'held out'}): "
                       + dev_figures(dev))
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev47 measured 0.989 and 0.887 after round 22 on 2026-12-04 (dev-dev45 0.990 and
-    # 0.888 after round 21)
-    assert tuned_on.accuracy("faq/")[0] >= 0.97 and tuned_on.conversation_accuracy >= 0.87
-    # dev48 (tradespeople, new parents and carers, older adults, voice-to-text writers) and dev49
-    # (runners and team-sport players, fast phone typists, sceptics, Americans, people asking for
-    # someone else; 250 of their 260 conversations have three turns or more) measured 0.835 for
-    # conversations (dev48 0.846, dev49 0.823) and 1 confident wrong answer of 260 messages after
-    # round 22 on 2026-12-04, the same as before it (issue bars 0.90 and 0.01). The floor is this
+    # dev-dev49's conversations measured 0.910 after round 23 on 2026-12-04 (dev-dev47 0.887
+    # after round 22, before the intent model learnt their messages and first turns)
+    assert tuned_on.conversation_accuracy >= 0.90
+    # dev50 (people with long-term pain, gym-goers, HR staff, Indian, Singaporean, Filipino,
+    # Nigerian, Scottish, Irish and Kiwi English, emoji and one-word writers) and dev51 (patients
+    # mid-course, teenagers and students, acupuncture comparers, pregnant and medicated visitors,
+    # formal retirees; 242 of their 260 conversations have three turns or more) measured 0.854
+    # for conversations (dev50 0.877, dev51 0.831) and no confident wrong answer of 260 messages
+    # after round 23 on 2026-12-04 (0.788 before it; issue bars 0.90 and 0.01). The floor is this
     # round's held-out figure, less three conversations, not the bar: conversations miss it,
     # see docs/testing.md.
-    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.82
+    assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.84
     assert held_out.confident_wrong[0] <= 0.02
 
 
 def test_the_models_read_only_tuned_question_sets() -> None:
-    """A held-out set must stay unseen by every model: the warning-sign one and the
-    stays-on-topic one included."""
+    """A held-out set must stay unseen by every model: the intent model, the
+    warning-sign one and the stays-on-topic one."""
     tuned = {name for name, is_tuned in DEV_SETS.items() if is_tuned}
-    for read in (RedFlagClassifier.configured()["question_sets"],
+    for read in (LinearIntentClassifier.configured()["example_sets"],
+                 RedFlagClassifier.configured()["question_sets"],
                  StaysOnTopicClassifier.configured()["conversation_sets"]):
         names = {Path(directory).name for directory in read}
         assert names and names <= tuned

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import joblib
@@ -40,10 +41,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from assistant.contracts import INTENT_FOLLOW_UP, RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
-from assistant.nlu.fingerprints import code_fingerprint
+from assistant.nlu.component_settings import ComponentSettings, project_path
+from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
+from assistant.nlu.phone_words import spelled_out
 from assistant.nlu.sentence_embeddings import DIMENSIONS
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE
+from assistant.nlu.visitor_examples import with_visitor_examples
 
 RANKING_LENGTH = 10
 WORDLIKE = re.compile(r"[^\W_]")  # a letter or digit in any script
@@ -66,8 +70,10 @@ class TextModel:
 
     def __init__(self, c: float, confidence_scale: float, char_ngrams: List[int],
                  word_ngrams: List[int], lookups: Optional[Dict[str, List[str]]] = None,
-                 embedding_weight: float = 0.0) -> None:
+                 embedding_weight: float = 0.0, spell_out: bool = False) -> None:
         self.confidence_scale = confidence_scale
+        # Phone shorthand ("hw much", "wat abt") read as its spelling (phone_words.py).
+        self.spell_out = spell_out
         # The sentence embedding's columns next to the n-grams, scaled by this
         # weight; 0 reads the n-grams alone (sentence_embeddings.py says why 1.0).
         self.embedding_weight = embedding_weight
@@ -82,9 +88,18 @@ class TextModel:
         ])
         self.svm = LinearSVC(C=c, random_state=0)  # liblinear shuffles: same data, same model
 
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], lookups: Dict[str, List[str]]) -> TextModel:
+        """An unfitted model with LinearIntentClassifier's settings."""
+        return cls(config["C"], config["confidence_scale"], config["char_ngrams"], config["word_ngrams"],
+                   lookups, config["embedding_weight"], config["spell_out_shorthand"])
+
     @property
     def labels(self) -> List[str]:
         return list(self.svm.classes_)
+
+    def _read(self, texts: List[str]) -> List[str]:
+        return [spelled_out(text) for text in texts] if self.spell_out else list(texts)
 
     def _marked(self, texts: List[str]) -> List[str]:
         return [text + "".join(f" {marker}" for marker, pattern in self.markers.items()
@@ -92,6 +107,7 @@ class TextModel:
                 for text in texts]
 
     def fit(self, texts: List[str], labels: List[str]) -> TextModel:
+        texts = self._read(texts)
         features = self.features.fit(self._marked(texts))
         if self.embedding_weight:
             embedded = self._embeddings(texts, remember=True)
@@ -128,7 +144,7 @@ class TextModel:
         return {k: v for k, v in self.__dict__.items() if k not in ("_ngram_coef", "_embedding_coef")}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update({"embedding_weight": 0.0, **state})  # trained before the embedding
+        self.__dict__.update({"embedding_weight": 0.0, "spell_out": False, **state})  # saved before either
         self._split_weights()
 
     def _no_evidence(self) -> np.ndarray:
@@ -140,6 +156,7 @@ class TextModel:
 
     def probabilities(self, texts: List[str]) -> np.ndarray:
         """One row per text: a softmax over the SVM's margins, one column per label."""
+        texts = self._read(texts)
         embedded = self._embeddings(texts) if self.embedding_weight else [None] * len(texts)
         margins = np.array([self.margins(text, vector) if WORDLIKE.search(text) else self._no_evidence()
                             for text, vector in zip(texts, embedded, strict=True)]) * self.confidence_scale
@@ -154,11 +171,11 @@ def _ranking(scores: Dict[str, float], key: str) -> List[Dict[str, Any]]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class LinearIntentClassifier(GraphComponent, IntentClassifier):
+class LinearIntentClassifier(ComponentSettings, GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {"C": 0.5, "confidence_scale": 6.0, "char_ngrams": [1, 4], "word_ngrams": [1, 2],
-                "embedding_weight": 0.0}
+                "embedding_weight": 0.0, "spell_out_shorthand": False, "example_sets": [], "unseen_sets": []}
 
     @staticmethod
     def required_packages() -> List[str]:
@@ -166,7 +183,18 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
-        return code_fingerprint()
+        read = cls.example_sets(config) + cls.unseen_sets(config)
+        return code_fingerprint() + files_fingerprint(path for d in read for path in d.glob("*.yml"))
+
+    @staticmethod
+    def example_sets(config: Dict[str, Any]) -> List[Path]:
+        """The tuned-on blind sets whose questions it also learns (visitor_examples.py)."""
+        return [project_path(str(value)) for value in config.get("example_sets") or []]
+
+    @staticmethod
+    def unseen_sets(config: Dict[str, Any]) -> List[Path]:
+        """The evaluation sets none of whose texts it may learn from example_sets."""
+        return [project_path(str(value)) for value in config.get("unseen_sets") or []]
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  model: Optional[TextModel] = None, responses: Optional[Dict[str, Any]] = None) -> None:
@@ -179,17 +207,21 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @classmethod
     def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> LinearIntentClassifier:
-        return cls({**cls.get_default_config(), **config}, model_storage, resource)
+        config = cls.checked_config(config)
+        sets = cls.example_sets(config) + cls.unseen_sets(config)
+        missing = [str(d) for d in sets if not any(d.glob("*.yml"))]
+        if missing:  # training needs them; loading a trained model does not
+            raise ValueError(f"config.yml: {cls.__name__} sets not found: {', '.join(missing)}")
+        return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        examples = [m for m in training_data.intent_examples if m.get(TEXT)]
-        texts = [m.get(TEXT) for m in examples]
-        labels = [m.get("intent_response_key") or m.get(INTENT) for m in examples]
-        config = self._config
+        examples = with_visitor_examples([(m.get(TEXT), m.get("intent_response_key") or m.get(INTENT))
+                                          for m in training_data.intent_examples if m.get(TEXT)],
+                                         self.example_sets(self._config), self.unseen_sets(self._config))
+        texts, labels = [text for text, _ in examples], [label for _, label in examples]
         lookups = {table["name"]: list(table["elements"]) for table in training_data.lookup_tables
                    if isinstance(table.get("elements"), list)}
-        self._model = TextModel(config["C"], config["confidence_scale"], config["char_ngrams"],
-                                config["word_ngrams"], lookups, config["embedding_weight"]).fit(texts, labels)
+        self._model = TextModel.from_config(self._config, lookups).fit(texts, labels)
         self._responses = {k: v for k, v in training_data.responses.items()
                            if k.startswith(f"utter_{RETRIEVAL_INTENT}/")}
         with self._model_storage.write_to(self._resource) as directory:
@@ -199,7 +231,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @classmethod
     def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> LinearIntentClassifier:
-        config = {**cls.get_default_config(), **config}
+        config = cls.checked_config(config)
         try:
             with model_storage.read_from(resource) as directory:
                 saved = joblib.load(directory / MODEL_FILE)

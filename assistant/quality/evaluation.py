@@ -143,30 +143,29 @@ def sweep(in_scope: List[Tuple[str, Dict[str, Any]]],
 
 
 def cross_validate(folds: int = 5, seed: int = 0) -> float:
-    """k-fold accuracy of the intent/topic model on the training data itself: the
-    figure the held-out sets can't give, since they were also used for tuning.
+    """k-fold accuracy of the intent/topic model on its training data: data/nlu and
+    the tuned-on blind sets' questions it learns (assistant/nlu/visitor_examples.py).
+    The figure the held-out sets can't give, since they were also used for tuning.
     Same model and settings as config.yml; the raw label, no fallback."""
     import numpy as np
-    import yaml
     from sklearn.model_selection import KFold
 
     from assistant.nlu.linear_classifier import LinearIntentClassifier, TextModel
+    from assistant.nlu.visitor_examples import with_visitor_examples
 
     data = load_data(str(PROJECT_ROOT / "data" / "nlu"))
-    examples = [(m.get("text"), m.get("intent_response_key") or m.get("intent"))
-                for m in data.intent_examples if m.get("text")]
+    config = LinearIntentClassifier.configured()
+    examples = with_visitor_examples([(m.get("text"), m.get("intent_response_key") or m.get("intent"))
+                                      for m in data.intent_examples if m.get("text")],
+                                     LinearIntentClassifier.example_sets(config),
+                                     LinearIntentClassifier.unseen_sets(config))
     lookups = {t["name"]: list(t["elements"])
                for t in data.lookup_tables if isinstance(t.get("elements"), list)}
-    pipeline = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())["pipeline"]
-    settings = next(c for c in pipeline if c["name"].endswith("LinearIntentClassifier"))
-    config = {**LinearIntentClassifier.get_default_config(), **settings}
     texts = np.array([t for t, _ in examples], dtype=object)
     labels = np.array([label for _, label in examples], dtype=object)
     correct = 0
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(texts):
-        model = TextModel(config["C"], config["confidence_scale"], config["char_ngrams"],
-                          config["word_ngrams"], lookups, config["embedding_weight"]
-                          ).fit(list(texts[train]), list(labels[train]))
+        model = TextModel.from_config(config, lookups).fit(list(texts[train]), list(labels[train]))
         predicted = np.array(model.labels)[model.probabilities(list(texts[test])).argmax(axis=1)]
         correct += int((predicted == labels[test]).sum())
     return correct / len(texts)

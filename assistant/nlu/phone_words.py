@@ -1,0 +1,47 @@
+"""Phone shorthand spelled out before the intent model reads a message.
+
+Visitors type on phones: "wat abt my lower back", "ok hw much", "y do they hurt
+so much", "whats the diff". The intent model's character n-grams catch part of
+that, but the sentence embedding (sentence_embeddings.py) reads "hw" and "wat"
+as unknown word pieces, and a word n-gram learnt from "how much" says nothing
+about "hw much". Spelling the shorthand out, in training and at run time alike,
+lets one training phrasing stand for both spellings.
+
+Only whole words whose meaning in a clinic chat is not in doubt are here:
+numbers ("2", "4"), single letters other than "u", "r" and "y", and words that
+are also ordinary English ("wont", "cos" aside) are left as written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict
+
+SHORTHAND: Dict[str, str] = {
+    # question words
+    "wat": "what", "wot": "what", "wht": "what",
+    "hw": "how", "wen": "when", "whn": "when", "y": "why",
+    # pronouns and verbs
+    "u": "you", "ur": "your", "r": "are", "shld": "should", "cud": "could", "wud": "would",
+    "gonna": "going to", "wanna": "want to",
+    # small words
+    "abt": "about", "bout": "about", "b4": "before", "bc": "because", "cuz": "because",
+    "coz": "because", "cos": "because", "thru": "through", "tho": "though", "n": "and",
+    "pls": "please", "plz": "please", "thx": "thanks", "thnx": "thanks", "ty": "thanks",
+    "k": "ok", "kk": "ok", "ppl": "people", "smth": "something", "sth": "something",
+    "diff": "difference",
+    # time and appointments
+    "tmrw": "tomorrow", "tmr": "tomorrow", "2moro": "tomorrow", "1st": "first",
+    "2nd": "second", "3rd": "third", "appt": "appointment", "appts": "appointments",
+    "sesh": "session", "wk": "week", "wks": "weeks", "hr": "hour", "hrs": "hours",
+    "mins": "minutes", "yrs": "years", "rn": "right now",
+    # whole phrases
+    "idk": "i don't know", "tbh": "to be honest", "ngl": "not going to lie", "nvm": "never mind",
+}
+_SHORTHAND = re.compile(r"(?<![\w'])(" + "|".join(map(re.escape, SHORTHAND)) + r")(?![\w'])", re.IGNORECASE)
+
+
+def spelled_out(text: str) -> str:
+    """The text with each shorthand word replaced by its spelling: "wat abt u" ->
+    "what about you". Everything else, case included, stays as written."""
+    return _SHORTHAND.sub(lambda match: SHORTHAND[match.group(1).lower()], text)
