@@ -85,14 +85,15 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev49's conversations measured 0.910 after round 23 on 2026-12-04 (dev-dev47 0.887
-    # after round 22, before the intent model learnt their messages and first turns)
-    assert tuned_on.conversation_accuracy >= 0.90
+    # dev-dev49's conversations measured 0.910 in round 23 on 2026-12-04, before twins of
+    # evaluation texts were left out of what the model learns (dev-dev47 0.887 after round 22,
+    # before the intent model learnt their messages and first turns)
+    assert tuned_on.conversation_accuracy >= 0.89
     # dev50 (people with long-term pain, gym-goers, HR staff, Indian, Singaporean, Filipino,
     # Nigerian, Scottish, Irish and Kiwi English, emoji and one-word writers) and dev51 (patients
     # mid-course, teenagers and students, acupuncture comparers, pregnant and medicated visitors,
-    # formal retirees; 242 of their 260 conversations have three turns or more) measured 0.854
-    # for conversations (dev50 0.877, dev51 0.831) and no confident wrong answer of 260 messages
+    # formal retirees; 242 of their 260 conversations have three turns or more) measured 0.858
+    # for conversations (dev50 0.885, dev51 0.831) and no confident wrong answer of 260 messages
     # after round 23 on 2026-12-04 (0.788 before it; issue bars 0.90 and 0.01). The floor is this
     # round's held-out figure, less three conversations, not the bar: conversations miss it,
     # see docs/testing.md.
@@ -109,6 +110,9 @@ def test_the_models_read_only_tuned_question_sets() -> None:
                  StaysOnTopicClassifier.configured()["conversation_sets"]):
         names = {Path(directory).name for directory in read}
         assert names and names <= tuned
+    # and no text of a held-out set, or a twin of one, is learnt from a tuned-on set
+    unseen = {Path(directory).name for directory in LinearIntentClassifier.configured()["unseen_sets"]}
+    assert {name for name, is_tuned in DEV_SETS.items() if not is_tuned} | {"sealed", "nlu"} <= unseen
 
 
 def dev_figures(dev: SealedReport) -> str:

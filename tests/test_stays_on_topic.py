@@ -115,7 +115,9 @@ def test_a_form_answer_typed_after_an_answer_is_not_taken_for_more_about_it() ->
 
 
 def test_more_about_a_condition_on_the_real_server(stack: Any, kb: KnowledgeBase, parse: Any) -> None:
-    detail = "i type all day and then knit at night in front of the telly"  # tuned-on dev23
+    # (dev23's "i type all day and then knit at night in front of the telly" became a
+    # condition question of its own once the model learnt the blind sets' questions)
+    detail = "i do a lot of knitting in the evenings"
     assert parse(detail)["intent"]["name"] in ("nlu_fallback", "out_of_scope")  # what this test is about
     sender = f"stays-{uuid.uuid4().hex[:8]}"
     first = " ".join(texts(say(stack, sender, "can it help carpal tunnel")))

@@ -64,7 +64,7 @@ def test_no_text_of_an_unseen_set_is_learnt(tmp_path: Path) -> None:
     nlu.mkdir()
     (nlu / "holdout.yml").write_text(
         'nlu:\n- intent: faq/cost\n  examples: |\n    - HW much for a sesh\n', encoding="utf-8")
-    assert set_texts(nlu) == {"hw much for a sesh"}
+    assert set_texts(nlu) == {"how much for a session"}
     curated = [("how much is it", "faq/cost"), ("is it good for backs", "ask_condition"),
                ("does it hurt at all", "faq/does_it_hurt")]
     assert with_visitor_examples(curated, [directory], [sealed, nlu]) == [
@@ -87,4 +87,27 @@ def test_the_configured_sets_exist_and_feed_the_models_fingerprint() -> None:
     unseen = LinearIntentClassifier.unseen_sets(config)
     assert sets and all(any(directory.glob("*.yml")) for directory in sets + unseen)
     assert {"sealed", "nlu"} <= {directory.name for directory in unseen}
-    assert LinearIntentClassifier.fingerprint_addon(config) != LinearIntentClassifier.fingerprint_addon({})
+
+
+def test_a_changed_example_or_unseen_set_retrains_the_model(tmp_path: Path) -> None:
+    """Rasa reuses a cached model unless its fingerprint changes."""
+    config = {"example_sets": [str(write_set(tmp_path / "dev"))],
+              "unseen_sets": [str(write_set(tmp_path / "sealed"))]}
+    before = LinearIntentClassifier.fingerprint_addon(config)
+    assert LinearIntentClassifier.fingerprint_addon(config) == before
+    for directory in ("dev", "sealed"):
+        path = tmp_path / directory / "messages.yml"
+        more = path.read_text(encoding="utf-8") + "- text: one more\n  expect: greet\n"
+        path.write_text(more, encoding="utf-8")
+        assert LinearIntentClassifier.fingerprint_addon(config) != before
+        before = LinearIntentClassifier.fingerprint_addon(config)
+
+
+@pytest.mark.parametrize("twin", ["How long does a session take?", "how long does a sesh take 🤔",
+                                  "HOW LONG DOES A SESSION TAKE!!"])
+def test_a_twin_differing_in_case_punctuation_or_shorthand_is_not_learnt(tmp_path: Path, twin: str) -> None:
+    directory = tmp_path / "dev"
+    directory.mkdir()
+    (directory / "messages.yml").write_text(yaml.safe_dump([{"text": twin, "expect": "faq/session_length"}]),
+                                            encoding="utf-8")
+    assert visitor_examples([directory], {"faq/session_length"}, ["how long does a session take"]) == []

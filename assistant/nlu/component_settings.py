@@ -6,7 +6,7 @@ project. Tools and tests read a component's settings through ``configured``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Type, TypeVar
+from typing import Any, Dict, List, Optional, Type, TypeVar
 
 import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -22,6 +22,11 @@ Component = TypeVar("Component", bound="WithoutSettings")
 def project_path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def project_paths(values: Optional[List[Any]]) -> List[Path]:
+    """A setting's list of folders (the blind sets a model reads), as paths."""
+    return [project_path(str(value)) for value in values or []]
 
 
 class WithoutSettings(GraphComponent):

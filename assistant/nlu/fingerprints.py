@@ -7,7 +7,7 @@ themselves. A change to how a model is built or pickled then loaded an old
 pickle into new code: found when the n-gram features moved into
 ngram_features.py and the cached intent model no longer matched its class.
 Our components add these fingerprints (``fingerprint_addon``), so such a change
-retrains them; together they train in about 15 seconds.
+retrains them (about four minutes, most of it the intent model's embeddings).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from assistant.contracts import INTENT_FOLLOW_UP, RESPONSE_SELECTOR, RETRIEVAL_INTENT, answer_selection
-from assistant.nlu.component_settings import ComponentSettings, project_path
+from assistant.nlu.component_settings import ComponentSettings, project_paths
 from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
 from assistant.nlu.phone_words import spelled_out
@@ -189,12 +189,12 @@ class LinearIntentClassifier(ComponentSettings, GraphComponent, IntentClassifier
     @staticmethod
     def example_sets(config: Dict[str, Any]) -> List[Path]:
         """The tuned-on blind sets whose questions it also learns (visitor_examples.py)."""
-        return [project_path(str(value)) for value in config.get("example_sets") or []]
+        return project_paths(config.get("example_sets"))
 
     @staticmethod
     def unseen_sets(config: Dict[str, Any]) -> List[Path]:
         """The evaluation sets none of whose texts it may learn from example_sets."""
-        return [project_path(str(value)) for value in config.get("unseen_sets") or []]
+        return project_paths(config.get("unseen_sets"))
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  model: Optional[TextModel] = None, responses: Optional[Dict[str, Any]] = None) -> None:

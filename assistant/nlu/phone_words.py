@@ -7,9 +7,12 @@ as unknown word pieces, and a word n-gram learnt from "how much" says nothing
 about "hw much". Spelling the shorthand out, in training and at run time alike,
 lets one training phrasing stand for both spellings.
 
-Only whole words whose meaning in a clinic chat is not in doubt are here:
-numbers ("2", "4"), single letters other than "u", "r" and "y", and words that
-are also ordinary English ("wont", "cos" aside) are left as written.
+Only whole words whose meaning in a clinic chat is not in doubt are here. Left
+as written: numbers ("2", "4"); every single letter but "u" ("y" and "n" are
+also yes and no in the call-back form, "r" and "k" a right knee and K-tape);
+abbreviations with a second meaning ("hr" is also HR, "rn" a registered nurse,
+"bc" a province); contractions without their apostrophe ("im", "whats": spelling
+them out cost 25 tuned-on conversations when measured).
 """
 
 from __future__ import annotations
@@ -19,26 +22,26 @@ from typing import Dict
 
 SHORTHAND: Dict[str, str] = {
     # question words
-    "wat": "what", "wot": "what", "wht": "what",
-    "hw": "how", "wen": "when", "whn": "when", "y": "why",
+    "wat": "what", "wot": "what", "wht": "what", "hw": "how", "wen": "when", "whn": "when",
     # pronouns and verbs
-    "u": "you", "ur": "your", "r": "are", "shld": "should", "cud": "could", "wud": "would",
+    "u": "you", "ur": "your", "shld": "should", "cud": "could", "wud": "would",
     "gonna": "going to", "wanna": "want to",
     # small words
-    "abt": "about", "bout": "about", "b4": "before", "bc": "because", "cuz": "because",
-    "coz": "because", "cos": "because", "thru": "through", "tho": "though", "n": "and",
-    "pls": "please", "plz": "please", "thx": "thanks", "thnx": "thanks", "ty": "thanks",
-    "k": "ok", "kk": "ok", "ppl": "people", "smth": "something", "sth": "something",
-    "diff": "difference",
+    "abt": "about", "bout": "about", "b4": "before", "cuz": "because", "coz": "because",
+    "cos": "because", "thru": "through", "tho": "though", "pls": "please", "plz": "please",
+    "thx": "thanks", "thnx": "thanks", "ty": "thanks", "kk": "ok", "ppl": "people",
+    "smth": "something", "sth": "something", "diff": "difference",
     # time and appointments
     "tmrw": "tomorrow", "tmr": "tomorrow", "2moro": "tomorrow", "1st": "first",
     "2nd": "second", "3rd": "third", "appt": "appointment", "appts": "appointments",
-    "sesh": "session", "wk": "week", "wks": "weeks", "hr": "hour", "hrs": "hours",
-    "mins": "minutes", "yrs": "years", "rn": "right now",
+    "sesh": "session", "wk": "week", "wks": "weeks", "hrs": "hours", "mins": "minutes",
+    "yrs": "years",
     # whole phrases
     "idk": "i don't know", "tbh": "to be honest", "ngl": "not going to lie", "nvm": "never mind",
 }
-_SHORTHAND = re.compile(r"(?<![\w'])(" + "|".join(map(re.escape, SHORTHAND)) + r")(?![\w'])", re.IGNORECASE)
+# An apostrophe, straight or curly, joins a letter to its word: "y'all", "u’s".
+_SHORTHAND = re.compile(r"(?<![\w'\u2019])(" + "|".join(map(re.escape, SHORTHAND)) + r")(?![\w'\u2019])",
+                        re.IGNORECASE)
 
 
 def spelled_out(text: str) -> str:

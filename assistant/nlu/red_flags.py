@@ -31,7 +31,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.nlu.component_settings import ComponentSettings, project_path
+from assistant.nlu.component_settings import ComponentSettings, project_path, project_paths
 from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.learned_warning_signs import (
     LEARNED_FLAG_ID,
@@ -61,7 +61,7 @@ MODEL_FILE = "learned_warning_signs.joblib"
 def _question_sets(config: Dict[str, Any]) -> List[Path]:
     """The blind question sets the learned model may read as quiet examples; a
     missing one is an error, not a smaller training set."""
-    directories = [project_path(str(value)) for value in config["question_sets"]]
+    directories = project_paths(config["question_sets"])
     missing = [str(d) for d in directories if not question_set_files([d])]
     if missing:
         raise ValueError(f"config.yml: RedFlagClassifier question_sets not found: {', '.join(missing)}")

