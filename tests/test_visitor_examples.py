@@ -17,13 +17,14 @@ MESSAGES = [
     {"text": "What is dry needling?", "expect": "faq/what_is"},  # the curated data has it
     {"text": "my lips are swelling up", "expect": "emergency"},  # a label the model doesn't learn
     {"text": "can it help my knee", "expect": "ask_condition", "also": ["faq/conditions"]},
+    {"text": "forget me", "expect": "forget_me"},  # irreversible: the curated examples alone
 ]
 CONVERSATIONS = [
     {"turns": [{"text": "does it hurt", "expect": "faq/does_it_hurt"},
                {"text": "for how long tho", "expect": "faq/does_it_hurt"}]},  # needs the turn before
     {"turns": [{"text": "HW MUCH FOR A SESH", "expect": "long_tail/cost"}]},  # already read
 ]
-LABELS = {"faq/cost", "faq/what_is", "faq/does_it_hurt", "ask_condition"}
+LABELS = {"faq/cost", "faq/what_is", "faq/does_it_hurt", "ask_condition", "forget_me"}
 
 
 def write_set(directory: Path) -> Path:
