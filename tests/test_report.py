@@ -62,8 +62,11 @@ def conversations(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "callback": ["will i be sore afterwards", "/request_callback", "Robin Example", "0412 345 611",
                      "Weekday mornings", "skip", "/affirm"],
         "unclear": ["my name is Quentin Marlowe, what's the weather like tomorrow",
-                    "text me on 0498 765 432 about the football scores",
-                    "my email is quentin.marlowe@example.org, who won the football"],
+                    # (round 23's model read "text me on <number> about the football scores"
+                    # as a call-back request, and "my email is <address>, who won the
+                    # football" as asking for the clinic's contact details)
+                    "my mobile 0498 765 432 has a cracked screen, where can i get it fixed",
+                    "quentin.marlowe@example.org here, whats the best pizza in town"],
         "emergency": ["I have crushing chest pain and can't breathe"],
     }
     replies: Dict[str, List[str]] = {}
