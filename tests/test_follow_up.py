@@ -351,10 +351,11 @@ def test_an_unclear_message_whose_choices_include_the_previous_topic_stays_on_it
 def test_an_unclear_detail_after_an_answer_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
     sender = f"follow-{uuid.uuid4().hex[:8]}"
     say(stack, sender, "i need to cancel my appointment tomorrow")
-    # (alone, "can i have thursday instead" is a clear reschedule since the sentence embedding)
-    reply = " ".join(texts(say(stack, sender, "thursday instead?")))
+    # (alone, "can i have thursday instead" is a clear reschedule since the sentence embedding,
+    # and "thursday instead?" since round 23's model learnt the blind sets' questions)
+    reply = " ".join(texts(say(stack, sender, "how about the day after?")))
     assert reply.startswith(filled(kb.subjects["cancel_reschedule"].reply)), reply
-    alone = " ".join(texts(say(stack, f"follow-{uuid.uuid4().hex[:8]}", "thursday instead?")))
+    alone = " ".join(texts(say(stack, f"follow-{uuid.uuid4().hex[:8]}", "how about the day after?")))
     assert not alone.startswith(filled(kb.subjects["cancel_reschedule"].reply)), alone
 
 
@@ -387,7 +388,8 @@ def test_an_off_topic_verdict_right_after_an_answer(before: Optional[str], faq_s
 
 def test_an_off_topic_follow_up_and_a_real_off_topic_message_on_the_real_server(
         stack: Any, kb: KnowledgeBase, parse: Any) -> None:
-    follow_up = "I mean like light stuff, walking the dog"  # from the tuned-on blind set dev20
+    # (dev20's "I mean like light stuff, walking the dog" lost its FAQ share in round 23)
+    follow_up = "nothing heavy, just walking the dog"
     assert parse(follow_up)["intent"]["name"] == "out_of_scope"  # what this test is about
     sender = f"follow-{uuid.uuid4().hex[:8]}"
     say(stack, sender, "can I exercise after dry needling")
