@@ -97,12 +97,14 @@ def visitor_examples(directories: Sequence[Path], labels: Set[str], known: Itera
     """(text, label) for each context-free question of the sets whose label is one
     of ``labels``, once, and with no twin among the ``known`` texts (``same_words``)."""
     seen = {same_words(text) for text in known}
+    learnt = labels - CURATED_ONLY
     examples: List[Example] = []
     for directory in directories:
         for item in _context_free_items(directory):
             text, label = str(item["text"]).strip(), model_label(str(item["expect"]))
-            if label in labels - CURATED_ONLY and same_words(text) not in seen:
-                seen.add(same_words(text))
+            words = same_words(text)
+            if label in learnt and words not in seen:
+                seen.add(words)
                 examples.append((text, label))
     return examples
 
