@@ -19,6 +19,7 @@ from assistant.nlu.phone_words import spelled_out
     ("open tmrw?", "open tomorrow?"),
     ("need a drs letter b4 i book? tbh idk", "need a drs letter before i book? to be honest i don't know"),
     ("how long's a sesh, 1st appt", "how long's a session, first appointment"),
+    ("traps are fried, can DN sort that out?", "traps are fried, can dry needling sort that out?"),
 ])
 def test_shorthand_is_spelled_out(text: str, spelled: str) -> None:
     assert spelled_out(text) == spelled

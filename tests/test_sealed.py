@@ -22,7 +22,7 @@ from assistant.nlu.red_flags import RedFlagClassifier
 from assistant.nlu.stays_on_topic import StaysOnTopicClassifier
 from assistant.paths import PROJECT_ROOT
 from assistant.quality.evaluation import cross_validate
-from assistant.quality.sealed import SealedEvaluator, SealedReport, figures, quiet_parse_log
+from assistant.quality.sealed import SealedEvaluator, SealedReport, Turn, figures, quiet_parse_log
 from tests.conftest import report_figure
 
 # The blind question sets: True where a tuning round used it.
@@ -35,12 +35,12 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev35": True, "dev36": True, "dev37": True, "dev38": True,
             "dev39": True, "dev40": True, "dev41": True, "dev42": True, "dev43": True,
             "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": True, "dev49": True,
-            "dev50": False, "dev51": False}
+            "dev50": True, "dev51": True, "dev52": True, "dev53": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
 LONG_TAIL_FLOOR = 0.98  # [0.95] (1.000)
-CONVERSATIONS_FLOOR = 0.90  # [0.90] (0.938)
+CONVERSATIONS_FLOOR = 0.90  # [0.90] (0.922)
 CONFIDENT_WRONG_CEILING = 0.01  # [0.01] (0 of 266)
 WARNING_RECALL_FLOOR = 1.0  # [1.0] (116 of 116 once the learned model read dev82-dev83)
 FALSE_ALARM_CEILING = 0.02  # [0.02] (5 of 383)
@@ -71,7 +71,7 @@ def test_the_development_set_figures(agent: Any) -> None:
     training data, each committed before the tuning round it fed. The tuned-on sets
     only guard against regressions (since round 23 the intent model learns their
     single messages and first turns, so only their later turns are unseen); the
-    last round's held-out sets (dev50 and dev51 on 2026-12-04) show what a fresh
+    last round's held-out set (dev53 on 2026-12-04) shows what a fresh
     writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
@@ -85,17 +85,17 @@ def test_the_development_set_figures(agent: Any) -> None:
     tuned_on, held_out = merged(pooled[True]), merged(pooled[False])
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, pooled: " + dev_figures(held_out))
-    # dev-dev49's conversations measured 0.909 after round 23 on 2026-12-04 (dev-dev47 0.887
-    # after round 22, before the intent model learnt their messages and first turns)
+    # dev-dev52's conversations measured 0.905 after round 24 on 2026-12-04 (dev-dev49 0.909
+    # after round 23; dev-dev47 0.887 after round 22, before the intent model learnt their
+    # messages and first turns)
     assert tuned_on.conversation_accuracy >= 0.89
-    # dev50 (people with long-term pain, gym-goers, HR staff, Indian, Singaporean, Filipino,
-    # Nigerian, Scottish, Irish and Kiwi English, emoji and one-word writers) and dev51 (patients
-    # mid-course, teenagers and students, acupuncture comparers, pregnant and medicated visitors,
-    # formal retirees; 242 of their 260 conversations have three turns or more) measured 0.858
-    # for conversations (dev50 0.885, dev51 0.831) and no confident wrong answer of 260 messages
-    # after round 23 on 2026-12-04 (0.788 before it; issue bars 0.90 and 0.01). The floor is this
-    # round's held-out figure, less three conversations, not the bar: conversations miss it,
-    # see docs/testing.md.
+    # dev53 (second-language English, new and expecting mothers, office workers with RSI,
+    # patients telling ordinary after-effects, partners and adult children, one-to-three-word
+    # writers) measured 0.862 for conversations (0.885 in their first two turns), every FAQ
+    # and long-tail message right and 2 confident wrong answers of 130 messages after round 24
+    # on 2026-12-04 (0.869 and 2 before it; issue bars 0.90 and 0.01). The floor is the
+    # held-out figure less three conversations, not the bar: conversations miss it, see
+    # docs/testing.md.
     assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.conversation_accuracy >= 0.84
     assert held_out.confident_wrong[0] <= 0.02
 
@@ -121,7 +121,8 @@ def dev_figures(dev: SealedReport) -> str:
                   f"long-tail {dev.accuracy('long_tail/')[0]:.3f}",
                   f"confident wrong {dev.confident_wrong[0]:.3f} of {len(dev.messages)}"]
     return ", ".join(parts + [f"follow-up conversations {dev.conversation_accuracy:.3f} "
-                              f"on {len(dev.conversations)}"])
+                              f"on {len(dev.conversations)} ({dev.first_turns_accuracy(2):.3f} "
+                              "in their first two turns)"])
 
 
 def merged(reports: List[SealedReport]) -> SealedReport:
@@ -168,3 +169,14 @@ def test_exact_urgency_compares_levels_and_the_crisis_reply_is_an_emergency_one(
                                     ("e", "emergency", "urgent"), ("f", "normal", "urgent")])
     assert report.warning_recall() == (0.8, 0.6, 5)
     assert report.warning_same_kind() == 0.4
+
+
+def test_a_conversation_counts_in_its_first_turns_until_its_first_miss() -> None:
+    def turns(*right: bool) -> List[Turn]:
+        return [Turn("t", ["thanks"], "thanks" if ok else "greet") for ok in right]
+
+    report = SealedReport(conversations=[turns(True, True, False), turns(True, False, True),
+                                         turns(True, True), turns(False, True, True)])
+    assert report.conversation_accuracy == 0.25
+    assert report.first_turns_accuracy(2) == 0.5
+    assert report.first_turns_accuracy(1) == 0.75

