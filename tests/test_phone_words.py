@@ -19,7 +19,6 @@ from assistant.nlu.phone_words import spelled_out
     ("open tmrw?", "open tomorrow?"),
     ("need a drs letter b4 i book? tbh idk", "need a drs letter before i book? to be honest i don't know"),
     ("how long's a sesh, 1st appt", "how long's a session, first appointment"),
-    ("traps are fried, can DN sort that out?", "traps are fried, can dry needling sort that out?"),
 ])
 def test_shorthand_is_spelled_out(text: str, spelled: str) -> None:
     assert spelled_out(text) == spelled
@@ -29,7 +28,8 @@ def test_shorthand_is_spelled_out(text: str, spelled: str) -> None:
     "Why would Ursula's wattle hurt those ones",  # shorthand inside a word
     "I'm 2 weeks in, 4 sessions",  # numbers and contractions stay
     "y'all open?", "u's", "u\u2019s",  # an apostrophe joins it to a word
-    "y", "n", "my r knee", "k tape", "I work in HR", "I'm an RN", "in BC",  # letters and abbreviations
+    "y", "n", "my r knee", "k tape", "I work in HR", "I'm an RN", "in BC",
+    "pain shoots dn my leg", "my DN said to ask",  # letters and abbreviations
     "",
 ])
 def test_everything_else_stays_as_written(text: str) -> None:

@@ -11,8 +11,9 @@ Only whole words whose meaning in a clinic chat is not in doubt are here. Left
 as written: numbers ("2", "4"); every single letter but "u" ("y" and "n" are
 also yes and no in the call-back form, "r" and "k" a right knee and K-tape);
 abbreviations with a second meaning ("hr" is also HR, "rn" a registered nurse,
-"bc" a province); contractions without their apostrophe ("im", "whats": spelling
-them out cost 25 tuned-on conversations when measured).
+"bc" a province, "dn" down or a district nurse as well as dry needling);
+contractions without their apostrophe ("im", "whats": spelling them out cost
+25 tuned-on conversations when measured).
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ SHORTHAND: Dict[str, str] = {
     "2nd": "second", "3rd": "third", "appt": "appointment", "appts": "appointments",
     "sesh": "session", "wk": "week", "wks": "weeks", "hrs": "hours", "mins": "minutes",
     "yrs": "years",
-    # the treatment itself: "can DN sort that out?" (19 times in the blind sets)
-    "dn": "dry needling",
     # whole phrases
     "idk": "i don't know", "tbh": "to be honest", "ngl": "not going to lie", "nvm": "never mind",
 }
