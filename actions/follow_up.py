@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Pattern, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Pattern, Set, Tuple
 
 import yaml
 from rasa_sdk import Action, Tracker
@@ -166,6 +166,8 @@ class FollowUps:
     short_max_words: int = 0
     short_starts: Optional[Pattern[str]] = None
     short_refers: Optional[Pattern[str]] = None
+    # kind -> words that name its default outright (None: no such words); see ``reread_answer``
+    rereads: Dict[str, Optional[Pattern[str]]] = field(default_factory=dict)
 
     def is_short_follow_up(self, text: str) -> bool:
         """An unclear message that reads like a follow-up: short, and starting like one
@@ -272,8 +274,15 @@ def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions:
     return Resolution(conditions=tuple(conditions))
 
 
+FOLLOW_UPS_KEYS = frozenset(["kinds", "amounts", "stays_on", "subjects", "topics", "intents",
+                             "short_follow_up", "rereads"])
+
+
 def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml") -> FollowUps:
     """Validate the file: every kind compiles, every answer is a known topic or subject."""
+    unknown_keys = sorted(set(raw or {}) - FOLLOW_UPS_KEYS)
+    if unknown_keys:
+        raise ValueError(f"{source}: unknown key(s) {unknown_keys}")
     known = set(kb.topics) | set(kb.subjects)
 
     def check(answer: Any, where: str) -> str:
@@ -326,7 +335,19 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
     return FollowUps(tuple(kinds), subject_kinds, topics,
                      {str(k): str(v) for k, v in (intents.get("replies") or {}).items()},
                      intent_kinds, amount_kinds, stays_on, int(short.get("max_words", 0)),
-                     short_starts, short_refers)
+                     short_starts, short_refers, _rereads(raw.get("rereads") or {}, names, source))
+
+
+def _rereads(raw: Any, kind_names: Set[str], source: str) -> Dict[str, Optional[Pattern[str]]]:
+    rereads: Dict[str, Optional[Pattern[str]]] = {}
+    for kind_name, words in dict(raw).items():
+        if kind_name not in kind_names:
+            raise ValueError(f"{source}: rereads: unknown kind '{kind_name}'")
+        try:
+            rereads[str(kind_name)] = re.compile(words) if words else None
+        except (TypeError, re.error) as error:
+            raise ValueError(f"{source}: rereads.{kind_name}: not a valid expression ({error})") from None
+    return rereads
 
 
 def named_answer(parse_data: Dict[str, Any], minimum: float = NAMED_ANSWER_MIN) -> Optional[str]:
@@ -478,6 +499,38 @@ def keeps_previous(parse: Dict[str, Any], previous: Optional[str]) -> bool:
     if cached_follow_ups().still_about(previous, chosen):  # "and the initial assessment?" after the price
         return True
     return top < KEEP_TOP_BELOW and ranking.get(previous, 0.0) >= KEEP_CANDIDATE_MIN
+
+
+def reread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
+                  previous: Optional[str]) -> Optional[str]:
+    """The answer in context for a short follow-up the model answered with its kind's
+    context-free reading: "how many do you use" after the needles asks how many needles,
+    where the model, reading it alone, answered how many sessions. Only for the kinds
+    follow_ups.yml ``rereads`` lists, mapped for the previous topic there (``topics``),
+    and not when the message names that reading in the kind's own words ("how many
+    sessions"). assistant/nlu/keep_topic.py applies it; the evaluation too."""
+    text = str(parse.get("text") or "")
+    if previous is None or ":" in previous or len(text.split()) > follow_ups.short_max_words:
+        return None
+    kind = follow_ups.kind_of(text)
+    mapped = follow_ups.topics.get(previous, {})
+    if kind is None or kind.name not in follow_ups.rereads or kind.name not in mapped:
+        return None
+    names_default = follow_ups.rereads[kind.name]
+    if names_default is not None and names_default.search(text.lower()):
+        return None
+    chosen = str(selected_answer(parse).get("intent_response_key") or "").split("/", 1)[-1]
+    answer = follow_ups.resolve(previous, kind, kb)
+    return answer if chosen == kind.default and answer not in (None, chosen) else None
+
+
+def answer_in_context(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
+                      previous: Optional[str]) -> Optional[str]:
+    """What replaces the model's FAQ answer after `previous`, if anything: the previous
+    topic (``keeps_previous``) or the follow-up's answer in context (``reread_answer``)."""
+    if keeps_previous(parse, previous):
+        return previous
+    return reread_answer(follow_ups, kb, parse, previous)
 
 
 def follow_up_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],

@@ -23,6 +23,7 @@ from actions.follow_up import (
     named_answer,
     parse_follow_ups,
     previous_topic,
+    reread_answer,
     resolve_follow_up,
     stays_on_previous,
 )
@@ -155,6 +156,60 @@ def test_the_follow_ups_file_is_validated(kb: KnowledgeBase) -> None:
         parse_follow_ups({"kinds": {"how": {"match": "how"}}, "topics": {"what_is": {"huh": "same"}}}, kb)
     with pytest.raises(ValueError, match=r"short_follow_up: unknown key\(s\) \['refer'\]"):
         parse_follow_ups({"short_follow_up": {"max_words": 8, "starts": "and", "refer": "it"}}, kb)
+    with pytest.raises(ValueError, match=r"follow_ups.yml: unknown key\(s\) \['reread'\]"):
+        parse_follow_ups({"reread": {"how_many": None}}, kb)
+    with pytest.raises(ValueError, match="rereads: unknown kind 'how_far'"):
+        parse_follow_ups({"kinds": {"how": {"match": "how"}}, "rereads": {"how_far": None}}, kb)
+    with pytest.raises(ValueError, match="rereads.how: not a valid expression"):
+        parse_follow_ups({"kinds": {"how": {"match": "how"}}, "rereads": {"how": "(work"}}, kb)
+
+
+@pytest.mark.parametrize(("previous", "text", "expected"), [
+    ("exercise_after", "what about tomorrow?", "exercise_after"),  # dev53: had got session_steps
+    ("alcohol_after", "and the next day?", "alcohol_after"),
+    ("exercise_after", "and the day after?", "exercise_after"),  # `after`, mapped for the subject
+    ("does_it_hurt", "and the day after?", "soreness_after"),  # `after` stays before `when`
+    ("twitch_response", "good or bad?", "twitch_response"),  # dev53: had got the benefits
+    ("what_to_wear", "how long total", "session_length"),  # dev53 (twice)
+    ("cost", "and how long is it", "session_length"),  # dev60, after the assessment's price
+])
+def test_round_25_follow_ups(kb: KnowledgeBase, previous: str, text: str, expected: str) -> None:
+    assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected
+
+
+def test_a_day_or_a_time_after_the_opening_hours_gets_them_again(kb: KnowledgeBase) -> None:
+    follow_ups = cached_follow_ups()
+    for text in ["thurs after work?", "what about saturday morning", "sundays?", "tmrw then?"]:
+        assert follow_ups.kind_of(text).name == "when", text
+        assert resolve_follow_up(follow_ups, kb, text, "intent:ask_hours", []).response == "utter_hours", text
+
+
+def answered(text: str, topic: str) -> Dict[str, Any]:
+    return {"text": text, "intent": {"name": "faq", "confidence": 0.95}, "entities": [],
+            "response_selector": {"faq": {"response": {"intent_response_key": f"faq/{topic}",
+                                                       "confidence": 0.9}}}}
+
+
+@pytest.mark.parametrize(("previous", "text", "model", "expected"), [
+    # the model's context-free reading of the kind gives way to its meaning after the previous topic
+    ("needles", "how many do you use", "results_timeline", "needle_count_size"),  # 14 writers
+    ("needle_count_size", "size?", "needles", "needle_count_size"),
+    ("electrical_stimulation", "does it hurt more", "does_it_hurt", "electrical_stimulation"),
+    ("water_after", "how much roughly?", "cost", "water_after"),
+    # ...not when the message names that reading in the kind's own words
+    ("needles", "how many sessions will i need", "results_timeline", None),
+    ("function", "how does it work anyway", "how_it_works", None),
+    ("other_side_effects", "and is it normal to be sore", "soreness_after", None),
+    # ...nor when the model read something else, or the kind isn't mapped for the previous topic
+    ("needles", "how many do you use", "needle_fear", None),
+    ("what_is", "how many do you use", "results_timeline", None),
+    (None, "how many do you use", "results_timeline", None),
+    ("condition:sciatica", "how many do you use", "results_timeline", None),
+    ("needles", "ok so roughly how many of them do you usually put in at each one", "results_timeline", None),
+])
+def test_a_short_follow_up_is_reread_in_context(kb: KnowledgeBase, previous: Optional[str], text: str,
+                                                 model: str, expected: Optional[str]) -> None:
+    assert reread_answer(cached_follow_ups(), kb, answered(text, model), previous) == expected
 
 
 def user(text: str, intent: str, topic: Optional[str] = None) -> Dict[str, Any]:

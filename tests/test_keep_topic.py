@@ -98,6 +98,24 @@ def test_the_kept_topic_need_not_be_among_the_candidates() -> None:
     assert kept[KEPT_TOPIC_KEY] == {"instead_of": "faq/first_assessment"}
 
 
+def test_a_short_follow_up_gets_its_answer_in_context() -> None:
+    """follow_ups.yml `rereads`: "how many do you use" after the needles asks how many
+    needles, where the model, reading it alone, answered how many sessions."""
+    needles = [UserUttered("what are the needles like", parse_data={
+        "intent": {"name": "faq", "confidence": 0.99}, "entities": [],
+        "response_selector": {"faq": {"response": {"intent_response_key": "faq/needles"}}}}),
+        ActionExecuted("utter_faq"), ActionExecuted("action_listen")]
+    sessions = {"intent_response_key": "faq/results_timeline", "confidence": 0.93}
+    data = {"text": "how many do you use", "intent": {"name": "faq", "confidence": 0.95}, "entities": [],
+            STAYS_ON_TOPIC_KEY: 0.2, "response_selector": {"all_retrieval_intents": ["faq"], "faq": {
+                "ranking": [sessions],
+                "response": {**sessions, "utter_action": "utter_faq/results_timeline"}}}}
+    after = keeper_on(needles, data)
+    assert selected_answer(after)["utter_action"] == "utter_faq/needle_count_size"
+    assert after[KEPT_TOPIC_KEY] == {"instead_of": "faq/results_timeline"}
+    assert selected_answer(keeper_on(SORENESS, data))["utter_action"] == "utter_faq/results_timeline"
+
+
 @pytest.mark.parametrize(("events", "data"), [
     ([], parse()),  # a new conversation
     (SORENESS, parse(intent="nlu_fallback")),  # not a confident answer: the action server decides
@@ -114,10 +132,10 @@ def test_what_it_leaves_alone(events: List[Event], data: Dict[str, Any]) -> None
 def test_an_error_leaves_the_models_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     import assistant.nlu.keep_topic as keep_topic
 
-    def broken(*_: Any) -> bool:
+    def broken(*_: Any) -> Optional[str]:
         raise ValueError("a broken knowledge file")
 
-    monkeypatch.setattr(keep_topic, "keeps_previous", broken)
+    monkeypatch.setattr(keep_topic, "answer_in_context", broken)
     after = keeper_on(SORENESS, parse())
     assert selected_answer(after)["intent_response_key"] == "faq/who_benefits"
 

@@ -149,10 +149,10 @@ class SealedEvaluator:
         actions/follow_up.py makes of follow-ups, unclear and off-topic messages; and,
         ``in_form`` (after a call-back request), what the call-back form makes of it."""
         from actions.follow_up import (
+            answer_in_context,
             condition_answer,
             follow_up_resolution,
             intent_marker,
-            keeps_previous,
             overruled_off_topic,
             unclear_resolution,
         )
@@ -165,8 +165,9 @@ class SealedEvaluator:
         if in_form and intent not in FORM_ENDERS:
             return self._form_reply(text, parse), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
-        if answer_id(label) and keeps_previous(parse, previous):  # assistant/nlu/keep_topic.py
-            label = sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb)
+        in_context = answer_id(label) and answer_in_context(self.follow_ups, self.kb, parse, previous)
+        if in_context:  # assistant/nlu/keep_topic.py
+            label = sealed_label(f"{RETRIEVAL_INTENT}/{in_context}", self.kb)
         if label == INTENT_ASK_CONDITION and condition_answer(self.follow_ups, previous, [], text).answer:
             return sealed_label(f"{RETRIEVAL_INTENT}/{previous}", self.kb), [], None  # actions/conditions.py
         if label == INTENT_PERSONAL_MEDICAL and is_bare_safety_question(text):  # the action's exception
