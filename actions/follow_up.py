@@ -168,6 +168,8 @@ class FollowUps:
     short_refers: Optional[Pattern[str]] = None
     # kind -> words that name its default outright (None: no such words); see ``reread_answer``
     rereads: Dict[str, Optional[Pattern[str]]] = field(default_factory=dict)
+    # intent -> {kind: another intent}: after the first's reply, that kind asks for the other's
+    intent_then: Dict[str, Dict[str, str]] = field(default_factory=dict)
 
     def is_short_follow_up(self, text: str) -> bool:
         """An unclear message that reads like a follow-up: short, and starting like one
@@ -254,6 +256,9 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
             return Resolution(answer=kind.default)
         return Resolution(conditions=tuple(conditions))
     if previous.startswith(f"{INTENT}:"):
+        then = follow_ups.intent_then.get(marker_intent(previous)[0], {}).get(kind.name if kind else "")
+        if then:  # "tomorrow?" after the booking reply asks for free slots
+            return intent_reply(follow_ups, f"{INTENT}:{then}", text)
         if kind is None or kind.name in follow_ups.intent_kinds:
             return intent_reply(follow_ups, previous, text)
         return Resolution(answer=kind.default if kind.standalone else None)
@@ -332,10 +337,24 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
         short_refers = re.compile(short["refers"]) if "refers" in short else None
     except (KeyError, re.error) as error:
         raise ValueError(f"{source}: short_follow_up: needs valid 'starts', 'refers' ({error})") from None
-    return FollowUps(tuple(kinds), subject_kinds, topics,
-                     {str(k): str(v) for k, v in (intents.get("replies") or {}).items()},
+    replies = {str(k): str(v) for k, v in (intents.get("replies") or {}).items()}
+    return FollowUps(tuple(kinds), subject_kinds, topics, replies,
                      intent_kinds, amount_kinds, stays_on, int(short.get("max_words", 0)),
-                     short_starts, short_refers, _rereads(raw.get("rereads") or {}, names, source))
+                     short_starts, short_refers, _rereads(raw.get("rereads") or {}, names, source),
+                     _intent_then(intents.get("then") or {}, names, set(replies), source))
+
+
+def _intent_then(raw: Any, kind_names: Set[str], replied: Set[str], source: str) -> Dict[str, Dict[str, str]]:
+    then: Dict[str, Dict[str, str]] = {}
+    for intent, mapping in dict(raw).items():
+        for kind_name, other in dict(mapping or {}).items():
+            if kind_name not in kind_names:
+                raise ValueError(f"{source}: intents.then.{intent}: unknown kind '{kind_name}'")
+            for name in (intent, other):
+                if name not in replied:
+                    raise ValueError(f"{source}: intents.then.{intent}: '{name}' is not in intents.replies")
+            then.setdefault(str(intent), {})[str(kind_name)] = str(other)
+    return then
 
 
 def _rereads(raw: Any, kind_names: Set[str], source: str) -> Dict[str, Optional[Pattern[str]]]:

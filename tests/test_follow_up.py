@@ -182,6 +182,16 @@ def test_a_day_or_a_time_after_the_opening_hours_gets_them_again(kb: KnowledgeBa
     for text in ["thurs after work?", "what about saturday morning", "sundays?", "tmrw then?"]:
         assert follow_ups.kind_of(text).name == "when", text
         assert resolve_follow_up(follow_ups, kb, text, "intent:ask_hours", []).response == "utter_hours", text
+    # ...and after the booking reply, the free slots (intents.then)
+    assert resolve_follow_up(follow_ups, kb, "tomorrow?", "intent:book", []) == Resolution(
+        response="utter_availability", intent="intent:ask_availability")
+    assert resolve_follow_up(follow_ups, kb, "why?", "intent:book", []).response == "utter_handoff"
+    with pytest.raises(ValueError, match="intents.then.book: 'ask_slots' is not in intents.replies"):
+        parse_follow_ups({"kinds": {"when": {"match": "tomorrow"}}, "intents": {
+            "replies": {"book": "utter_handoff"}, "then": {"book": {"when": "ask_slots"}}}}, kb)
+    with pytest.raises(ValueError, match="intents.then.book: unknown kind 'whenever'"):
+        parse_follow_ups({"kinds": {"when": {"match": "tomorrow"}}, "intents": {
+            "replies": {"book": "utter_handoff"}, "then": {"book": {"whenever": "book"}}}}, kb)
 
 
 def answered(text: str, topic: str) -> Dict[str, Any]:
