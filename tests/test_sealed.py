@@ -37,7 +37,7 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev44": True, "dev45": True, "dev46": True, "dev47": True, "dev48": True, "dev49": True,
             "dev50": True, "dev51": True, "dev52": True, "dev53": True, "dev54": True,
             "dev55": False, "dev56": False, "dev57": False, "dev58": False, "dev59": True,
-            "dev60": True, "dev61": False}
+            "dev60": True, "dev61": False, "dev62": False, "dev63": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -72,7 +72,7 @@ def test_sealed_figures_hold_their_floors(report: SealedReport) -> None:
 # take two ways (round 25); the others were written as visitors write.
 UNAMBIGUOUS_SETS = frozenset(["dev55", "dev56", "dev57", "dev58"])
 UNAMBIGUOUS = "follow-ups that read two ways left out"
-AS_WRITTEN_FLOOR = 0.78
+AS_WRITTEN_FLOOR = 0.85
 UNAMBIGUOUS_FLOOR = 0.93
 
 
@@ -81,7 +81,7 @@ def test_the_development_set_figures(agent: Any) -> None:
     training data, each committed before the tuning round it fed. The tuned-on sets
     only guard against regressions (since round 23 the intent model learns their
     single messages and first turns, so only their later turns are unseen); the
-    last round's held-out sets (dev55 to dev58 and dev61 on 2026-12-04) show
+    last round's held-out sets (dev55 to dev58 and dev61 to dev63 on 2026-12-04) show
     what a fresh writer gets. Printed next to the sealed figures."""
     quiet_parse_log()
     evaluator = SealedEvaluator(agent)
@@ -102,11 +102,11 @@ def test_the_development_set_figures(agent: Any) -> None:
     # model learnt their messages and first turns)
     assert tuned_on.conversation_accuracy >= 0.89
     # Held out (issue bars 0.90 for conversations and 0.01 for confident wrong answers):
-    # dev61 (two-turn conversations as visitors write them) measured 0.800 (96 of 120; 0.792
-    # before the round), and dev55 to dev58 0.955 (382 of 400; 0.948 before), with 1
-    # confident wrong answer of 460 messages, after round 25 on 2026-12-04. The floors
-    # are the figures less about two conversations in a hundred, not the bar: visitors'
-    # own follow-ups miss it, see docs/testing.md.
+    # dev61 to dev63 (two-turn conversations as visitors write them) measured 0.872 (314 of
+    # 360; 0.867 before the round), and dev55 to dev58 0.955 (382 of 400; 0.948 before),
+    # with 1 confident wrong answer of 580 messages, after round 25 on 2026-12-04. The
+    # floors are the figures less about two conversations in a hundred, not the bar:
+    # visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
         assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.confident_wrong[0] <= 0.02
     assert as_written.conversation_accuracy >= AS_WRITTEN_FLOOR
