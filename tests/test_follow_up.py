@@ -169,6 +169,7 @@ def test_the_follow_ups_file_is_validated(kb: KnowledgeBase) -> None:
     ("alcohol_after", "and the next day?", "alcohol_after"),
     ("exercise_after", "and the day after?", "exercise_after"),  # `after`, mapped for the subject
     ("does_it_hurt", "and the day after?", "soreness_after"),  # `after` stays before `when`
+    ("does_it_hurt", "and tomorrow?", "soreness_after"),
     ("twitch_response", "good or bad?", "twitch_response"),  # dev53: had got the benefits
     ("what_to_wear", "how long total", "session_length"),  # dev53 (twice)
     ("cost", "and how long is it", "session_length"),  # dev60, after the assessment's price
@@ -210,6 +211,11 @@ def answered(text: str, topic: str) -> Dict[str, Any]:
     ("needles", "how many sessions will i need", "results_timeline", None),
     ("function", "how does it work anyway", "how_it_works", None),
     ("other_side_effects", "and is it normal to be sore", "soreness_after", None),
+    # (a reviewer's probes: the model's own, sure reading stands)
+    ("soreness_after", "does the needle hurt going in", "does_it_hurt", None),
+    ("twitch_response", "is it normal to be in pain after", "soreness_after", None),
+    ("needles", "how many will i need", "results_timeline", None),
+    ("needles", "how many before i notice a difference", "results_timeline", None),
     # ...nor when the model read something else, or the kind isn't mapped for the previous topic
     ("needles", "how many do you use", "needle_fear", None),
     ("what_is", "how many do you use", "results_timeline", None),
