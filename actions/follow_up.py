@@ -344,10 +344,16 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
                      _intent_then(intents.get("then") or {}, names, set(replies), source))
 
 
+def _mapping(raw: Any, where: str) -> Dict[Any, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a mapping, not {raw!r}")
+    return raw
+
+
 def _intent_then(raw: Any, kind_names: Set[str], replied: Set[str], source: str) -> Dict[str, Dict[str, str]]:
     then: Dict[str, Dict[str, str]] = {}
-    for intent, mapping in dict(raw).items():
-        for kind_name, other in dict(mapping or {}).items():
+    for intent, mapping in _mapping(raw, f"{source}: intents.then").items():
+        for kind_name, other in _mapping(mapping or {}, f"{source}: intents.then.{intent}").items():
             if kind_name not in kind_names:
                 raise ValueError(f"{source}: intents.then.{intent}: unknown kind '{kind_name}'")
             for name in (intent, other):
@@ -359,7 +365,7 @@ def _intent_then(raw: Any, kind_names: Set[str], replied: Set[str], source: str)
 
 def _rereads(raw: Any, kind_names: Set[str], source: str) -> Dict[str, Optional[Pattern[str]]]:
     rereads: Dict[str, Optional[Pattern[str]]] = {}
-    for kind_name, words in dict(raw).items():
+    for kind_name, words in _mapping(raw, f"{source}: rereads").items():
         if kind_name not in kind_names:
             raise ValueError(f"{source}: rereads: unknown kind '{kind_name}'")
         try:

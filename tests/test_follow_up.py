@@ -162,6 +162,10 @@ def test_the_follow_ups_file_is_validated(kb: KnowledgeBase) -> None:
         parse_follow_ups({"kinds": {"how": {"match": "how"}}, "rereads": {"how_far": None}}, kb)
     with pytest.raises(ValueError, match="rereads.how: not a valid expression"):
         parse_follow_ups({"kinds": {"how": {"match": "how"}}, "rereads": {"how": "(work"}}, kb)
+    with pytest.raises(ValueError, match=r"follow_ups.yml: rereads: must be a mapping, not \['how'\]"):
+        parse_follow_ups({"kinds": {"how": {"match": "how"}}, "rereads": ["how"]}, kb)
+    with pytest.raises(ValueError, match="intents.then.book: must be a mapping, not 'when'"):
+        parse_follow_ups({"intents": {"replies": {"book": "utter_handoff"}, "then": {"book": "when"}}}, kb)
 
 
 @pytest.mark.parametrize(("previous", "text", "expected"), [
