@@ -506,6 +506,11 @@ def topic_before(newest_first: Iterable[Dict[str, Any]], current_included: bool 
     return None
 
 
+def selected_topic(parse: Dict[str, Any]) -> str:
+    """The topic or subject id of the answer the selector chose ("" when none)."""
+    return str(selected_answer(parse).get("intent_response_key") or "").split("/", 1)[-1]
+
+
 def keeps_previous(parse: Dict[str, Any], previous: Optional[str]) -> bool:
     """Whether a confident FAQ answer to a message gives way to the previous answer's
     topic (assistant/nlu/keep_topic.py): the message reads like more about that answer
@@ -518,7 +523,7 @@ def keeps_previous(parse: Dict[str, Any], previous: Optional[str]) -> bool:
     ranking = {str(a.get("intent_response_key") or "").split("/", 1)[-1]: float(a.get("confidence") or 0.0)
                for a in answer_ranking(parse)}
     top = max(ranking.values(), default=1.0)
-    chosen = str(selected_answer(parse).get("intent_response_key") or "").split("/", 1)[-1]
+    chosen = selected_topic(parse)
     if chosen == previous or float(parse.get(STAYS_ON_TOPIC_KEY) or 0.0) < KEEP_STAYS_MIN:
         return False
     if cached_follow_ups().still_about(previous, chosen):  # "and the initial assessment?" after the price
@@ -544,7 +549,7 @@ def reread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any
     names_default = follow_ups.rereads[kind.name]
     if names_default is not None and names_default.search(text.lower()):
         return None
-    chosen = str(selected_answer(parse).get("intent_response_key") or "").split("/", 1)[-1]
+    chosen = selected_topic(parse)
     answer = follow_ups.resolve(previous, kind, kb)
     return answer if chosen == kind.default and answer not in (None, chosen) else None
 
