@@ -170,6 +170,9 @@ class FollowUps:
     rereads: Dict[str, Optional[Pattern[str]]] = field(default_factory=dict)
     # intent -> {kind: another intent}: after the first's reply, that kind asks for the other's
     intent_then: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    # answers a report of how one feels after a session reads as; a question after such a
+    # report gets its own answer (assistant/nlu/question_after_report.py)
+    reports: Tuple[str, ...] = ()
 
     def is_short_follow_up(self, text: str) -> bool:
         """An unclear message that reads like a follow-up: short, and starting like one
@@ -280,7 +283,7 @@ def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions:
 
 
 FOLLOW_UPS_KEYS = frozenset(["kinds", "amounts", "stays_on", "subjects", "topics", "intents",
-                             "short_follow_up", "rereads"])
+                             "short_follow_up", "rereads", "reports"])
 
 
 def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml") -> FollowUps:
@@ -341,7 +344,8 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
     return FollowUps(tuple(kinds), subject_kinds, topics, replies,
                      intent_kinds, amount_kinds, stays_on, int(short.get("max_words", 0)),
                      short_starts, short_refers, _rereads(raw.get("rereads") or {}, names, source),
-                     _intent_then(intents.get("then") or {}, names, set(replies), source))
+                     _intent_then(intents.get("then") or {}, names, set(replies), source),
+                     tuple(check(a, "reports") for a in raw.get("reports") or []))
 
 
 def _mapping(raw: Any, where: str) -> Dict[Any, Any]:

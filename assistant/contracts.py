@@ -55,6 +55,10 @@ INTENT_INFORM = "inform"
 # An FAQ answer that gave way to the previous answer's topic (assistant/nlu/keep_topic.py):
 # {"instead_of": "faq/<the model's choice>"} in the parse data.
 KEPT_TOPIC_KEY = "kept_topic"
+# A report then a question of its own, answered by the question's reading
+# (assistant/nlu/question_after_report.py): {"question": <its text>, "instead_of":
+# "faq/<the whole message's answer>"} in the parse data.
+QUESTION_AFTER_REPORT_KEY = "question_after_report"
 # "Did you mean...?" (actions/clarify.py): after it, nothing is a follow-up, and a
 # second unclear message in a row gets the handoff (actions/follow_up.py).
 ACTION_CLARIFY = "action_clarify"

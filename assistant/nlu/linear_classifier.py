@@ -45,6 +45,7 @@ from assistant.nlu.component_settings import ComponentSettings, project_paths
 from assistant.nlu.fingerprints import code_fingerprint, files_fingerprint
 from assistant.nlu.ngram_features import NgramFeatures
 from assistant.nlu.phone_words import spelled_out
+from assistant.nlu.question_after_report import answer_question_after_report
 from assistant.nlu.sentence_embeddings import DIMENSIONS
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE
 from assistant.nlu.visitor_examples import with_visitor_examples
@@ -250,7 +251,16 @@ class LinearIntentClassifier(ComponentSettings, GraphComponent, IntentClassifier
         rows = self._model.probabilities([m.get(TEXT) for m in with_text])
         for message, row in zip(with_text, rows, strict=True):
             self._annotate(message, dict(zip(self._model.labels, row, strict=True)))
+            answer_question_after_report(message, self._read_alone)
         return messages
+
+    def _read_alone(self, text: str) -> Dict[str, Any]:
+        """A text's parse by this model alone: the question after a report."""
+        assert self._model is not None
+        message = Message({TEXT: text})
+        row = self._model.probabilities([text])[0]
+        self._annotate(message, dict(zip(self._model.labels, row, strict=True)))
+        return message.as_dict()
 
     def _annotate(self, message: Message, label_scores: Dict[str, float]) -> None:
         intents: Dict[str, float] = defaultdict(float)

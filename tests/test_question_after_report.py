@@ -1,0 +1,155 @@
+"""A report of how the visitor feels, then a question of their own, gets the question's
+answer (assistant/nlu/question_after_report.py): the splitting, the decision with a
+stand-in model, the trained pipeline, and a conversation through the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa.shared.nlu.training_data.message import Message
+
+from actions.follow_up import cached_follow_ups
+from assistant.contracts import QUESTION_AFTER_REPORT_KEY, selected_answer
+from assistant.kb.knowledge import KnowledgeBase
+from assistant.nlu.question_after_report import answer_question_after_report, last_question, question_reading
+from assistant.nlu.uncertainty import Thresholds
+from tests.helpers.rest import filled, say, texts
+
+THRESHOLDS = Thresholds(intent=0.4, intent_ambiguity=0.0, answer=0.4, answer_ambiguity=0.1, strict=())
+REPORTS = ("soreness_after", "other_side_effects")
+
+
+@pytest.mark.parametrize(("text", "question"), [
+    ("had my neck done yesterday, bit stiff and sore. is it ok to drive to work",
+     "is it ok to drive to work"),
+    ("calf is sore after the needling yesterday. can i still do my 10k on sunday",
+     "can i still do my 10k on sunday"),
+    ("just had my hammy needled, feels heavy! spa pool ok tonight?", "spa pool ok tonight?"),
+    ("sore today\nwhen should i book the next one", "when should i book the next one"),
+    ("sore after the needling yesterday can i go to the gym", None),  # one sentence
+    ("can i go to the gym?", None),
+    ("had it done yesterday. feeling a bit sore today.", None),  # no question at the end
+])
+def test_the_last_question(text: str, question: Optional[str]) -> None:
+    assert last_question(text) == question
+
+
+def parse(text: str, answer: str, confidence: float = 0.8, intent: str = "faq") -> Dict[str, Any]:
+    ranking = [{"intent_response_key": f"faq/{answer}", "confidence": confidence},
+               {"intent_response_key": "faq/what_is", "confidence": (1 - confidence) / 2}]
+    return {"text": text, "intent": {"name": intent, "confidence": 0.9},
+            "intent_ranking": [{"name": intent, "confidence": 0.9}],
+            "response_selector": {"all_retrieval_intents": ["faq"], "faq": {
+                "ranking": ranking, "response": {**ranking[0], "utter_action": f"utter_faq/{answer}"}}}}
+
+
+REPORT = "had it done yesterday, bit sore. "
+GYM = REPORT + "can i go to the gym"
+
+
+def reader(answers: Dict[str, Dict[str, Any]]) -> Any:
+    read: List[str] = []
+
+    def read_alone(text: str) -> Dict[str, Any]:
+        read.append(text)
+        return answers[text]
+    read_alone.read = read  # type: ignore[attr-defined]
+    return read_alone
+
+
+@pytest.mark.parametrize(("whole", "alone", "answered"), [
+    (parse(GYM, "soreness_after"), parse("", "exercise_after"), "exercise_after"),
+    (parse(GYM, "other_side_effects"), parse("", "exercise_after"), "exercise_after"),
+    # the whole message is no report: its reading stands
+    (parse(GYM, "exercise_after"), parse("", "bath_sauna"), None),
+    # the question alone is unsure ("Did you mean"), the report's own answer, or no FAQ
+    (parse(GYM, "soreness_after"), parse("", "exercise_after", 0.3), None),
+    (parse(GYM, "soreness_after"), parse("", "soreness_after"), None),
+    (parse(GYM, "soreness_after"), parse("", "what_is", intent="book"), None),
+    # the whole message is unsure: "Did you mean" stands
+    (parse(GYM, "soreness_after", 0.3), parse("", "exercise_after"), None),
+])
+def test_the_decision(whole: Dict[str, Any], alone: Dict[str, Any], answered: Optional[str]) -> None:
+    read = reader({"can i go to the gym": alone})
+    found = question_reading(whole, REPORTS, cached_follow_ups().refers_back, read, THRESHOLDS)
+    got = found[1]["response_selector"]["faq"]["response"]["intent_response_key"] if found else None
+    assert got == (f"faq/{answered}" if answered else None)
+
+
+def test_a_question_pointing_back_at_the_report_is_not_read_alone() -> None:
+    read = reader({})
+    whole = parse(REPORT + "how long will that last?", "soreness_after")
+    assert question_reading(whole, REPORTS, cached_follow_ups().refers_back, read, THRESHOLDS) is None
+    assert read.read == []
+
+
+def test_the_message_gets_the_questions_reading_and_says_so() -> None:
+    text = REPORT + "can i go to the gym"
+    message = Message(parse(text, "soreness_after"))
+    answer_question_after_report(message, reader({"can i go to the gym": parse("", "exercise_after")}))
+    assert message.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/exercise_after"
+    assert message.get(QUESTION_AFTER_REPORT_KEY) == {"question": "can i go to the gym",
+                                                       "instead_of": "faq/soreness_after"}
+
+
+def test_an_error_leaves_the_whole_messages_reading() -> None:
+    message = Message(parse(GYM, "soreness_after"))
+
+    def broken(text: str) -> Dict[str, Any]:
+        raise RuntimeError("model gone")
+    answer_question_after_report(message, broken)
+    assert message.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/soreness_after"
+    assert message.get(QUESTION_AFTER_REPORT_KEY) is None
+
+
+def test_the_follow_ups_file_names_known_reports(kb: KnowledgeBase) -> None:
+    from actions.follow_up import parse_follow_ups
+
+    assert cached_follow_ups().reports == REPORTS
+    with pytest.raises(ValueError, match="reports: 'sore' is not a topic or subject id"):
+        parse_follow_ups({"reports": ["sore"]}, kb)
+
+
+# Written for this test (none is in a blind set): reports of soreness heavy enough that
+# the whole message reads as the soreness, each ending in a question of its own; and
+# questions about the report, which keep the soreness answer.
+OWN_QUESTIONS = [
+    ("my calf is really sore and achy and stiff since the needling yesterday, feels bruised and tender. "
+     "am i ok to go for a run tomorrow?", "faq/exercise_after"),
+    ("bit achy and sore after my needling today. what should i avoid tonight?", "faq/aftercare_general"),
+    ("sore and tender after yesterdays session. when should i come back for the next one?",
+     "faq/session_frequency"),
+    ("so sore and achy after the needles yesterday, like i did a huge leg day. can i have a hot bath?",
+     "faq/bath_sauna"),
+]
+ABOUT_THE_REPORT = [
+    "had it done yesterday and im a bit sore. is that normal?",
+    "feeling achy after needling yesterday. how long will that last?",
+]
+
+
+def test_through_the_trained_pipeline(agent: Any) -> None:
+    read_alone = 0
+    for text, expected in OWN_QUESTIONS:
+        parse_data = asyncio.run(agent.parse_message(text))
+        said = parse_data.get(QUESTION_AFTER_REPORT_KEY)
+        print(f"{text!r} -> {selected_answer(parse_data).get('intent_response_key')} ({said})")
+        assert selected_answer(parse_data).get("intent_response_key") == expected
+        if said:
+            assert said == {"question": last_question(text), "instead_of": "faq/soreness_after"}
+            read_alone += 1
+    # a retrained model may read a whole message right by itself, but not most of them
+    assert read_alone >= len(OWN_QUESTIONS) // 2
+    for text in ABOUT_THE_REPORT:
+        parse_data = asyncio.run(agent.parse_message(text))
+        assert selected_answer(parse_data).get("intent_response_key") == "faq/soreness_after"
+        assert parse_data.get(QUESTION_AFTER_REPORT_KEY) is None
+
+
+def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
+    text, expected = OWN_QUESTIONS[3]  # the hot bath
+    reply = " ".join(texts(say(stack, f"report-{uuid.uuid4().hex[:8]}", text)))
+    assert reply.startswith(filled(kb.subjects[expected.split("/")[1]].reply)), reply
