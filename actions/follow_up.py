@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Pattern, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Pattern, Set, Tuple
 
 import yaml
 from rasa_sdk import Action, Tracker
@@ -48,6 +48,7 @@ from assistant.contracts import (
     ACTION_FOLLOW_UP,
     ACTION_OUT_OF_SCOPE,
     INTENT_ASK_CONDITION,
+    INTENT_FOLLOW_UP,
     INTENT_INFORM,
     INTENT_PERSONAL_MEDICAL,
     RETRIEVAL_INTENT,
@@ -173,6 +174,12 @@ class FollowUps:
     # answers a report of how one feels after a session reads as; a question after such a
     # report gets its own answer (assistant/nlu/question_after_report.py)
     reports: Tuple[str, ...] = ()
+    # kind -> {an answer the model gives such a follow-up read alone: the words that
+    # name that answer outright (None: none)}; see ``misread_answer``
+    misreads: Dict[str, Dict[str, Optional[Pattern[str]]]] = field(default_factory=dict)
+    # intent -> kinds that, after its reply, are a follow-up whatever intent the model
+    # gave ("morning?" after the free slots, read alone as a greeting): ``intent_in_context``
+    intent_rereads: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     def is_short_follow_up(self, text: str) -> bool:
         """An unclear message that reads like a follow-up: short, and starting like one
@@ -181,6 +188,13 @@ class FollowUps:
             return False
         starts = self.short_starts is not None and bool(self.short_starts.search(text.lower()))
         return starts or self.refers_back(text)
+
+    def intent_reread_kind(self, text: str) -> Optional[str]:
+        """The message's kind if ``intent_in_context`` rereads it, else None (a cheap
+        check before reading the conversation)."""
+        kind = self.kind_of(text) if self.intent_rereads else None
+        reread = kind is not None and any(kind.name in kinds for kinds in self.intent_rereads.values())
+        return kind.name if kind is not None and reread else None
 
     def refers_back(self, text: str) -> bool:
         return self.short_refers is not None and bool(self.short_refers.search(text.lower()))
@@ -283,7 +297,7 @@ def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions:
 
 
 FOLLOW_UPS_KEYS = frozenset(["kinds", "amounts", "stays_on", "subjects", "topics", "intents",
-                             "short_follow_up", "rereads", "reports"])
+                             "short_follow_up", "rereads", "misreads", "reports"])
 
 
 def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml") -> FollowUps:
@@ -327,6 +341,8 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
         check(topic, "stays_on")
         stays_on[str(topic)] = tuple(a if a in STAYS_ON_INTENTS else check(a, f"stays_on.{topic}")
                                      for a in answers or [])
+    replies = {str(k): str(v) for k, v in (intents.get("replies") or {}).items()}
+    intent_rereads = _intent_rereads(intents.get("reread") or {}, names, set(replies), source)
     for where, listed in (("intents.stay", intent_kinds), ("amounts", amount_kinds)):
         for kind_name in listed:
             if kind_name not in names:
@@ -340,12 +356,12 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
         short_refers = re.compile(short["refers"]) if "refers" in short else None
     except (KeyError, re.error) as error:
         raise ValueError(f"{source}: short_follow_up: needs valid 'starts', 'refers' ({error})") from None
-    replies = {str(k): str(v) for k, v in (intents.get("replies") or {}).items()}
     return FollowUps(tuple(kinds), subject_kinds, topics, replies,
                      intent_kinds, amount_kinds, stays_on, int(short.get("max_words", 0)),
                      short_starts, short_refers, _rereads(raw.get("rereads") or {}, names, source),
                      _intent_then(intents.get("then") or {}, names, set(replies), source),
-                     tuple(check(a, "reports") for a in raw.get("reports") or []))
+                     tuple(check(a, "reports") for a in raw.get("reports") or []),
+                     _misreads(raw.get("misreads") or {}, names, check, source), intent_rereads)
 
 
 def _mapping(raw: Any, where: str) -> Dict[Any, Any]:
@@ -367,16 +383,45 @@ def _intent_then(raw: Any, kind_names: Set[str], replied: Set[str], source: str)
     return then
 
 
+def _intent_rereads(raw: Any, kind_names: Set[str], replied: Set[str],
+                    source: str) -> Dict[str, Tuple[str, ...]]:
+    rereads: Dict[str, Tuple[str, ...]] = {}
+    for intent, listed in _mapping(raw, f"{source}: intents.reread").items():
+        if intent not in replied:
+            raise ValueError(f"{source}: intents.reread: '{intent}' is not in intents.replies")
+        for kind_name in listed or []:
+            if kind_name not in kind_names:
+                raise ValueError(f"{source}: intents.reread.{intent}: unknown kind '{kind_name}'")
+        rereads[str(intent)] = tuple(str(k) for k in listed or [])
+    return rereads
+
+
 def _rereads(raw: Any, kind_names: Set[str], source: str) -> Dict[str, Optional[Pattern[str]]]:
     rereads: Dict[str, Optional[Pattern[str]]] = {}
     for kind_name, words in _mapping(raw, f"{source}: rereads").items():
         if kind_name not in kind_names:
             raise ValueError(f"{source}: rereads: unknown kind '{kind_name}'")
-        try:
-            rereads[str(kind_name)] = re.compile(words) if words else None
-        except (TypeError, re.error) as error:
-            raise ValueError(f"{source}: rereads.{kind_name}: not a valid expression ({error})") from None
+        rereads[str(kind_name)] = _words(words, f"{source}: rereads.{kind_name}")
     return rereads
+
+
+def _misreads(raw: Any, kind_names: Set[str], check: Callable[[Any, str], str],
+              source: str) -> Dict[str, Dict[str, Optional[Pattern[str]]]]:
+    misreads: Dict[str, Dict[str, Optional[Pattern[str]]]] = {}
+    for kind_name, readings in _mapping(raw, f"{source}: misreads").items():
+        if kind_name not in kind_names:
+            raise ValueError(f"{source}: misreads: unknown kind '{kind_name}'")
+        where = f"{source}: misreads.{kind_name}"
+        misreads[str(kind_name)] = {check(answer, f"misreads.{kind_name}"): _words(words, f"{where}.{answer}")
+                                    for answer, words in _mapping(readings, where).items()}
+    return misreads
+
+
+def _words(words: Any, where: str) -> Optional[Pattern[str]]:
+    try:
+        return re.compile(words) if words else None
+    except (TypeError, re.error) as error:
+        raise ValueError(f"{where}: not a valid expression ({error})") from None
 
 
 def named_answer(parse_data: Dict[str, Any], minimum: float = NAMED_ANSWER_MIN) -> Optional[str]:
@@ -558,13 +603,71 @@ def reread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any
     return answer if chosen == kind.default and answer not in (None, chosen) else None
 
 
+def misread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
+                   previous: Optional[str]) -> Optional[str]:
+    """The answer of a short follow-up's kind where the model, reading it alone, gave an
+    answer follow_ups.yml ``misreads`` lists for that kind, unless the message names that
+    answer outright: "how quick tho" after tennis elbow asks how soon it helps, where the
+    model said how long a session is; "and before?" after drinking water afterwards asks
+    the same of before, where it said the first assessment. The kind's answer is the one
+    this file gives it after `previous` (``kind_answer``)."""
+    text = str(parse.get("text") or "")
+    kind = follow_ups.kind_of(text)
+    if kind is None or len(text.split()) > follow_ups.short_max_words:
+        return None
+    chosen = selected_topic(parse)
+    readings = follow_ups.misreads.get(kind.name, {})
+    names_it = readings.get(chosen)
+    if chosen not in readings or (names_it is not None and names_it.search(text.lower())):
+        return None
+    answer = kind_answer(follow_ups, kb, kind, previous)
+    return answer if answer != chosen else None
+
+
+def kind_answer(follow_ups: FollowUps, kb: KnowledgeBase, kind: Kind,
+                previous: Optional[str]) -> Optional[str]:
+    """A kind's answer after `previous` where follow_ups.yml gives one: mapped for that
+    topic (or for a condition), the subject again for a subject's kinds, or a standalone
+    kind's default; None where only "the previous answer again" would guess."""
+    is_condition = bool(previous and previous.startswith(f"{CONDITION}:"))
+    answer = follow_ups.topics.get(CONDITION if is_condition else previous or "", {}).get(kind.name)
+    if answer is None and previous in kb.subjects and kind.name in follow_ups.subject_kinds:
+        answer = SAME
+    if answer is None and kind.standalone:
+        answer = kind.default
+    if answer == SAME:
+        return previous if previous and ":" not in previous else None
+    return answer
+
+
 def answer_in_context(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
                       previous: Optional[str]) -> Optional[str]:
     """What replaces the model's FAQ answer after `previous`, if anything: the previous
-    topic (``keeps_previous``) or the follow-up's answer in context (``reread_answer``)."""
+    topic (``keeps_previous``) or the follow-up's answer in context (``reread_answer``,
+    ``misread_answer``)."""
     if keeps_previous(parse, previous):
         return previous
-    return reread_answer(follow_ups, kb, parse, previous)
+    return reread_answer(follow_ups, kb, parse, previous) or misread_answer(follow_ups, kb, parse, previous)
+
+
+def intent_in_context(follow_ups: FollowUps, parse: Dict[str, Any], previous: Optional[str]) -> bool:
+    """Whether a message the model gave another intent is a follow-up to the intent's
+    reply before it: only a day or a time ("saturday?" after the opening hours, read
+    alone as free slots; "morning?" after the free slots, read alone as a greeting), a
+    kind follow_ups.yml ``intents.reread`` lists. The follow-up action then answers it
+    (``resolve_follow_up``); assistant/nlu/keep_topic.py applies it, the evaluation too."""
+    if previous is None or not previous.startswith(f"{INTENT}:"):
+        return False
+    intent = str((parse.get("intent") or {}).get("name") or "")
+    kind = follow_ups.intent_reread_kind(str(parse.get("text") or ""))
+    if kind is None or intent in (RETRIEVAL_INTENT, INTENT_FOLLOW_UP):
+        return False
+    previous_intent = marker_intent(previous)[0]
+    if kind not in follow_ups.intent_rereads.get(previous_intent, ()):
+        return False
+    then = follow_ups.intent_then.get(previous_intent, {}).get(kind)
+    stays = kind in follow_ups.intent_kinds and previous_intent in follow_ups.intent_replies
+    return (then or (previous_intent if stays else None)) not in (None, intent)
 
 
 def follow_up_resolution(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],

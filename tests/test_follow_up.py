@@ -20,6 +20,8 @@ from actions.follow_up import (
     cached_follow_ups,
     condition_answer,
     follow_up_resolution,
+    intent_in_context,
+    misread_answer,
     named_answer,
     parse_follow_ups,
     previous_topic,
@@ -232,6 +234,69 @@ def test_a_short_follow_up_is_reread_in_context(kb: KnowledgeBase, previous: Opt
     assert reread_answer(cached_follow_ups(), kb, answered(text, model), previous) == expected
 
 
+@pytest.mark.parametrize(("previous", "text", "model", "expected"), [
+    # round 27: the kind's answer where the model misread it (follow_ups.yml `misreads`)
+    ("condition:tennis_elbow", "how quick tho", "session_length", "results_timeline"),
+    (None, "how long til it works", "session_length", "results_timeline"),  # a standalone kind
+    ("function", "how long before im back on site", "session_length", "results_timeline"),
+    ("other_side_effects", "how long will it hang around", "session_length", "other_side_effects"),
+    ("soreness_after", "how long does it normally hang around for", "session_length", "soreness_after"),
+    ("water_after", "and before?", "first_assessment", "water_after"),
+    ("alcohol_after", "what about before", "first_assessment", "alcohol_after"),
+    # ...not when the message names the model's reading, or this file gives the kind no answer there
+    ("condition:tennis_elbow", "how quick is a session", "session_length", None),
+    ("soreness_after", "how long is it", "session_length", None),
+    ("condition:sciatica", "how long does it take", "session_length", None),
+    ("session_steps", "how long each one", "session_length", None),
+    ("session_length", "how quick", "session_length", None),  # already that answer
+    ("what_is", "how long will it last", "session_length", None),  # only "the same again"
+    (None, "how long will it last", "session_length", None),
+    ("does_it_hurt", "and before?", "first_assessment", None),
+    ("water_after", "and before?", "needle_fear", None),  # the model read something else
+    ("condition:tennis_elbow", "how quick would it be for me, i've got a wedding in two weeks",
+     "session_length", None),  # too long for a follow-up
+])
+def test_a_misread_follow_up_gets_its_kinds_answer(kb: KnowledgeBase, previous: Optional[str], text: str,
+                                                   model: str, expected: Optional[str]) -> None:
+    assert misread_answer(cached_follow_ups(), kb, answered(text, model), previous) == expected
+
+
+@pytest.mark.parametrize(("previous", "text", "model", "follows"), [
+    ("intent:ask_hours", "saturday?", "ask_availability", True),  # 3 writers
+    ("intent:ask_availability", "morning?", "greet", True),  # 4 writers
+    ("intent:ask_availability", "evenings?", "nlu_fallback", True),
+    ("intent:ask_hours", "saturday?", "ask_hours", False),  # the model agrees
+    ("intent:book", "tomorrow?", "ask_availability", False),  # intents.then: the free slots, as read
+    ("intent:book", "tomorrow?", "greet", True),
+    ("intent:ask_location", "saturday?", "ask_availability", False),  # `when` doesn't stay there
+    ("does_it_hurt", "tomorrow?", "ask_availability", False),  # not after an intent's reply
+    (None, "morning?", "greet", False),
+    ("intent:ask_availability", "good morning", "greet", False),  # not only a day or a time
+    ("intent:ask_availability", "morning, does it hurt?", "faq", False),
+])
+def test_a_day_or_a_time_after_an_intents_reply_is_a_follow_up(previous: Optional[str], text: str, model: str,
+                                                               follows: bool) -> None:
+    parse = {"text": text, "intent": {"name": model, "confidence": 0.9}, "entities": []}
+    assert intent_in_context(cached_follow_ups(), parse, previous) is follows
+
+
+def test_misreads_and_intent_rereads_are_validated(kb: KnowledgeBase) -> None:
+    kinds = {"how_soon": {"match": "how soon"}, "when": {"match": "tomorrow"}}
+    with pytest.raises(ValueError, match="misreads: unknown kind 'how_fast'"):
+        parse_follow_ups({"kinds": kinds, "misreads": {"how_fast": {"session_length": None}}}, kb)
+    with pytest.raises(ValueError, match="misreads.how_soon: 'session_len' is not a topic or subject id"):
+        parse_follow_ups({"kinds": kinds, "misreads": {"how_soon": {"session_len": None}}}, kb)
+    with pytest.raises(ValueError, match="misreads.how_soon.session_length: not a valid expression"):
+        parse_follow_ups({"kinds": kinds, "misreads": {"how_soon": {"session_length": "(session"}}}, kb)
+    with pytest.raises(ValueError, match="misreads.how_soon: must be a mapping"):
+        parse_follow_ups({"kinds": kinds, "misreads": {"how_soon": ["session_length"]}}, kb)
+    replies = {"ask_hours": "utter_hours"}
+    for reread, error in [({"ask_hours": ["whenever"]}, "intents.reread.ask_hours: unknown kind 'whenever'"),
+                          ({"ask_slots": ["when"]}, "intents.reread: 'ask_slots' is not in intents.replies")]:
+        with pytest.raises(ValueError, match=error):
+            parse_follow_ups({"kinds": kinds, "intents": {"replies": replies, "reread": reread}}, kb)
+
+
 def user(text: str, intent: str, topic: Optional[str] = None) -> Dict[str, Any]:
     parse: Dict[str, Any] = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
     if topic:
@@ -371,6 +436,21 @@ def test_a_sore_patient_on_the_real_server(stack: Any, kb: KnowledgeBase) -> Non
     after_how = texts(say(stack, sender, "can it reduce inflammation"))
     assert after_how == [filled(kb.topics["inflammation"].answer)]
     assert texts(say(stack, sender, "how?")) == [filled(kb.topics["inflammation"].answer)]
+
+
+def test_a_misread_follow_up_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
+    """follow_ups.yml `misreads`: the model alone reads these as the session's length
+    and the first assessment; after their previous answers they ask something else."""
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "do i need to drink lots of water after")
+    water = " ".join(texts(say(stack, sender, "and before?")))
+    assert water.startswith(filled(kb.subjects["water_after"].reply)), water
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "got a bruise on my shoulder from yesterdays needling")
+    bruise = " ".join(texts(say(stack, sender, "how long will it hang around")))
+    assert bruise.startswith(filled(kb.subjects["other_side_effects"].reply)), bruise
+    alone = " ".join(texts(say(stack, f"follow-{uuid.uuid4().hex[:8]}", "how long will it hang around")))
+    assert not alone.startswith(filled(kb.subjects["other_side_effects"].reply)), alone
 
 
 def test_a_new_subject_in_a_follow_up_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:

@@ -116,6 +116,24 @@ def test_a_short_follow_up_gets_its_answer_in_context() -> None:
     assert selected_answer(keeper_on(SORENESS, data))["utter_action"] == "utter_faq/results_timeline"
 
 
+HOURS = [UserUttered("what are your hours", parse_data={"intent": {"name": "ask_hours", "confidence": 0.99},
+                                                         "entities": []}),
+         ActionExecuted("utter_hours"), ActionExecuted("action_listen")]
+
+
+def test_a_day_after_the_opening_hours_becomes_a_follow_up() -> None:
+    """follow_ups.yml `intents.reread`: "saturday?" after the opening hours, which the
+    model read alone as a question about free slots, goes to the follow-up action."""
+    data = {"text": "saturday?", "intent": {"name": "ask_availability", "confidence": 0.93}, "entities": []}
+    after = keeper_on(HOURS, data)
+    assert after["intent"]["name"] == "follow_up"
+    assert after[KEPT_TOPIC_KEY] == {"instead_of": "ask_availability"}
+    alone = keeper_on([], dict(data))
+    assert alone["intent"]["name"] == "ask_availability" and KEPT_TOPIC_KEY not in alone
+    other = keeper_on(HOURS, {**data, "text": "saturday, do you have anything free"})
+    assert other["intent"]["name"] == "ask_availability"
+
+
 @pytest.mark.parametrize(("events", "data"), [
     ([], parse()),  # a new conversation
     (SORENESS, parse(intent="nlu_fallback")),  # not a confident answer: the action server decides
@@ -175,6 +193,13 @@ def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
     assert kept.startswith(late), kept
     alone = " ".join(texts(say(stack, f"keep-{uuid.uuid4().hex[:8]}", more)))
     assert not alone.startswith(late), alone
+
+    sender = f"keep-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "what are your hours")
+    again = " ".join(texts(say(stack, sender, "saturday?")))
+    hours = " ".join(texts(say(stack, f"keep-{uuid.uuid4().hex[:8]}", "what are your hours")))
+    assert again == hours, again
+    assert " ".join(texts(say(stack, f"keep-{uuid.uuid4().hex[:8]}", "saturday?"))) != hours  # read alone
 
     sender = f"keep-{uuid.uuid4().hex[:8]}"
     say(stack, sender, "how much is a session")

@@ -98,7 +98,7 @@ def test_the_development_set_figures(agent: Any) -> None:
     report_figure("development sets, tuned on, pooled: " + dev_figures(tuned_on))
     report_figure("development sets, held out, written as visitors write, pooled: " + dev_figures(as_written))
     report_figure(f"development sets, held out, {UNAMBIGUOUS}, pooled: " + dev_figures(unambiguous))
-    # dev-dev63's conversations measured 0.915 with the round-26 model on 2026-12-05
+    # dev-dev63's conversations measured 0.918 after round 27 (0.915 with the round-26 model)
     # (dev-dev54, dev59 and dev60's 0.909 after round 25)
     # (dev-dev52 0.905 after round 24; dev-dev47 0.887 after round 22, before the intent
     # model learnt their messages and first turns)
@@ -108,9 +108,10 @@ def test_the_development_set_figures(agent: Any) -> None:
     # 0.871 (209 of 240; 0.875 with the round-25 model), and dev55 to dev58 0.970 (388 of
     # 400; 0.955 after round 25, but round 26's report-then-question rule was checked on
     # them), with 1 confident wrong answer of 520 messages, on 2026-12-05 before dev65
-    # and dev66 were left out of training. The floors are the figures less a few
-    # conversations in a hundred, not the bar: visitors' own follow-ups miss it, see
-    # docs/testing.md.
+    # and dev66 were left out of training. Round 27's rules were drawn from every set's
+    # misses, theirs too: 0.892 (214 of 240) and 0.975 (390 of 400) after it, no longer
+    # clean. The floors are the figures less a few conversations in a hundred, not the
+    # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
         assert held_out.accuracy("faq/")[0] >= 0.97 and held_out.confident_wrong[0] <= 0.02
     assert as_written.conversation_accuracy >= AS_WRITTEN_FLOOR

@@ -152,6 +152,7 @@ class SealedEvaluator:
             answer_in_context,
             condition_answer,
             follow_up_resolution,
+            intent_in_context,
             intent_marker,
             overruled_off_topic,
             unclear_resolution,
@@ -165,6 +166,8 @@ class SealedEvaluator:
         if in_form and intent not in FORM_ENDERS:
             return self._form_reply(text, parse), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
+        if intent_in_context(self.follow_ups, parse, previous):  # assistant/nlu/keep_topic.py
+            label = INTENT_FOLLOW_UP
         in_context = answer_id(label) and answer_in_context(self.follow_ups, self.kb, parse, previous)
         if in_context:  # assistant/nlu/keep_topic.py
             label = sealed_label(f"{RETRIEVAL_INTENT}/{in_context}", self.kb)
