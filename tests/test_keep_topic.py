@@ -132,6 +132,11 @@ def test_a_day_after_the_opening_hours_becomes_a_follow_up() -> None:
     assert alone["intent"]["name"] == "ask_availability" and KEPT_TOPIC_KEY not in alone
     other = keeper_on(HOURS, {**data, "text": "saturday, do you have anything free"})
     assert other["intent"]["name"] == "ask_availability"
+    # ...but in the call-back form a day or a time answers when to call
+    from rasa.shared.core.events import ActiveLoop
+
+    in_form = keeper_on([*HOURS, ActiveLoop("callback_form")], dict(data))
+    assert in_form["intent"]["name"] == "ask_availability" and KEPT_TOPIC_KEY not in in_form
 
 
 @pytest.mark.parametrize(("events", "data"), [

@@ -73,8 +73,10 @@ class PreviousTopicKeeper(WithoutSettings):
             return messages
         follow_ups = cached_follow_ups()
         answered = [m for m in messages if (m.get(INTENT) or {}).get("name") == RETRIEVAL_INTENT]
-        rereads = [m for m in messages
-                   if m not in answered and follow_ups.intent_reread_kind(m.get(TEXT) or "")]
+        # Not in the call-back form: "saturday morning" there answers when to call.
+        in_form = tracker.active_loop_name is not None
+        rereads = [m for m in messages if not in_form and m not in answered
+                   and follow_ups.intent_reread_kind(m.get(TEXT) or "")]
         if not answered and not rereads:  # most messages: no need to read the conversation
             return messages
         try:
