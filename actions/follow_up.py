@@ -219,6 +219,16 @@ class FollowUps:
             return True
         return kind.name in self.topics.get(previous or "", {}) and not says_more(kind, text)
 
+    def misread(self, kind: Optional[Kind], answer: Optional[str], text: str) -> bool:
+        """Whether `answer` is how the model, reading a follow-up of `kind` alone,
+        misreads it (``misreads``: "how quick" as the session's length), and the message
+        doesn't name that answer in its own words ("how quick is a session")."""
+        readings = self.misreads.get(kind.name, {}) if kind is not None else {}
+        if answer not in readings:
+            return False
+        names_it = readings[answer]
+        return names_it is None or not names_it.search(text.lower())
+
     def resolve(self, previous: str, kind: Optional[Kind], kb: KnowledgeBase) -> Optional[str]:
         """The topic or subject that answers a follow-up of `kind` after `previous`
         (SAME for "the previous answer again"), or None when it can't tell."""
@@ -264,9 +274,10 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
             and not follow_ups.refers_back(text)):
         return Resolution(answer=named)
     # "and how often" after how many sessions: a sure subject beats a kind that would
-    # only repeat the previous answer.
+    # only repeat the previous answer, unless it is the kind's misreading ("how quick"
+    # after pain relief, sure of the session's length: 2 writers of dev67 to dev70).
     if (sure and sure != previous and not follow_ups.binds_to(previous, kind, text)
-            and not follow_ups.refers_back(text)):
+            and not follow_ups.refers_back(text) and not follow_ups.misread(kind, sure, text)):
         return Resolution(answer=sure)
     if previous is None:
         if kind is not None and kind.standalone and kind.default != SAME:
@@ -616,9 +627,7 @@ def misread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, An
     if kind is None or len(text.split()) > follow_ups.short_max_words:
         return None
     chosen = selected_topic(parse)
-    readings = follow_ups.misreads.get(kind.name, {})
-    names_it = readings.get(chosen)
-    if chosen not in readings or (names_it is not None and names_it.search(text.lower())):
+    if not follow_ups.misread(kind, chosen, text):
         return None
     answer = kind_answer(follow_ups, kb, kind, previous)
     return answer if answer != chosen else None

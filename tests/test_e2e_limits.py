@@ -154,6 +154,19 @@ def test_forget_me_deletes_the_conversation_and_its_call_back_request(stack: Any
     assert "session_started" in stored and "Forgetme" not in stored and "0412 111 222" not in stored
 
 
+def test_a_reply_that_names_nothing_deletes_nothing(stack: Any) -> None:
+    """"all of it?" or "everything" after an answer read as forget_me once the model
+    had learnt "all of it please" (config.yml strict_intent_words)."""
+    sender = new_sender("keep")
+    complete_callback(stack, sender, "Robin Keepme", "0412 333 444")
+    before = tracker_events(stack, sender)
+    for text in ("all of it?", "everything", "remove everything"):
+        assert not any("deleted" in t for t in texts(say(stack, sender, text)))
+    requests_db = CallbackStore(stack.settings.extra_env["REQUESTS_DB_URL"])
+    assert [r.name for r in requests_db.requests() if r.conversation_id == sender] == ["Robin Keepme"]
+    assert tracker_events(stack, sender) > before
+
+
 def test_personal_details_never_reach_the_logs(stack: Any) -> None:
     sender = new_sender("pii")
     name, phone, email = "Quentin Zebulonsky", "0412 987 654", "qz.private@mail.example"

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide, raw_intent_ranking
+from assistant.nlu.uncertainty import FALLBACK, Thresholds, compile_strict_words, decide, raw_intent_ranking
 from assistant.quality.evaluation import OUT_OF_SCOPE_FILE, load_examples, parse_all, sweep, trade_off
 from tests.conftest import report_figure
 
@@ -62,3 +62,38 @@ def test_an_irreversible_intent_needs_its_own_higher_confidence(parse: Any) -> N
     assert raw_intent_ranking(name)[0]["name"] == "forget_me"
     assert decide(name, configured) == FALLBACK
     assert parse("please delete all my data")["intent"]["name"] == "forget_me"
+
+
+# Replies a visitor types after any answer, which the model read as forget_me at 0.87 to
+# 1.0 once it had learnt "all of it please" (a reviewer's, round 27).
+NAMES_NOTHING = ["all of it?", "everything", "remove everything", "all of it lol", "all of it or just some?"]
+
+
+@pytest.mark.parametrize("text", NAMES_NOTHING)
+def test_an_irreversible_intent_must_name_what_it_acts_on(text: str) -> None:
+    sure = {"text": text, "intent": {"name": "forget_me", "confidence": 0.99},
+            "intent_ranking": [{"name": "forget_me", "confidence": 0.99}]}
+    assert decide(sure, Thresholds.from_config()) == FALLBACK
+
+
+@pytest.mark.parametrize("text", ["delete my data", "forget me", "and the chat history too",
+                                  "everything, including this chat", "erase what i told you"])
+def test_a_request_that_names_its_data_is_still_acted_on(text: str) -> None:
+    sure = {"text": text, "intent": {"name": "forget_me", "confidence": 0.99},
+            "intent_ranking": [{"name": "forget_me", "confidence": 0.99}]}
+    assert decide(sure, Thresholds.from_config()) == "forget_me"
+
+
+def test_the_words_an_intent_must_name_are_validated() -> None:
+    assert compile_strict_words(None) == {}
+    with pytest.raises(ValueError, match="strict_intent_words.forget_me must be a list of words"):
+        compile_strict_words({"forget_me": "data"})
+    with pytest.raises(ValueError, match="strict_intent_words.forget_me must be a list of words"):
+        compile_strict_words({"forget_me": []})
+    with pytest.raises(ValueError, match="strict_intent_words must map"):
+        compile_strict_words(["data"])
+
+
+@pytest.mark.parametrize("text", NAMES_NOTHING)
+def test_the_trained_pipeline_deletes_nothing_on_a_reply_that_names_nothing(parse: Any, text: str) -> None:
+    assert parse(text)["intent"]["name"] != "forget_me"

@@ -7,7 +7,8 @@ Placed after the FallbackClassifier, this component turns such messages into
 ``nlu_fallback`` (keeping the rankings), so the bot asks "Did you mean..."
 with the likely topics instead of guessing.
 It also holds intents whose action can't be undone (``strict_intents``, e.g.
-forget_me) to their own, higher threshold.
+forget_me) to their own, higher threshold, and to naming what they act on
+(``strict_intent_words``: "all of it?" is no request to delete anything).
 The tests themselves are in ``assistant.nlu.uncertainty``, shared with the tuning.
 """
 
@@ -19,23 +20,25 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from assistant.contracts import RETRIEVAL_INTENT, faq_selection
-from assistant.nlu.uncertainty import FALLBACK, too_unsure_for, unsure
+from assistant.nlu.uncertainty import FALLBACK, compile_strict_words, too_unsure_for, unsure
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class FaqAnswerGuard(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        return {"threshold": 0.5, "ambiguity_threshold": 0.1, "strict_intents": {}}
+        return {"threshold": 0.5, "ambiguity_threshold": 0.1, "strict_intents": {},
+                "strict_intent_words": {}}
 
     def __init__(self, config: Dict[str, Any]) -> None:
         self.threshold = float(config["threshold"])
         self.ambiguity = float(config["ambiguity_threshold"])
         self.strict = {str(k): float(v) for k, v in (config["strict_intents"] or {}).items()}
+        self.strict_words = compile_strict_words(config["strict_intent_words"])
 
     @classmethod
     def create(
@@ -50,7 +53,7 @@ class FaqAnswerGuard(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             intent = message.get(INTENT) or {}
-            if too_unsure_for(intent, self.strict):
+            if too_unsure_for(intent, self.strict, str(message.get(TEXT) or ""), self.strict_words):
                 self.fall_back(message, float(intent.get("confidence", 0.0)))
             elif intent.get("name") == RETRIEVAL_INTENT:
                 ranking = faq_selection(message).get("ranking") or []

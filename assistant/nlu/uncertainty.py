@@ -11,6 +11,9 @@ Two checks, both configured in ``config.yml``:
 * intents whose action can't be undone (``strict_intents`` of the guard, e.g.
   ``forget_me``) need their own, higher confidence: a name like "Morgan
   Forgetme" typed into the call-back form must not delete the conversation.
+  They must also name what they act on (``strict_intent_words``): once the model
+  had learnt "all of it please" as an answer to "delete my data", "all of it?" and
+  "everything" after any answer read as forget_me at 0.87 to 1.0.
 
 Any of these makes the message ``nlu_fallback``, and the bot asks "Did you mean..."
 instead of guessing. ``decide`` replays both checks on a stored parse result so
@@ -20,9 +23,10 @@ the thresholds can be tuned on the held-out sets without retraining
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Pattern, Tuple
 
 import yaml
 
@@ -44,6 +48,7 @@ class Thresholds:
     answer: float
     answer_ambiguity: float
     strict: Tuple[Tuple[str, float], ...] = ()  # (intent, minimum confidence)
+    strict_words: Tuple[Tuple[str, Pattern[str]], ...] = ()  # (intent, what it must name)
 
     @classmethod
     def from_config(cls, path: Path = CONFIG) -> Thresholds:
@@ -55,7 +60,25 @@ class Thresholds:
             answer=float(guard["threshold"]),
             answer_ambiguity=float(guard["ambiguity_threshold"]),
             strict=tuple((name, float(value)) for name, value in (guard.get("strict_intents") or {}).items()),
+            strict_words=tuple(compile_strict_words(guard.get("strict_intent_words")).items()),
         )
+
+
+def compile_strict_words(raw: Any) -> Dict[str, Pattern[str]]:
+    """config.yml ``strict_intent_words`` ({intent: [word or phrase, ...]}) as one
+    whole-word pattern per intent; a malformed entry is an error that names it."""
+    if not isinstance(raw, Mapping):
+        if raw is None:
+            return {}
+        raise ValueError("config.yml: strict_intent_words must map an intent to a list of words")
+    patterns = {}
+    for intent, words in raw.items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip()
+                                                               for w in words):
+            raise ValueError(f"config.yml: strict_intent_words.{intent} must be a list of words")
+        alternatives = "|".join(re.escape(w.strip().lower()) for w in words)
+        patterns[str(intent)] = re.compile(rf"\b({alternatives})\b")
+    return patterns
 
 
 def unsure(ranking: List[Dict[str, Any]], threshold: float, ambiguity: float) -> bool:
@@ -68,10 +91,15 @@ def unsure(ranking: List[Dict[str, Any]], threshold: float, ambiguity: float) ->
     return len(ranking) >= 2 and first - float(ranking[1].get("confidence", 0.0)) < ambiguity
 
 
-def too_unsure_for(intent: Dict[str, Any], strict: Dict[str, float]) -> bool:
-    """An intent with an irreversible action, below its own threshold."""
-    name = intent.get("name")
-    return name in strict and float(intent.get("confidence", 0.0)) < strict[name]
+def too_unsure_for(intent: Dict[str, Any], strict: Dict[str, float], text: str = "",
+                   words: Optional[Mapping[str, Pattern[str]]] = None) -> bool:
+    """An intent with an irreversible action, below its own threshold, or whose
+    message doesn't name what the action acts on (``strict_words``)."""
+    name = str(intent.get("name"))
+    if name in strict and float(intent.get("confidence", 0.0)) < strict[name]:
+        return True
+    named = (words or {}).get(name)
+    return named is not None and not named.search(text.lower())
 
 
 def raw_intent_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -88,7 +116,8 @@ def decide(parse: Dict[str, Any], thresholds: Thresholds) -> str:
     intents = raw_intent_ranking(parse)
     if unsure(intents, thresholds.intent, thresholds.intent_ambiguity):
         return FALLBACK
-    if too_unsure_for(intents[0], dict(thresholds.strict)):
+    if too_unsure_for(intents[0], dict(thresholds.strict), str(parse.get("text") or ""),
+                      dict(thresholds.strict_words)):
         return FALLBACK
     top = intents[0]["name"]
     if top != RETRIEVAL_INTENT:
