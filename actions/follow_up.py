@@ -277,7 +277,9 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
     # only repeat the previous answer, unless it is the kind's misreading ("how quick"
     # after pain relief, sure of the session's length: 2 writers of dev67 to dev70).
     if (sure and sure != previous and not follow_ups.binds_to(previous, kind, text)
-            and not follow_ups.refers_back(text) and not follow_ups.misread(kind, sure, text)):
+            and not follow_ups.refers_back(text)
+            and not (kind is not None and follow_ups.misread(kind, sure, text)
+                     and kind_answer(follow_ups, kb, kind, previous) not in (None, previous))):
         return Resolution(answer=sure)
     if previous is None:
         if kind is not None and kind.standalone and kind.default != SAME:

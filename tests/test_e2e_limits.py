@@ -160,7 +160,7 @@ def test_a_reply_that_names_nothing_deletes_nothing(stack: Any) -> None:
     sender = new_sender("keep")
     complete_callback(stack, sender, "Robin Keepme", "0412 333 444")
     before = tracker_events(stack, sender)
-    for text in ("all of it?", "everything", "remove everything"):
+    for text in ("all of it?", "everything", "like i said, everything"):
         assert not any("deleted" in t for t in texts(say(stack, sender, text)))
     requests_db = CallbackStore(stack.settings.extra_env["REQUESTS_DB_URL"])
     assert [r.name for r in requests_db.requests() if r.conversation_id == sender] == ["Robin Keepme"]

@@ -112,6 +112,7 @@ def test_a_follow_up_that_names_a_subject_of_its_own(kb: KnowledgeBase, previous
     ("pain_relief", "how quick", "session_length", "results_timeline"),
     ("range_of_motion", "how quick", "session_length", "results_timeline"),
     ("pain_relief", "how quick is a session", "session_length", "session_length"),  # names it
+    ("cost", "how quick tho", "session_length", "session_length"),  # the kind would only repeat the price
 ])
 def test_a_sure_subject_beats_a_kind_that_repeats_the_answer(kb: KnowledgeBase, previous: str, text: str,
                                                               sure: Optional[str], expected: str) -> None:
@@ -266,6 +267,8 @@ def test_a_short_follow_up_is_reread_in_context(kb: KnowledgeBase, previous: Opt
     ("soreness_after", "how long does the needling go for", "session_length", None),
     ("exercise_after", "how long is the procedure", "session_length", None),
     ("condition:sciatica", "how long is a dn treatment", "session_length", None),
+    ("pain_relief", "how quick will the needling help", "session_length", "results_timeline"),  # asks it
+    ("condition:tennis_elbow", "how quick does dn help", "session_length", "results_timeline"),
 ])
 def test_a_misread_follow_up_gets_its_kinds_answer(kb: KnowledgeBase, previous: Optional[str], text: str,
                                                    model: str, expected: Optional[str]) -> None:

@@ -38,8 +38,8 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev50": True, "dev51": True, "dev52": True, "dev53": True, "dev54": True,
             "dev55": False, "dev56": False, "dev57": False, "dev58": False, "dev59": True,
             "dev60": True, "dev61": True, "dev62": True, "dev63": True,
-            "dev65": False, "dev66": False, "dev67": True, "dev68": True,
-            "dev69": True, "dev70": True, "dev71": False, "dev72": False}
+            "dev65": False, "dev66": False, "dev67": False, "dev68": False,
+            "dev69": False, "dev70": False, "dev71": False, "dev72": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -112,8 +112,9 @@ def test_the_development_set_figures(agent: Any) -> None:
     # and dev66 were left out of training. Round 27's rules were drawn from every set's
     # misses, theirs too: 0.892 (214 of 240) and 0.975 (390 of 400) after it, no longer
     # clean. dev71 and dev72, written after round 27 and held out: 0.908 (109 of 120) with
-    # 2 confident wrong answers of 40 messages, on 2026-12-05 after round 28 (dev67 to
-    # dev70, held out before it, measured 0.875 and were then tuned on).
+    # 2 confident wrong answers of 40 messages, on 2026-12-05 after round 28; dev67 to
+    # dev70, written before round 27, measured 0.875 (350 of 400) with the round-27
+    # model, then their misses were read: no longer clean.
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):

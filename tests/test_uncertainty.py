@@ -66,7 +66,10 @@ def test_an_irreversible_intent_needs_its_own_higher_confidence(parse: Any) -> N
 
 # Replies a visitor types after any answer, which the model read as forget_me at 0.87 to
 # 1.0 once it had learnt "all of it please" (a reviewer's, round 27).
-NAMES_NOTHING = ["all of it?", "everything", "remove everything", "all of it lol", "all of it or just some?"]
+NAMES_NOTHING = ["all of it?", "everything", "all of it lol", "all of it or just some?",
+                 # (the same reviewer's: ordinary replies with a loose word of the first list)
+                 "i told you, all of it", "my history? all of it?", "everything you got",
+                 "like i said, everything", "everything on my record"]
 
 
 @pytest.mark.parametrize("text", NAMES_NOTHING)
@@ -77,7 +80,10 @@ def test_an_irreversible_intent_must_name_what_it_acts_on(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["delete my data", "forget me", "and the chat history too",
-                                  "everything, including this chat", "erase what i told you"])
+                                  "everything, including this chat", "erase what i told you",
+                                  # a reviewer's (round 28): real requests the first list refused
+                                  "forget everything", "remove my enquiry", "remove all my stuff",
+                                  "remove everything you\u2019ve got on me", "everything i sent"])
 def test_a_request_that_names_its_data_is_still_acted_on(text: str) -> None:
     sure = {"text": text, "intent": {"name": "forget_me", "confidence": 0.99},
             "intent_ranking": [{"name": "forget_me", "confidence": 0.99}]}

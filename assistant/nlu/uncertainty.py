@@ -99,7 +99,7 @@ def too_unsure_for(intent: Dict[str, Any], strict: Dict[str, float], text: str =
     if name in strict and float(intent.get("confidence", 0.0)) < strict[name]:
         return True
     named = (words or {}).get(name)
-    return named is not None and not named.search(text.lower())
+    return named is not None and not named.search(text.lower().replace("\u2019", "'"))
 
 
 def raw_intent_ranking(parse: Dict[str, Any]) -> List[Dict[str, Any]]:
