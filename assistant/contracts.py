@@ -34,6 +34,8 @@ INTENT_CHOICES = {
     "ask_availability": ("Free appointments", "Appointment availability"),
     "human_handoff": ("Talk to a person", "Talking to a person"),
     "help": ("What can you help with?", None),
+    # Safe as a choice: it asks before deleting anything (data/rules/safety.yml).
+    "forget_me": ("Delete this conversation", None),
 }
 BUTTON_TEXT = {intent: button for intent, (button, _) in INTENT_CHOICES.items()}
 HANDOFF_INTENTS = {intent: report for intent, (_, report) in INTENT_CHOICES.items() if report}

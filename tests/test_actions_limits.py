@@ -56,6 +56,13 @@ def test_choices_offer_the_likely_topics_and_intents_best_first() -> None:
     ]
 
 
+def test_a_deletion_request_the_model_was_unsure_of_is_offered_as_a_choice() -> None:
+    """"remove all of it" (no data named: config.yml strict_intent_words) gets a
+    "Did you mean" with a way to delete, which asks before deleting (data/rules/safety.yml)."""
+    parse = unsure_parse([("forget_me", 0.9), ("faq", 0.05)])
+    assert choices(parse) == [{"title": "Delete this conversation", "payload": "/forget_me"}]
+
+
 def test_clarify_asks_did_you_mean_with_something_else() -> None:
     parse = unsure_parse([("ask_hours", 0.35), ("ask_location", 0.3)])
     messages, _ = run(ActionClarify(), tracker(parse, [{"event": "user", "text": "hmm"}]))

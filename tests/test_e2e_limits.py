@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from typing import Any, Dict, List
 
 import pytest
@@ -142,7 +143,11 @@ def test_forget_me_deletes_the_conversation_and_its_call_back_request(stack: Any
     assert [r.name for r in requests_db.requests() if r.conversation_id == sender] == ["Morgan Forgetme"]
     assert tracker_events(stack, sender) > 10
 
-    [reply] = say(stack, sender, "please delete my data")
+    [question] = say(stack, sender, "please delete my data")  # asked first: nothing deleted yet
+    assert "can't be undone" in question["text"]
+    assert [b["payload"] for b in question["buttons"]] == ["/affirm", "/deny"]
+    assert tracker_events(stack, sender) > 10
+    [reply] = say(stack, sender, "/affirm")
     assert "deleted this conversation" in reply["text"]
     assert tracker_events(stack, sender) == 0
     assert [r for r in requests_db.requests() if r.conversation_id == sender] == []
@@ -152,6 +157,36 @@ def test_forget_me_deletes_the_conversation_and_its_call_back_request(stack: Any
         stored = " ".join(row[0] for row in db.execute(
             "select data from events where sender_id = ?", (sender,)))
     assert "session_started" in stored and "Forgetme" not in stored and "0412 111 222" not in stored
+
+
+@pytest.mark.parametrize(("answer", "deletes"), [("/deny", False), ("no", False), ("no keep it", False),
+                                               ("yes", True), ("yes please", True),
+                                               ("yes delete my data", True)])
+def test_only_a_yes_to_the_deletion_question_deletes(stack: Any, answer: str, deletes: bool) -> None:
+    sender = new_sender("answer")
+    phone = f"0412 555 {zlib.crc32(answer.encode()) % 1000:03d}"  # one per case: a repeat is merged
+    complete_callback(stack, sender, "Alex Maybe", phone)
+    say(stack, sender, "delete my data")
+    before = tracker_events(stack, sender)
+    reply = texts(say(stack, sender, answer))[0]
+    requests_db = CallbackStore(stack.settings.extra_env["REQUESTS_DB_URL"])
+    kept = [r.name for r in requests_db.requests() if r.conversation_id == sender]
+    if deletes:
+        assert "deleted this conversation" in reply
+        assert kept == [] and tracker_events(stack, sender) == 0
+    else:
+        assert "haven't deleted anything" in reply
+        assert kept == ["Alex Maybe"] and tracker_events(stack, sender) > before
+
+
+def test_forget_me_in_the_middle_of_the_form_asks_and_closes_the_form(stack: Any) -> None:
+    sender = new_sender("forget")
+    say(stack, sender, "/request_callback")
+    say(stack, sender, "Jo Halfway")
+    assert "can't be undone" in texts(say(stack, sender, "please delete my data"))[0]
+    assert "haven't deleted anything" in texts(say(stack, sender, "/deny"))[0]
+    # the form is over: a yes now is no consent to send it
+    assert not any("saved (reference" in t for t in texts(say(stack, sender, "/affirm")))
 
 
 def test_a_reply_that_names_nothing_deletes_nothing(stack: Any) -> None:

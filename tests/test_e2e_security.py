@@ -318,7 +318,8 @@ def test_after_forget_me_the_email_is_in_no_database_file_nor_wal(guarded: Any) 
         return sorted(p.name for p in data.iterdir() if email.encode() in p.read_bytes())
 
     assert "tracker.db-wal" in files_with_email() or "tracker.db" in files_with_email()
-    assert "deleted this conversation" in visitor.say("please delete my data")
+    assert "can't be undone" in visitor.say("please delete my data")
+    assert "deleted this conversation" in visitor.say("/affirm")
     assert files_with_email() == []
 
 

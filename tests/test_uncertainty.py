@@ -91,13 +91,17 @@ def test_a_request_that_names_its_data_is_still_acted_on(text: str) -> None:
 
 
 def test_the_words_an_intent_must_name_are_validated() -> None:
-    assert compile_strict_words(None) == {}
+    strict = {"forget_me": 0.85}
+    assert compile_strict_words(None, strict) == {}
     with pytest.raises(ValueError, match="strict_intent_words.forget_me must be a list of words"):
-        compile_strict_words({"forget_me": "data"})
+        compile_strict_words({"forget_me": "data"}, strict)
     with pytest.raises(ValueError, match="strict_intent_words.forget_me must be a list of words"):
-        compile_strict_words({"forget_me": []})
+        compile_strict_words({"forget_me": []}, strict)
     with pytest.raises(ValueError, match="strict_intent_words must map"):
-        compile_strict_words(["data"])
+        compile_strict_words(["data"], strict)
+    # a misspelt intent would silently turn the check off
+    with pytest.raises(ValueError, match="strict_intent_words.forgetme is not one of strict_intents"):
+        compile_strict_words({"forgetme": ["data"]}, strict)
 
 
 @pytest.mark.parametrize("text", NAMES_NOTHING)

@@ -38,7 +38,7 @@ class FaqAnswerGuard(GraphComponent):
         self.threshold = float(config["threshold"])
         self.ambiguity = float(config["ambiguity_threshold"])
         self.strict = {str(k): float(v) for k, v in (config["strict_intents"] or {}).items()}
-        self.strict_words = compile_strict_words(config["strict_intent_words"])
+        self.strict_words = compile_strict_words(config["strict_intent_words"], self.strict)
 
     @classmethod
     def create(

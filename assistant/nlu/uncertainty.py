@@ -60,19 +60,24 @@ class Thresholds:
             answer=float(guard["threshold"]),
             answer_ambiguity=float(guard["ambiguity_threshold"]),
             strict=tuple((name, float(value)) for name, value in (guard.get("strict_intents") or {}).items()),
-            strict_words=tuple(compile_strict_words(guard.get("strict_intent_words")).items()),
+            strict_words=tuple(compile_strict_words(guard.get("strict_intent_words"),
+                                                    guard.get("strict_intents")).items()),
         )
 
 
-def compile_strict_words(raw: Any) -> Dict[str, Pattern[str]]:
+def compile_strict_words(raw: Any, strict_intents: Any) -> Dict[str, Pattern[str]]:
     """config.yml ``strict_intent_words`` ({intent: [word or phrase, ...]}) as one
-    whole-word pattern per intent; a malformed entry is an error that names it."""
+    whole-word pattern per intent; a malformed entry, or an intent that isn't one
+    of ``strict_intents`` (a misspelt key would turn the check off), is an error
+    that names it."""
     if not isinstance(raw, Mapping):
         if raw is None:
             return {}
         raise ValueError("config.yml: strict_intent_words must map an intent to a list of words")
     patterns = {}
     for intent, words in raw.items():
+        if intent not in (strict_intents or {}):
+            raise ValueError(f"config.yml: strict_intent_words.{intent} is not one of strict_intents")
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip()
                                                                for w in words):
             raise ValueError(f"config.yml: strict_intent_words.{intent} must be a list of words")
@@ -91,7 +96,7 @@ def unsure(ranking: List[Dict[str, Any]], threshold: float, ambiguity: float) ->
     return len(ranking) >= 2 and first - float(ranking[1].get("confidence", 0.0)) < ambiguity
 
 
-def too_unsure_for(intent: Dict[str, Any], strict: Dict[str, float], text: str = "",
+def too_unsure_for(intent: Dict[str, Any], strict: Dict[str, float], text: str,
                    words: Optional[Mapping[str, Pattern[str]]] = None) -> bool:
     """An intent with an irreversible action, below its own threshold, or whose
     message doesn't name what the action acts on (``strict_words``)."""

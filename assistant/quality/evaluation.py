@@ -133,11 +133,14 @@ def trade_off(in_scope: List[Tuple[str, Dict[str, Any]]], out_of_scope: List[Tup
 def sweep(in_scope: List[Tuple[str, Dict[str, Any]]],
           out_of_scope: List[Tuple[str, Dict[str, Any]]]) -> List[TradeOff]:
     """Every candidate setting, best balanced (highest of the two minima) first.
-    The per-intent thresholds (strict_intents) stay as configured."""
-    strict = Thresholds.from_config().strict
+    The per-intent thresholds and words (strict_intents, strict_intent_words)
+    stay as configured."""
+    configured = Thresholds.from_config()
     grid = itertools.product([0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], [0.0, 0.1, 0.2],
                              [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 0.05, 0.1])
-    results = [trade_off(in_scope, out_of_scope, Thresholds(*values, strict=strict)) for values in grid]
+    results = [trade_off(in_scope, out_of_scope,
+                         Thresholds(*values, strict=configured.strict, strict_words=configured.strict_words))
+               for values in grid]
     return sorted(results, key=lambda r: (min(r.in_scope_accuracy, r.out_of_scope_rejection),
                                           r.in_scope_accuracy), reverse=True)
 
