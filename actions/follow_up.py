@@ -279,7 +279,7 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
     if (sure and sure != previous and not follow_ups.binds_to(previous, kind, text)
             and not follow_ups.refers_back(text)
             and not (kind is not None and follow_ups.misread(kind, sure, text)
-                     and kind_answer(follow_ups, kb, kind, previous) not in (None, previous))):
+                     and has_own_answer(follow_ups, kb, kind, previous))):
         return Resolution(answer=sure)
     if previous is None:
         if kind is not None and kind.standalone and kind.default != SAME:
@@ -651,6 +651,16 @@ def kind_answer(follow_ups: FollowUps, kb: KnowledgeBase, kind: Kind,
     return answer
 
 
+def has_own_answer(follow_ups: FollowUps, kb: KnowledgeBase, kind: Kind, previous: Optional[str]) -> bool:
+    """Whether a follow-up of `kind` after `previous` has an answer of its own, other than
+    the previous answer again: ``kind_answer``, or an intent's reply the kind stays on
+    ("morning works too" after the free slots: the free slots)."""
+    if previous and previous.startswith(f"{INTENT}:"):
+        stays = kind.name in follow_ups.intent_kinds
+        return stays and marker_intent(previous)[0] in follow_ups.intent_replies
+    return kind_answer(follow_ups, kb, kind, previous) not in (None, previous)
+
+
 def answer_in_context(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any],
                       previous: Optional[str]) -> Optional[str]:
     """What replaces the model's FAQ answer after `previous`, if anything: the previous
@@ -662,16 +672,17 @@ def answer_in_context(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str,
 
 
 def intent_in_context(follow_ups: FollowUps, parse: Dict[str, Any], previous: Optional[str]) -> bool:
-    """Whether a message the model gave another intent is a follow-up to the intent's
-    reply before it: only a day or a time ("saturday?" after the opening hours, read
-    alone as free slots; "morning?" after the free slots, read alone as a greeting), a
-    kind follow_ups.yml ``intents.reread`` lists. The follow-up action then answers it
+    """Whether a message the model gave another intent, or an FAQ answer, is a follow-up
+    to the intent's reply before it: only a day or a time ("saturday?" after the opening
+    hours, read alone as free slots; "morning?" after the free slots, read alone as a
+    greeting; "morning works too", read alone as whether needling works), a kind
+    follow_ups.yml ``intents.reread`` lists. The follow-up action then answers it
     (``resolve_follow_up``); assistant/nlu/keep_topic.py applies it, the evaluation too."""
     if previous is None or not previous.startswith(f"{INTENT}:"):
         return False
     intent = str((parse.get("intent") or {}).get("name") or "")
     kind = follow_ups.intent_reread_kind(str(parse.get("text") or ""))
-    if kind is None or intent in (RETRIEVAL_INTENT, INTENT_FOLLOW_UP):
+    if kind is None or intent == INTENT_FOLLOW_UP:
         return False
     previous_intent = marker_intent(previous)[0]
     if kind not in follow_ups.intent_rereads.get(previous_intent, ()):

@@ -191,7 +191,8 @@ def test_round_25_follow_ups(kb: KnowledgeBase, previous: str, text: str, expect
 
 def test_a_day_or_a_time_after_the_opening_hours_gets_them_again(kb: KnowledgeBase) -> None:
     follow_ups = cached_follow_ups()
-    for text in ["thurs after work?", "what about saturday morning", "sundays?", "tmrw then?"]:
+    for text in ["thurs after work?", "what about saturday morning", "sundays?", "tmrw then?",
+                 "morning works too", "anytime tues works", "friday is possible?", "saturday suits me"]:
         assert follow_ups.kind_of(text).name == "when", text
         assert resolve_follow_up(follow_ups, kb, text, "intent:ask_hours", []).response == "utter_hours", text
     # ...and after the booking reply, the free slots (intents.then)
@@ -248,6 +249,7 @@ def test_a_short_follow_up_is_reread_in_context(kb: KnowledgeBase, previous: Opt
     ("soreness_after", "how long does it normally hang around for", "session_length", "soreness_after"),
     ("water_after", "and before?", "first_assessment", "water_after"),
     ("alcohol_after", "what about before", "first_assessment", "alcohol_after"),
+    ("cancel_reschedule", "anytime tues works", "evidence", "cancel_reschedule"),  # round 29
     # ...not when the message names the model's reading, or this file gives the kind no answer there
     ("condition:tennis_elbow", "how quick is a session", "session_length", None),
     ("soreness_after", "how long is it", "session_length", None),
@@ -287,6 +289,10 @@ def test_a_misread_follow_up_gets_its_kinds_answer(kb: KnowledgeBase, previous: 
     (None, "morning?", "greet", False),
     ("intent:ask_availability", "good morning", "greet", False),  # not only a day or a time
     ("intent:ask_availability", "morning, does it hurt?", "faq", False),
+    # round 29: a day or time that "works", read alone as whether needling works (dev70)
+    ("intent:ask_availability", "morning works too", "faq", True),
+    ("intent:ask_hours", "saturday works", "faq", True),
+    ("intent:ask_availability", "morning works for the pain?", "faq", False),
 ])
 def test_a_day_or_a_time_after_an_intents_reply_is_a_follow_up(previous: Optional[str], text: str, model: str,
                                                                follows: bool) -> None:

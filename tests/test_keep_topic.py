@@ -139,6 +139,14 @@ def test_a_day_after_the_opening_hours_becomes_a_follow_up() -> None:
     assert in_form["intent"]["name"] == "ask_availability" and KEPT_TOPIC_KEY not in in_form
 
 
+def test_a_day_that_works_after_the_opening_hours_is_a_follow_up_not_an_faq_answer() -> None:
+    """"saturday works" read alone as whether needling works (an FAQ answer): round 29."""
+    data = {**parse(top=0.9), "text": "saturday works"}
+    after = keeper_on(HOURS, data)
+    assert after["intent"]["name"] == "follow_up"
+    assert after[KEPT_TOPIC_KEY] == {"instead_of": "faq/who_benefits"}
+
+
 @pytest.mark.parametrize(("events", "data"), [
     ([], parse()),  # a new conversation
     (SORENESS, parse(intent="nlu_fallback")),  # not a confident answer: the action server decides

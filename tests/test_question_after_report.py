@@ -15,7 +15,7 @@ from actions.follow_up import cached_follow_ups
 from assistant.contracts import QUESTION_AFTER_REPORT_KEY, selected_answer
 from assistant.kb.knowledge import KnowledgeBase
 from assistant.nlu.question_after_report import answer_question_after_report, last_question, question_reading
-from assistant.nlu.uncertainty import Thresholds
+from assistant.nlu.uncertainty import Thresholds, decide
 from tests.helpers.rest import filled, say, texts
 
 THRESHOLDS = Thresholds(intent=0.4, intent_ambiguity=0.0, answer=0.4, answer_ambiguity=0.1, strict=())
@@ -46,6 +46,15 @@ def parse(text: str, answer: str, confidence: float = 0.8, intent: str = "faq") 
                 "ranking": ranking, "response": {**ranking[0], "utter_action": f"utter_faq/{answer}"}}}}
 
 
+def torn_between(first: str, second: str) -> Dict[str, Any]:
+    """The whole message, unsure between two answers (0.52 and 0.46: "Did you mean")."""
+    whole = parse(GYM, first, 0.52)
+    whole["response_selector"]["faq"]["ranking"][1] = {"intent_response_key": f"faq/{second}",
+                                                       "confidence": 0.46}
+    assert decide(whole, THRESHOLDS) == "nlu_fallback"
+    return whole
+
+
 REPORT = "had it done yesterday, bit sore. "
 GYM = REPORT + "can i go to the gym"
 
@@ -71,6 +80,10 @@ def reader(answers: Dict[str, Dict[str, Any]]) -> Any:
     (parse(GYM, "soreness_after"), parse("", "what_is", intent="book"), None),
     # the whole message is unsure: "Did you mean" stands
     (parse(GYM, "soreness_after", 0.3), parse("", "exercise_after"), None),
+    # ...unless it is torn between the report and the question, which alone picks its own
+    (torn_between("soreness_after", "exercise_after"), parse("", "exercise_after"), "exercise_after"),
+    (torn_between("soreness_after", "bath_sauna"), parse("", "exercise_after"), None),
+    (torn_between("exercise_after", "soreness_after"), parse("", "exercise_after"), None),
 ])
 def test_the_decision(whole: Dict[str, Any], alone: Dict[str, Any], answered: Optional[str]) -> None:
     read = reader({"can i go to the gym": alone})

@@ -356,3 +356,15 @@ def test_a_call_back_request_in_the_widget_is_never_left_looking_sent(page: Any)
     page.locator(f"{WIDGET} .message.bot").last.locator("button.button", has_text="Yes, send it").click()
     wait_for_reply(page, before)
     assert "saved (reference CB-" in bot_messages(page)[-1]
+
+
+def test_deleting_the_conversation_asks_first_and_follows_the_tapped_answer(page: Any) -> None:
+    open_chat(page)
+    ask(page, "how long does a session take")
+    for tap, said in (("No, keep it", "haven't deleted anything"),
+                      ("Yes, delete it", "deleted this conversation")):
+        assert "can't be undone" in ask(page, "please delete my data")
+        before = page.locator(f"{WIDGET} .message.bot").count()
+        page.locator(f"{WIDGET} .message.bot >> nth=-1 >> button.button", has_text=tap).click()
+        wait_for_reply(page, before)
+        assert said in bot_messages(page)[before]

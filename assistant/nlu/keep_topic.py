@@ -57,6 +57,7 @@ from assistant.contracts import (
     RESPONSE_SELECTOR,
     RETRIEVAL_INTENT,
     answer_selection,
+    selected_answer,
 )
 from assistant.kb.knowledge import cached_knowledge
 from assistant.nlu.component_settings import WithoutSettings
@@ -75,21 +76,21 @@ class PreviousTopicKeeper(WithoutSettings):
         answered = [m for m in messages if (m.get(INTENT) or {}).get("name") == RETRIEVAL_INTENT]
         # Not in the call-back form: "saturday morning" there answers when to call.
         in_form = tracker.active_loop_name is not None
-        rereads = [m for m in messages if not in_form and m not in answered
-                   and follow_ups.intent_reread_kind(m.get(TEXT) or "")]
+        rereads = [m for m in messages if not in_form and follow_ups.intent_reread_kind(m.get(TEXT) or "")]
         if not answered and not rereads:  # most messages: no need to read the conversation
             return messages
         try:
             previous = topic_before((event.as_dict() for event in reversed(tracker.events)),
                                     current_included=False)
+            followed = [m for m in rereads if intent_in_context(follow_ups, m.as_dict(), previous)]
+            for message in followed:
+                self._follow_up(message)
             for message in answered:
                 parse = message.as_dict()
-                answer = answer_in_context(follow_ups, cached_knowledge(), parse, previous)
+                answer = None if message in followed else answer_in_context(
+                    follow_ups, cached_knowledge(), parse, previous)
                 if answer:
                     self._keep(message, parse, answer)
-            for message in rereads:
-                if intent_in_context(follow_ups, message.as_dict(), previous):
-                    self._follow_up(message)
         except Exception:  # an improvement, never a reason to fail the message (or its red flag)
             logger.exception("keeping the previous topic failed; the model's answer stands")
         return messages
@@ -98,6 +99,8 @@ class PreviousTopicKeeper(WithoutSettings):
     def _follow_up(message: Message) -> None:
         """The follow-up action answers it, against the intent's reply before it."""
         replaced = (message.get(INTENT) or {}).get("name")
+        if replaced == RETRIEVAL_INTENT:  # the answer it had chosen: "faq/evidence"
+            replaced = selected_answer(message.as_dict()).get("intent_response_key") or replaced
         message.set(INTENT, {"name": INTENT_FOLLOW_UP, "confidence": 1.0}, add_to_output=True)
         message.set(KEPT_TOPIC_KEY, {"instead_of": replaced}, add_to_output=True)
 

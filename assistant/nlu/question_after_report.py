@@ -28,13 +28,17 @@ from __future__ import annotations
 import logging
 import re
 from functools import cache
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.contracts import QUESTION_AFTER_REPORT_KEY, RESPONSE_SELECTOR, RETRIEVAL_INTENT
-from assistant.nlu.uncertainty import Thresholds, decide
+from assistant.contracts import (
+    QUESTION_AFTER_REPORT_KEY,
+    RESPONSE_SELECTOR,
+    RETRIEVAL_INTENT,
+)
+from assistant.nlu.uncertainty import FALLBACK, Thresholds, answer_ranking, decide, raw_intent_ranking
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,10 @@ def question_reading(parse: Parse, reports: Tuple[str, ...], refers_back: Callab
     as one of ``reports`` and the question alone gets another FAQ answer; else None.
     ``read`` parses a text with the same model."""
     report_labels = {f"{RETRIEVAL_INTENT}/{answer}" for answer in reports}
-    if decide(parse, thresholds) not in report_labels:
+    decided = decide(parse, thresholds)
+    # Unsure between the report and one other answer: the question alone must pick that one.
+    other = torn(parse, report_labels)[1] if decided == FALLBACK else None
+    if decided not in report_labels and other is None:
         return None
     question = last_question(str(parse.get("text") or ""))
     if question is None or refers_back(question):
@@ -70,7 +77,28 @@ def question_reading(parse: Parse, reports: Tuple[str, ...], refers_back: Callab
     answer = decide(alone, thresholds)
     if not answer.startswith(f"{RETRIEVAL_INTENT}/") or answer in report_labels:
         return None
-    return question, alone
+    return (question, alone) if other is None or answer == other else None
+
+
+def report_reading(parse: Parse, report_labels: Set[str], thresholds: Thresholds) -> Optional[str]:
+    """The report the whole message reads as: the answer the bot gives it, or, when the
+    bot is unsure between a report and one other answer, that report."""
+    decided = decide(parse, thresholds)
+    if decided in report_labels:
+        return decided
+    return torn(parse, report_labels)[0] if decided == FALLBACK else None
+
+
+def torn(parse: Parse, report_labels: Set[str]) -> Tuple[Optional[str], Optional[str]]:
+    """(report, other) when the FAQ answer ranked first is a report and another is
+    second ("so sore and achy after the needles yesterday, like i did a huge leg day.
+    can i have a hot bath?": soreness 0.53, the bath 0.47, once the model had learnt
+    dev65-dev70); else (None, None)."""
+    intents = raw_intent_ranking(parse)
+    ranking = [str(a.get("intent_response_key")) for a in answer_ranking(parse)[:2]]
+    if not intents or intents[0].get("name") != RETRIEVAL_INTENT or len(ranking) < 2:
+        return None, None
+    return (ranking[0], ranking[1]) if ranking[0] in report_labels else (None, None)
 
 
 @cache
@@ -93,7 +121,8 @@ def answer_question_after_report(message: Message, read: Callable[[str], Parse])
         question, alone = found
         for key in (INTENT, INTENT_RANKING_KEY, RESPONSE_SELECTOR):
             message.set(key, alone.get(key), add_to_output=True)
-        said = {"question": question, "instead_of": decide(whole, _thresholds())}
+        reports = {f"{RETRIEVAL_INTENT}/{answer}" for answer in follow_ups.reports}
+        said = {"question": question, "instead_of": report_reading(whole, reports, _thresholds())}
         message.set(QUESTION_AFTER_REPORT_KEY, said, add_to_output=True)
     except Exception:  # an improvement, never a reason to fail the message (or its red flag)
         logger.exception("reading the question after a report failed; the whole message's reading stands")
