@@ -137,7 +137,8 @@ class ActionCancelCallback(Action):
 
 class ActionCloseCallbackForm(Action):
     """End the form without a word: an emergency or crisis reply was just sent
-    and nothing should compete with it."""
+    and nothing should compete with it; or "delete my data" is to be asked
+    (data/rules/safety.yml), which says the request was stopped."""
 
     def name(self) -> str:
         return "action_close_callback_form"

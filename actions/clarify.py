@@ -19,7 +19,13 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.contracts import ACTION_CLARIFY, BUTTON_TEXT, INTENT_ASK_CONDITION, RETRIEVAL_INTENT
+from assistant.contracts import (
+    ACTION_CLARIFY,
+    BUTTON_TEXT,
+    INTENT_ASK_CONDITION,
+    INTENT_FORGET_ME,
+    RETRIEVAL_INTENT,
+)
 from assistant.kb.knowledge import cached_knowledge, related_buttons
 from assistant.nlu.uncertainty import MIN_PLAUSIBLE, answer_ranking, raw_intent_ranking, top_answers
 
@@ -48,7 +54,7 @@ def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
     """Buttons for the most likely meanings, best first."""
     kb = cached_knowledge()
     buttons: List[Dict[str, str]] = []
-    for intent in raw_intent_ranking(parse):
+    for rank, intent in enumerate(raw_intent_ranking(parse)):
         if float(intent.get("confidence", 0.0)) < MIN_CONFIDENCE:
             break
         name = intent.get("name")
@@ -57,6 +63,8 @@ def choices(parse: Dict[str, Any]) -> List[Dict[str, str]]:
                 topic = key.split("/", 1)[1]
                 if kb.title_of(topic):
                     buttons.extend(related_buttons(kb, [topic]))
+        elif name == INTENT_FORGET_ME and rank > 0:
+            continue  # only as the likeliest reading: "is my data safe" asks no deletion
         elif name in BUTTON_TEXT:
             buttons.append({"title": BUTTON_TEXT[name], "payload": f"/{name}"})
         if len(buttons) >= MAX_CHOICES:

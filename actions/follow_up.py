@@ -672,17 +672,23 @@ def answer_in_context(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str,
 
 
 def intent_in_context(follow_ups: FollowUps, parse: Dict[str, Any], previous: Optional[str]) -> bool:
-    """Whether a message the model gave another intent, or an FAQ answer, is a follow-up
-    to the intent's reply before it: only a day or a time ("saturday?" after the opening
-    hours, read alone as free slots; "morning?" after the free slots, read alone as a
-    greeting; "morning works too", read alone as whether needling works), a kind
-    follow_ups.yml ``intents.reread`` lists. The follow-up action then answers it
-    (``resolve_follow_up``); assistant/nlu/keep_topic.py applies it, the evaluation too."""
+    """Whether a message the model gave another intent, or an FAQ answer that is the
+    kind's misreading (follow_ups.yml ``misreads``), is a follow-up to the intent's reply
+    before it: only a day or a time ("saturday?" after the opening hours, read alone as
+    free slots; "morning?" after the free slots, read alone as a greeting; "morning works
+    too", read alone as whether needling works), a kind follow_ups.yml
+    ``intents.reread`` lists. The follow-up action then answers it (``resolve_follow_up``,
+    which gives a sure FAQ answer only where it is no misreading); assistant/nlu/keep_topic.py
+    applies it, the evaluation too."""
     if previous is None or not previous.startswith(f"{INTENT}:"):
         return False
     intent = str((parse.get("intent") or {}).get("name") or "")
     kind = follow_ups.intent_reread_kind(str(parse.get("text") or ""))
     if kind is None or intent == INTENT_FOLLOW_UP:
+        return False
+    text = str(parse.get("text") or "")
+    misread = follow_ups.misread(follow_ups.kind_of(text), selected_topic(parse), text)
+    if intent == RETRIEVAL_INTENT and not misread:
         return False
     previous_intent = marker_intent(previous)[0]
     if kind not in follow_ups.intent_rereads.get(previous_intent, ()):

@@ -61,6 +61,9 @@ def test_a_deletion_request_the_model_was_unsure_of_is_offered_as_a_choice() -> 
     "Did you mean" with a way to delete, which asks before deleting (data/rules/safety.yml)."""
     parse = unsure_parse([("forget_me", 0.9), ("faq", 0.05)])
     assert choices(parse) == [{"title": "Delete this conversation", "payload": "/forget_me"}]
+    # ...only as the likeliest reading: "is my data safe" is no request to delete
+    second = unsure_parse([("ask_personal_medical", 0.5), ("forget_me", 0.4)])
+    assert choices(second) == [{"title": "Is it safe for me?", "payload": "/ask_personal_medical"}]
 
 
 def test_clarify_asks_did_you_mean_with_something_else() -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import zlib
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 import requests
@@ -159,23 +158,29 @@ def test_forget_me_deletes_the_conversation_and_its_call_back_request(stack: Any
     assert "session_started" in stored and "Forgetme" not in stored and "0412 111 222" not in stored
 
 
-@pytest.mark.parametrize(("answer", "deletes"), [("/deny", False), ("no", False), ("no keep it", False),
-                                               ("yes", True), ("yes please", True),
-                                               ("yes delete my data", True)])
-def test_only_a_yes_to_the_deletion_question_deletes(stack: Any, answer: str, deletes: bool) -> None:
+# After "delete my data"'s question: what each answer does. A "no" that names the data
+# reads as the request itself (forget_me at 1.0, a reviewer's): it asks again.
+DELETION_ANSWERS = [("/deny", "haven't deleted anything"), ("no", "haven't deleted anything"),
+                    ("no keep it", "haven't deleted anything"), ("no don't delete my data", None),
+                    ("how long do you keep my data", None),
+                    ("yes", "deleted this conversation"), ("yes please", "deleted this conversation")]
+
+
+@pytest.mark.parametrize(("index", "answer", "said"), [(i, *case) for i, case in enumerate(DELETION_ANSWERS)])
+def test_only_a_yes_to_the_deletion_question_deletes(stack: Any, index: int, answer: str,
+                                                      said: Optional[str]) -> None:
     sender = new_sender("answer")
-    phone = f"0412 555 {zlib.crc32(answer.encode()) % 1000:03d}"  # one per case: a repeat is merged
-    complete_callback(stack, sender, "Alex Maybe", phone)
+    complete_callback(stack, sender, "Alex Maybe", f"0412 555 {index:03d}")  # one each: a repeat is merged
     say(stack, sender, "delete my data")
     before = tracker_events(stack, sender)
-    reply = texts(say(stack, sender, answer))[0]
+    reply = " ".join(texts(say(stack, sender, answer)))
     requests_db = CallbackStore(stack.settings.extra_env["REQUESTS_DB_URL"])
     kept = [r.name for r in requests_db.requests() if r.conversation_id == sender]
-    if deletes:
-        assert "deleted this conversation" in reply
+    if said == "deleted this conversation":
+        assert said in reply
         assert kept == [] and tracker_events(stack, sender) == 0
     else:
-        assert "haven't deleted anything" in reply
+        assert said in reply if said else "deleted this conversation" not in reply
         assert kept == ["Alex Maybe"] and tracker_events(stack, sender) > before
 
 
@@ -183,7 +188,8 @@ def test_forget_me_in_the_middle_of_the_form_asks_and_closes_the_form(stack: Any
     sender = new_sender("forget")
     say(stack, sender, "/request_callback")
     say(stack, sender, "Jo Halfway")
-    assert "can't be undone" in texts(say(stack, sender, "please delete my data"))[0]
+    stopped, question = texts(say(stack, sender, "please delete my data"))
+    assert "stopped the call-back request" in stopped and "can't be undone" in question
     assert "haven't deleted anything" in texts(say(stack, sender, "/deny"))[0]
     # the form is over: a yes now is no consent to send it
     assert not any("saved (reference" in t for t in texts(say(stack, sender, "/affirm")))

@@ -12,7 +12,7 @@ from rasa.shared.core.events import ActionExecuted, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.message import Message
 
-from actions.follow_up import keeps_previous
+from actions.follow_up import cached_follow_ups, follow_up_resolution, keeps_previous
 from assistant.contracts import KEPT_TOPIC_KEY, STAYS_ON_TOPIC_KEY, selected_answer
 from assistant.kb.knowledge import KnowledgeBase
 from assistant.nlu.keep_topic import PreviousTopicKeeper
@@ -139,12 +139,21 @@ def test_a_day_after_the_opening_hours_becomes_a_follow_up() -> None:
     assert in_form["intent"]["name"] == "ask_availability" and KEPT_TOPIC_KEY not in in_form
 
 
-def test_a_day_that_works_after_the_opening_hours_is_a_follow_up_not_an_faq_answer() -> None:
-    """"saturday works" read alone as whether needling works (an FAQ answer): round 29."""
-    data = {**parse(top=0.9), "text": "saturday works"}
+def test_a_day_that_works_after_the_opening_hours_is_a_follow_up_not_an_faq_answer(kb: KnowledgeBase) -> None:
+    """"saturday works" read alone as whether needling works (an FAQ answer): round 29.
+    The follow-up action then gives the opening hours again."""
+    ranking = [{"intent_response_key": "faq/evidence", "confidence": 0.9}]
+    data = {"text": "saturday works", "intent": {"name": "faq", "confidence": 0.89}, "entities": [],
+            "response_selector": {"all_retrieval_intents": ["faq"], "faq": {
+                "ranking": ranking, "response": {**ranking[0], "utter_action": "utter_faq/evidence"}}}}
     after = keeper_on(HOURS, data)
     assert after["intent"]["name"] == "follow_up"
-    assert after[KEPT_TOPIC_KEY] == {"instead_of": "faq/who_benefits"}
+    assert after[KEPT_TOPIC_KEY] == {"instead_of": "faq/evidence"}
+    resolution = follow_up_resolution(cached_follow_ups(), kb, after, "intent:ask_hours")
+    assert resolution.response == "utter_hours"
+    # another FAQ answer is no misreading of a day or a time: it stands
+    other = keeper_on(HOURS, {**parse(top=0.9), "text": "saturday works"})
+    assert other["intent"]["name"] == "faq" and KEPT_TOPIC_KEY not in other
 
 
 @pytest.mark.parametrize(("events", "data"), [

@@ -38,7 +38,15 @@ from assistant.contracts import (
     RESPONSE_SELECTOR,
     RETRIEVAL_INTENT,
 )
-from assistant.nlu.uncertainty import FALLBACK, Thresholds, answer_ranking, decide, raw_intent_ranking
+from assistant.nlu.uncertainty import (
+    FALLBACK,
+    MIN_PLAUSIBLE,
+    Thresholds,
+    answer_ranking,
+    decide,
+    raw_intent_ranking,
+    unsure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ def question_reading(parse: Parse, reports: Tuple[str, ...], refers_back: Callab
     report_labels = {f"{RETRIEVAL_INTENT}/{answer}" for answer in reports}
     decided = decide(parse, thresholds)
     # Unsure between the report and one other answer: the question alone must pick that one.
-    other = torn(parse, report_labels)[1] if decided == FALLBACK else None
+    other = torn(parse, report_labels, thresholds)[1] if decided == FALLBACK else None
     if decided not in report_labels and other is None:
         return None
     question = last_question(str(parse.get("text") or ""))
@@ -86,19 +94,29 @@ def report_reading(parse: Parse, report_labels: Set[str], thresholds: Thresholds
     decided = decide(parse, thresholds)
     if decided in report_labels:
         return decided
-    return torn(parse, report_labels)[0] if decided == FALLBACK else None
+    return torn(parse, report_labels, thresholds)[0] if decided == FALLBACK else None
 
 
-def torn(parse: Parse, report_labels: Set[str]) -> Tuple[Optional[str], Optional[str]]:
-    """(report, other) when the FAQ answer ranked first is a report and another is
-    second ("so sore and achy after the needles yesterday, like i did a huge leg day.
-    can i have a hot bath?": soreness 0.53, the bath 0.47, once the model had learnt
-    dev65-dev70); else (None, None)."""
+def torn(parse: Parse, report_labels: Set[str],
+         thresholds: Thresholds) -> Tuple[Optional[str], Optional[str]]:
+    """(report, other) when the model is sure it is an FAQ question but unsure between
+    two plausible answers, a report first and another close behind ("so sore and achy
+    after the needles yesterday, like i did a huge leg day. can i have a hot bath?":
+    soreness 0.53, the bath 0.47, once the model had learnt dev65-dev70); else (None,
+    None). Not when it was unsure of the intent: a personal medical question keeps
+    its "Did you mean"."""
     intents = raw_intent_ranking(parse)
-    ranking = [str(a.get("intent_response_key")) for a in answer_ranking(parse)[:2]]
-    if not intents or intents[0].get("name") != RETRIEVAL_INTENT or len(ranking) < 2:
+    if not intents or intents[0].get("name") != RETRIEVAL_INTENT:
         return None, None
-    return (ranking[0], ranking[1]) if ranking[0] in report_labels else (None, None)
+    if unsure(intents, thresholds.intent, thresholds.intent_ambiguity):
+        return None, None
+    ranking = answer_ranking(parse)[:2]
+    if len(ranking) < 2 or str(ranking[0].get("intent_response_key")) not in report_labels:
+        return None, None
+    first, second = (float(a.get("confidence", 0.0)) for a in ranking)
+    if second < MIN_PLAUSIBLE or first - second >= thresholds.answer_ambiguity:
+        return None, None
+    return str(ranking[0].get("intent_response_key")), str(ranking[1].get("intent_response_key"))
 
 
 @cache
