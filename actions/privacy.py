@@ -2,10 +2,10 @@
 
 The bot asks first (utter_confirm_forget_me, data/rules/safety.yml); this action
 runs only on a yes straight after the question. It deletes the conversation's
-call-back requests and confirms. The
-conversation itself is deleted by the tracker store when this turn ends
-(assistant/rasa_server/tracker_store.py): it sees that action_forget_me ran and removes
-every stored event of the conversation instead of saving the turn.
+call-back requests and confirms. The conversation itself is deleted by the
+tracker store when this turn ends (assistant/rasa_server/tracker_store.py): it
+sees that action_forget_me ran and removes every stored event of the
+conversation instead of saving the turn.
 """
 
 from __future__ import annotations
