@@ -683,12 +683,13 @@ def intent_in_context(follow_ups: FollowUps, parse: Dict[str, Any], previous: Op
     if previous is None or not previous.startswith(f"{INTENT}:"):
         return False
     intent = str((parse.get("intent") or {}).get("name") or "")
-    kind = follow_ups.intent_reread_kind(str(parse.get("text") or ""))
+    text = str(parse.get("text") or "")
+    kind = follow_ups.intent_reread_kind(text)
     if kind is None or intent == INTENT_FOLLOW_UP:
         return False
-    text = str(parse.get("text") or "")
-    misread = follow_ups.misread(follow_ups.kind_of(text), selected_topic(parse), text)
-    if intent == RETRIEVAL_INTENT and not misread:
+    # an FAQ answer only where it is the kind's misreading: "works" as whether needling works
+    if intent == RETRIEVAL_INTENT and not follow_ups.misread(follow_ups.kind_of(text),
+                                                             selected_topic(parse), text):
         return False
     previous_intent = marker_intent(previous)[0]
     if kind not in follow_ups.intent_rereads.get(previous_intent, ()):
