@@ -17,6 +17,7 @@ from assistant.kb.knowledge import KnowledgeBase
 from assistant.paths import PROJECT_ROOT
 from assistant.settings.clinic import load_clinic
 from tests.conftest import ARTIFACTS
+from tests.helpers.rest import filled
 from tests.helpers.widget import SHADOW, WIDGET, ask, open_chat, wait_for_reply
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -198,6 +199,32 @@ def test_works_on_a_360_pixel_phone_screen(browser: Any, stack: Any) -> None:
         assert box["x"] >= 0 and box["x"] + box["width"] <= 360
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360
         phone.screenshot(path=str(ARTIFACTS / "widget-360px.png"))
+    finally:
+        context.close()
+
+
+def test_on_a_phone_a_sore_patient_and_warning_signs_get_the_right_answers(
+        browser: Any, stack: Any, kb: KnowledgeBase) -> None:
+    """Issue 15's acceptance as a new visitor on a phone: a sore patient asks "is that
+    normal?" then "how long will that last?", and warning signs typed the way people
+    type get the emergency reply or "see a doctor today"."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True,
+                                  has_touch=True, bypass_csp=True)
+    phone = context.new_page()
+    try:
+        phone.goto(f"{stack.url}/webchat/")
+        open_chat(phone)
+        soreness = flat(filled(kb.topics["soreness_after"].answer))
+        report = "had dry needling in my calf yesterday and its pretty sore today"
+        assert soreness[:80] in flat(ask(phone, report))
+        assert soreness[:80] in flat(ask(phone, "is that normal?"))
+        assert soreness[:80] in flat(ask(phone, "how long will that last?"))
+        breath = "cant get a full breath since the needles near my shoulder blade this morning"
+        emergency = flat(ask(phone, breath))
+        assert f"call {CLINIC.emergency_number} now" in emergency
+        urgent = flat(ask(phone, "the needle spot on my calf is red and hot and the redness is spreading"))
+        assert "needs a doctor's check today" in urgent
+        phone.screenshot(path=str(ARTIFACTS / "widget-360px-warning.png"))
     finally:
         context.close()
 
