@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from assistant.contracts import selected_answer
 from assistant.kb.build_data import CLINIC_ANSWER, HANDOFF_BUTTONS, render_responses
 from assistant.kb.knowledge import KnowledgeBase
 from assistant.paths import PROJECT_ROOT
@@ -71,3 +72,13 @@ def test_clinic_answers_are_validated_and_an_unknown_subject_is_refused_by_name(
 
 def test_the_shipped_clinic_invents_no_answers() -> None:
     assert parse_clinic(_clinic_raw()).answers == {}
+
+
+@pytest.mark.parametrize("text", [
+    "can dry needling kill you", "could the needling kill me", "can you die from it", "is it deadly"])
+def test_a_question_about_dying_gets_the_serious_risks_never_does_it_hurt(parse: Any, text: str) -> None:
+    """Round 30 taught "does it kill when the needle goes in" (slang for does it hurt); a
+    reviewer found "can it kill you" then read as does it hurt (0.91), a confident wrong
+    answer to a safety question. The first three are not training examples."""
+    answer = selected_answer(parse(text)).get("intent_response_key")
+    assert answer == "faq/serious_risks", answer

@@ -182,7 +182,10 @@ def dev_set(name: str) -> Dict[str, List[str]]:
 
 
 def test_every_blind_report_set_is_found() -> None:
-    assert len(DEV_FILES) >= 51, DEV_FILES
+    """All 85 (dev to dev85), none of them in both folders (one would hide the other)."""
+    both = {path.name for path in REPORT_SETS.glob("after_session_dev*.yml")} & {
+        path.name for path in PATTERNS_ONLY_SETS.glob("after_session_dev*.yml")}
+    assert len(DEV_FILES) >= 85 and not both, (DEV_FILES, both)
 
 
 @pytest.mark.parametrize("name", DEV_FILES)
