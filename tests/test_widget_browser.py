@@ -187,46 +187,41 @@ def test_accessible_names_and_live_region(page: Any) -> None:
     assert f"emergency call {CLINIC.emergency_number}." in page.locator(f"{WIDGET} .note").inner_text()
 
 
-def test_works_on_a_360_pixel_phone_screen(browser: Any, stack: Any) -> None:
+@pytest.fixture
+def phone(browser: Any, stack: Any) -> Iterator[Any]:
+    """A fresh visitor on a 360-pixel touch screen, the chat already open."""
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True,
                                   has_touch=True, bypass_csp=True)
-    phone = context.new_page()
-    try:
-        phone.goto(f"{stack.url}/webchat/")
-        open_chat(phone)
-        ask(phone, "can dry needling help my tennis elbow")
-        box = phone.locator(f"{WIDGET} #dnw-panel").bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 360
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
-        phone.screenshot(path=str(ARTIFACTS / "widget-360px.png"))
-    finally:
-        context.close()
+    tab = context.new_page()
+    tab.goto(f"{stack.url}/webchat/")
+    open_chat(tab)
+    yield tab
+    context.close()
+
+
+def test_works_on_a_360_pixel_phone_screen(phone: Any) -> None:
+    ask(phone, "can dry needling help my tennis elbow")
+    box = phone.locator(f"{WIDGET} #dnw-panel").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    phone.screenshot(path=str(ARTIFACTS / "widget-360px.png"))
 
 
 def test_on_a_phone_a_sore_patient_and_warning_signs_get_the_right_answers(
-        browser: Any, stack: Any, kb: KnowledgeBase) -> None:
+        phone: Any, kb: KnowledgeBase) -> None:
     """Issue 15's acceptance as a new visitor on a phone: a sore patient asks "is that
     normal?" then "how long will that last?", and warning signs typed the way people
     type get the emergency reply or "see a doctor today"."""
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True,
-                                  has_touch=True, bypass_csp=True)
-    phone = context.new_page()
-    try:
-        phone.goto(f"{stack.url}/webchat/")
-        open_chat(phone)
-        soreness = flat(filled(kb.topics["soreness_after"].answer))
-        report = "had dry needling in my calf yesterday and its pretty sore today"
-        assert soreness[:80] in flat(ask(phone, report))
-        assert soreness[:80] in flat(ask(phone, "is that normal?"))
-        assert soreness[:80] in flat(ask(phone, "how long will that last?"))
-        breath = "cant get a full breath since the needles near my shoulder blade this morning"
-        emergency = flat(ask(phone, breath))
-        assert f"call {CLINIC.emergency_number} now" in emergency
-        urgent = flat(ask(phone, "the needle spot on my calf is red and hot and the redness is spreading"))
-        assert "needs a doctor's check today" in urgent
-        phone.screenshot(path=str(ARTIFACTS / "widget-360px-warning.png"))
-    finally:
-        context.close()
+    soreness = flat(filled(kb.topics["soreness_after"].answer))
+    report = "had dry needling in my calf yesterday and its pretty sore today"
+    assert soreness[:80] in flat(ask(phone, report))
+    assert soreness[:80] in flat(ask(phone, "is that normal?"))
+    assert soreness[:80] in flat(ask(phone, "how long will that last?"))
+    breath = "cant get a full breath since the needles near my shoulder blade this morning"
+    assert f"call {CLINIC.emergency_number} now" in flat(ask(phone, breath))
+    urgent = flat(ask(phone, "the needle spot on my calf is red and hot and the redness is spreading"))
+    assert "needs a doctor's check today" in urgent
+    phone.screenshot(path=str(ARTIFACTS / "widget-360px-warning.png"))
 
 
 def stored_state(page: Any) -> Any:
