@@ -160,8 +160,9 @@ def test_the_most_urgent_sign_wins() -> None:
 # never passed out and i'm fine now") 0.906 instead of 0.898, over its 0.9 threshold.
 # Kept out rather than re-tuned on a held-out message.
 PATTERNS_ONLY_SETS = PROJECT_ROOT / "tests" / "safety" / "patterns_only"
-DEV_PATHS = {path.name: path for directory in (REPORT_SETS, PATTERNS_ONLY_SETS)
-             for path in sorted(directory.glob("after_session_dev*.yml"))}
+REPORT_SET_PATHS = [path for directory in (REPORT_SETS, PATTERNS_ONLY_SETS)
+                    for path in sorted(directory.glob("after_session_dev*.yml"))]
+DEV_PATHS = {path.name: path for path in REPORT_SET_PATHS}
 DEV_FILES = tuple(DEV_PATHS)
 # Sets whose false alarms are not yet under 2% (2026-12-02; dev77 and dev78 partly
 # tuned): recall is 1.000 on each, and the alarms measured then are ceilings until a
@@ -183,9 +184,7 @@ def dev_set(name: str) -> Dict[str, List[str]]:
 
 def test_every_blind_report_set_is_found() -> None:
     """All 85 (dev to dev85), none of them in both folders (one would hide the other)."""
-    both = {path.name for path in REPORT_SETS.glob("after_session_dev*.yml")} & {
-        path.name for path in PATTERNS_ONLY_SETS.glob("after_session_dev*.yml")}
-    assert len(DEV_FILES) >= 85 and not both, (DEV_FILES, both)
+    assert len(DEV_FILES) >= 85 and len(DEV_PATHS) == len(REPORT_SET_PATHS), REPORT_SET_PATHS
 
 
 @pytest.mark.parametrize("name", DEV_FILES)
