@@ -155,7 +155,7 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-# dev84 and dev85 (round 30) tuned the patterns but are not read by the learned model:
+# dev84 to dev87 (rounds 30 and 31) tuned the patterns but are not read by the learned model:
 # retrained with them, it gave a normal after-effect of the held-out set below ("...but i
 # never passed out and i'm fine now") 0.906 instead of 0.898, over its 0.9 threshold.
 # Kept out rather than re-tuned on a held-out message.
@@ -183,8 +183,8 @@ def dev_set(name: str) -> Dict[str, List[str]]:
 
 
 def test_every_blind_report_set_is_found() -> None:
-    """All 85 (dev to dev85), none of them in both folders (one would hide the other)."""
-    assert len(DEV_FILES) >= 85 and len(DEV_PATHS) == len(REPORT_SET_PATHS), REPORT_SET_PATHS
+    """All 87 (dev to dev87), none of them in both folders (one would hide the other)."""
+    assert len(DEV_FILES) >= 87 and len(DEV_PATHS) == len(REPORT_SET_PATHS), REPORT_SET_PATHS
 
 
 @pytest.mark.parametrize("name", DEV_FILES)
