@@ -155,7 +155,8 @@ def test_the_most_urgent_sign_wins() -> None:
     assert flag is not None and flag.category == "emergency"
 
 
-# dev84 to dev87 (rounds 30 and 31) tuned the patterns but are not read by the learned model:
+# dev84 and dev85 (round 30) tuned the patterns but are not read by the learned model, and
+# dev86 and dev87 (round 31) join them for the same reason:
 # retrained with them, it gave a normal after-effect of the held-out set below ("...but i
 # never passed out and i'm fine now") 0.906 instead of 0.898, over its 0.9 threshold.
 # Kept out rather than re-tuned on a held-out message.
