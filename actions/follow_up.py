@@ -126,7 +126,6 @@ STAYS_ON_INTENTS = (INTENT_ASK_CONDITION,)
 # is a clear new question, and a follow-up never overrides one.
 ASKS_IF_IT_HELPS = re.compile(r"\b(help|helps|helpful|work|works|good for|treat|treats|fix|fixes"
                               r"|ease|eases|relieve|do anything|any good|benefit)\b")
-WHAT_ABOUT = "what_about"  # the kind of "and for migraines?", "what about my knee?"
 CONDITION = "condition"  # the previous answer was about a condition
 INTENT = "intent"  # the previous answer was an intent's reply (opening hours...)
 
@@ -204,11 +203,6 @@ class FollowUps:
         lowered = text.lower()
         return next((kind for kind in self.kinds if kind.match.search(lowered)), None)
 
-    def opens_like_what_about(self, text: str) -> bool:
-        """Whether the message opens like "and for...?" / "what about...?", whatever kind
-        its later words fit ("and for the knee? its always swollen after football")."""
-        return any(kind.name == WHAT_ABOUT and kind.match.search(text.lower()) for kind in self.kinds)
-
     def still_about(self, previous: Optional[str], named: Optional[str]) -> bool:
         """Whether a follow-up that reads as `named` is still about `previous`: "and the
         first one?" after the price reads as the first assessment but asks its price."""
@@ -269,16 +263,14 @@ def resolve_follow_up(follow_ups: FollowUps, kb: KnowledgeBase, text: str, previ
     topic or subject the message names on its own (``named_answer``), ``sure`` the
     same when the selector is sure of it (NAMED_OVER_KIND_MIN)."""
     kind = follow_ups.kind_of(text)
-    # "and for migraines?" / "what about my knee?": the named condition is the question,
-    # also when words after it fit another kind ("and for the knee? its always swollen
-    # after football" is not the `after` kind).
-    if conditions and (kind is None or kind.name == WHAT_ABOUT or follow_ups.opens_like_what_about(text)):
+    # "and for migraines?" / "what about my knee?": the named condition is the question.
+    if conditions and (kind is None or kind.name == "what_about"):
         return condition_answer(follow_ups, previous, conditions, text)
     if follow_ups.still_about(previous, named):
         return Resolution(answer=previous)
     # "and swimming?" after exercise, "and kids?" after safety: the named subject is
     # the question, unless the message points back ("which one's better").
-    if (named and named != previous and (kind is None or kind.name == WHAT_ABOUT)
+    if (named and named != previous and (kind is None or kind.name == "what_about")
             and not follow_ups.refers_back(text)):
         return Resolution(answer=named)
     # "and how often" after how many sessions: a sure subject beats a kind that would

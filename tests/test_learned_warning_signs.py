@@ -117,19 +117,6 @@ def test_a_pattern_decides_first_and_keeps_its_name() -> None:
     assert classifier.flag("how long is a session") == RedFlag("emergency", LEARNED_FLAG_ID)
 
 
-def test_a_supposition_is_left_to_the_patterns_unless_something_is_happening_now() -> None:
-    classifier = classifier_with(AlwaysAlarms())
-    for text in ["Say I'd had needling in my upper back and the next day I was breathless, "
-                 "would that be an A&E thing?",
-                 "imagine someone had needling near the collarbone and got a sharp pain breathing in"]:
-        assert classifier.flag(text) is None, text
-    happening = "say i had needling and felt odd afterwards, what then? asking because thats me right now"
-    assert classifier.flag(happening) == RedFlag("emergency", LEARNED_FLAG_ID)
-    # a pattern that fires whatever the framing still does
-    headache = "if i suddenly got the worst headache ive ever had after needling would that be serious?"
-    assert classifier.flag(headache) == RedFlag("emergency", "worst_headache")
-
-
 def test_a_list_of_body_parts_or_a_short_follow_up_is_left_to_the_patterns() -> None:
     model = WarningSignModel(body=frozenset(["neck", "shoulder", "shoulders", "blade"]) | OTHER_BODY_WORDS)
     for text in BODY_PART_ANSWERS + ["left shoulder blade", "fainted", "and saturdays?", "and swelling?",

@@ -105,13 +105,9 @@ class Framing:
     hypotheticals: Tuple[Pattern[str], ...] = ()
     present_markers: Tuple[Pattern[str], ...] = ()
 
-    def is_supposition(self, text: str) -> bool:
-        return (any(p.search(text) for p in self.hypotheticals)
-                and not any(p.search(text) for p in self.present_markers))
-
     def is_question_only(self, text: str) -> bool:
         if any(p.search(text) for p in self.hypotheticals):
-            return self.is_supposition(text)
+            return not any(p.search(text) for p in self.present_markers)
         return (any(p.search(text) for p in self.question_frames)
                 and not any(p.search(text) for p in self.report_markers))
 
@@ -210,11 +206,6 @@ class RedFlagDetector:
             raise RedFlagConfigError(f"{path}: {error}") from None
         name = path.name
         return cls(parse_flags(raw, name), parse_framing(raw, name), parse_spellings(raw, name))
-
-    def is_supposition(self, text: str) -> bool:
-        """"Say I had needling and then...", "imagine someone...": a supposition with
-        nothing happening now (``Framing.hypotheticals`` without ``present_markers``)."""
-        return self.framing.is_supposition(respell(normalise(text), self.spellings))
 
     def detect(self, text: Optional[str]) -> Optional[RedFlag]:
         if text is None or is_payload_or_empty(text):

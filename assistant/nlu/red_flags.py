@@ -131,19 +131,11 @@ class RedFlagClassifier(ComponentSettings, GraphComponent):
             return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
 
     def flag(self, text: Optional[str]) -> Optional[RedFlag]:
-        """The patterns first; where none fires, the learned model, except on a
-        supposition ("say I'd had needling in my upper back and then got breathless,
-        would that be an A&E thing?"). Round 32: on the six blind report sets the
-        model never reads (tests/safety/patterns_only/, 1,200 messages) it raised 7
-        alarms the patterns had not, 4 of them on suppositions, and caught no report
-        they missed. Of the 10,035 reports in every blind set, 4 are told as a
-        supposition, each caught by a pattern that fires whatever the framing (chest
-        pain, the worst headache). A supposition with anything happening now
-        ("...bc i just did") is no supposition (``present_markers``)."""
+        """The patterns first; where none fires, the learned model."""
         if text is None or is_payload_or_empty(text):
             return None
         found = self.detector.detect(text)
-        if found or self.learned is None or self.detector.is_supposition(text):
+        if found or self.learned is None:
             return found
         category = self.learned.category(text, self.thresholds)
         return RedFlag(category, LEARNED_FLAG_ID) if category else None
