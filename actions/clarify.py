@@ -89,7 +89,7 @@ class ActionClarify(Action):
         kb = cached_knowledge()
         resolution = unclear_resolution(cached_follow_ups(), kb, tracker.latest_message,
                                         previous_topic(tracker))
-        answered = answer_follow_up(dispatcher, kb, resolution) if resolution else None
+        answered = answer_follow_up(dispatcher, kb, resolution, tracker) if resolution else None
         if answered is not None:
             return answered
         return did_you_mean(dispatcher, tracker)

@@ -57,6 +57,7 @@ from assistant.contracts import (
     selected_answer,
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.kb.other_reading import other_reading_button
 from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
 from assistant.paths import KNOWLEDGE_DIR
@@ -741,7 +742,7 @@ class ActionFollowUp(Action):
         kb = cached_knowledge()
         resolution = follow_up_resolution(cached_follow_ups(), kb, tracker.latest_message,
                                           previous_topic(tracker))
-        events = answer_follow_up(dispatcher, kb, resolution)
+        events = answer_follow_up(dispatcher, kb, resolution, tracker)
         if events is not None:
             return events
         from actions.clarify import did_you_mean  # (it imports this module)
@@ -750,19 +751,35 @@ class ActionFollowUp(Action):
 
 
 def answer_follow_up(dispatcher: CollectingDispatcher, kb: KnowledgeBase,
-                     resolution: Resolution) -> Optional[List[EventType]]:
-    """Send what a resolved follow-up gets; None when it resolved to nothing."""
+                     resolution: Resolution, tracker: Optional[Tracker] = None) -> Optional[List[EventType]]:
+    """Send what a resolved follow-up gets; None when it resolved to nothing. Given the
+    `tracker`, an answer or reply chosen from context carries the message alone's
+    reading as a button (assistant/kb/other_reading.py), which the Rasa server puts
+    before the response's own (assistant/rasa_server/other_reading_button.py)."""
     if resolution.response:
-        dispatcher.utter_message(response=resolution.response)
+        dispatcher.utter_message(response=resolution.response,
+                                 buttons=other_reading_buttons(kb, tracker, None))
         return [SlotSet(SLOT_LAST_TOPIC, resolution.intent)] if resolution.intent else []
     if resolution.answer:
-        dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{resolution.answer}")
+        dispatcher.utter_message(response=f"utter_{RETRIEVAL_INTENT}/{resolution.answer}",
+                                 buttons=other_reading_buttons(kb, tracker, resolution.answer))
         return [SlotSet(SLOT_LAST_TOPIC, resolution.answer)]
     if resolution.conditions:
         for condition_id in resolution.conditions:
             answer_condition(dispatcher, kb, kb.conditions[condition_id])
         return [SlotSet(SLOT_LAST_TOPIC, condition_referent(kb, resolution.conditions[0]))]
     return None
+
+
+def other_reading_buttons(kb: KnowledgeBase, tracker: Optional[Tracker],
+                          answer: Optional[str]) -> List[Dict[str, str]]:
+    """[the button offering the message alone's reading under `answer`] or [] (none
+    inside the call-back form; assistant/kb/other_reading.py decides)."""
+    if tracker is None:
+        return []
+    button = other_reading_button(kb, tracker.latest_message, answer,
+                                  in_form=tracker.active_loop_name is not None)
+    return [button] if button else []
 
 
 def stays_on_previous(parse_data: Dict[str, Any], previous: Optional[str]) -> bool:
@@ -834,7 +851,7 @@ class ActionOutOfScope(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         resolution = overruled_off_topic(tracker.latest_message, previous_topic(tracker))
-        events = answer_follow_up(dispatcher, cached_knowledge(), resolution) if resolution else None
+        events = answer_follow_up(dispatcher, cached_knowledge(), resolution, tracker) if resolution else None
         if events is not None:
             return events
         dispatcher.utter_message(response="utter_out_of_scope")

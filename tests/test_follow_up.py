@@ -31,7 +31,8 @@ from actions.follow_up import (
 )
 from assistant.contracts import SLOT_LAST_TOPIC, STAYS_ON_TOPIC_KEY
 from assistant.kb.knowledge import KnowledgeBase
-from tests.helpers.rest import filled, say, texts
+from assistant.kb.other_reading import BUTTON_TITLE
+from tests.helpers.rest import filled, say, say_on_website, stored_user_texts, texts
 
 
 @pytest.mark.parametrize(("previous", "text", "expected"), [
@@ -585,3 +586,30 @@ def test_every_reply_a_follow_up_can_repeat_is_in_the_domain() -> None:
     responses = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
     replies = cached_follow_ups().intent_replies
     assert replies and all(reply in responses for reply in replies.values()), replies
+
+
+@pytest.mark.services
+def test_a_follow_up_answer_offers_the_message_alone_reading_on_the_real_server(
+        stack: Any, kb: KnowledgeBase) -> None:
+    """"how long will it last" after soreness gets the soreness answer, with how long
+    results last (what it reads as alone) as the first button, which the widget's tap
+    then gets; the same payload typed where it was not offered is only text."""
+    sender = f"follow-{uuid.uuid4().hex[:8]}"
+    say_on_website(stack, sender, "will i be sore after dry needling")
+    [answer] = say_on_website(stack, sender, "how long will it last")
+    assert answer["text"] == filled(kb.topics["soreness_after"].answer)
+    alternative = {"title": BUTTON_TITLE.format(title=kb.title_of("results_duration")),
+                   "payload": "/faq/results_duration"}
+    related = [{"title": kb.title_of(t), "payload": f"/faq/{t}"} for t in kb.topics["soreness_after"].related]
+    assert answer["buttons"][:len(related) + 1] == [alternative, *related]
+    duration = " ".join(texts(say_on_website(stack, sender, "/faq/results_duration")))
+    assert duration.startswith(filled(kb.subjects["results_duration"].reply).split(". ")[0]), duration
+    assert stored_user_texts(stack, sender)[-1] == "/faq/results_duration"
+    elsewhere = f"follow-{uuid.uuid4().hex[:8]}"
+    say_on_website(stack, elsewhere, "hi")
+    say_on_website(stack, elsewhere, "/faq/results_duration")
+    assert stored_user_texts(stack, elsewhere)[-1] == "faq/results_duration"  # not offered: text
+    # a follow-up whose words alone name nothing sure gets no such button
+    [normal] = say_on_website(stack, sender, "is that normal?")
+    assert all(not b["title"].startswith("Or did you mean") for b in normal.get("buttons", [])), normal
+

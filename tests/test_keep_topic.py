@@ -15,8 +15,9 @@ from rasa.shared.nlu.training_data.message import Message
 from actions.follow_up import cached_follow_ups, follow_up_resolution, keeps_previous
 from assistant.contracts import KEPT_TOPIC_KEY, STAYS_ON_TOPIC_KEY, selected_answer
 from assistant.kb.knowledge import KnowledgeBase
+from assistant.kb.other_reading import BUTTON_TITLE
 from assistant.nlu.keep_topic import PreviousTopicKeeper
-from tests.helpers.rest import filled, say, texts
+from tests.helpers.rest import filled, say, say_on_website, stored_user_texts, texts
 
 TEXT = "righto, im a sparky up and down ladders all day"
 
@@ -227,3 +228,26 @@ def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
     say(stack, sender, "how much is a session")
     price = " ".join(texts(say(stack, sender, "and the initial assessment?")))
     assert price.startswith(filled(kb.subjects["cost"].reply)), price
+
+
+@pytest.mark.services
+def test_a_kept_answer_offers_the_message_alone_reading_on_the_real_server(stack: Any,
+                                                                         kb: KnowledgeBase) -> None:
+    """The answer keep_topic chose carries "Or did you mean" the model's own reading
+    first (assistant/rasa_server/other_reading_button.py), in the stored bot message,
+    so the widget's tap on it is followed as the button it is."""
+    sender = f"keep-{uuid.uuid4().hex[:8]}"
+    say_on_website(stack, sender, "i'm running about 10 minutes late for my appointment")
+    [kept] = say_on_website(stack, sender, "will i still get the full session")
+    assert kept["text"].startswith(filled(kb.subjects["running_late"].reply).split(". ")[0]), kept
+    payloads = [b["payload"] for b in kept["buttons"]]
+    assert kept["buttons"][0] == {"title": BUTTON_TITLE.format(title=kb.title_of("part_of_plan")),
+                                  "payload": "/faq/part_of_plan"}
+    assert payloads.count("/faq/part_of_plan") == 1 and "/request_callback" in payloads
+    tapped = say_on_website(stack, sender, "/faq/part_of_plan")
+    assert texts(tapped) == [filled(kb.topics["part_of_plan"].answer)]
+    assert stored_user_texts(stack, sender)[-1] == "/faq/part_of_plan"  # followed, not read as text
+    # the message alone, in a new conversation, is answered as it reads: no such button
+    [alone] = say_on_website(stack, f"keep-{uuid.uuid4().hex[:8]}", "will i still get the full session")
+    assert all(not b["title"].startswith("Or did you mean") for b in alone.get("buttons", [])), alone
+

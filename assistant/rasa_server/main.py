@@ -1,5 +1,6 @@
 """The Rasa server's entry point: `rasa <command>` with our speed-ups
-(speedups.py) and hardening (hardening.py) applied.
+(speedups.py) and hardening (hardening.py) applied, and an action's buttons put
+before its response's own (other_reading_button.py).
 
     python -m assistant.rasa_server.main run --model ... (the launcher does this)
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from assistant.rasa_server import other_reading_button
 from assistant.rasa_server.hardening import apply_hardening
 from assistant.rasa_server.speedups import apply_speedups
 from assistant.shared.patching import exit_if_unsupported
@@ -22,6 +24,7 @@ def main() -> None:
     exit_if_unsupported("rasa", "sanic", "sanic-cors")
     apply_speedups()
     apply_hardening()
+    other_reading_button.install()
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

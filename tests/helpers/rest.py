@@ -32,3 +32,30 @@ def texts(replies: List[Dict[str, Any]]) -> List[str]:
 
 def new_sender(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def say_on_website(stack: Any, sender: str, message: str) -> List[Dict[str, Any]]:
+    """As the widget sends it: the website channel, with the conversation's token. It
+    follows a "/..." payload only when the bot's latest turn offered it as a button."""
+    from assistant.rasa_server.conversation_token import SECRET_FILE_NAME, _read_or_create, token_for
+
+    token = token_for(sender, _read_or_create(stack.settings.tracker_db.with_name(SECRET_FILE_NAME)))
+    request = urllib.request.Request(
+        stack.url + "/webhooks/website/webhook",
+        data=json.dumps({"sender": sender, "message": message, "token": token}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def stored_user_texts(stack: Any, sender: str) -> List[str]:
+    """The visitor's messages as the conversation stored them: a followed button's
+    payload ("/faq/x") as sent, anything else as text ("faq/x")."""
+    import sqlite3
+
+    with sqlite3.connect(stack.settings.tracker_db) as store:
+        rows = store.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
+                             (sender,)).fetchall()
+    return [json.loads(data).get("text") or "" for (data,) in rows]
