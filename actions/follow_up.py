@@ -29,6 +29,7 @@ conversations 0.328 before this module, 0.906 with it.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -61,6 +62,8 @@ from assistant.kb.other_reading import other_reading_button
 from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
 from assistant.paths import KNOWLEDGE_DIR
+
+logger = logging.getLogger(__name__)
 
 FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
 SAME = "same"
@@ -777,8 +780,12 @@ def other_reading_buttons(kb: KnowledgeBase, tracker: Optional[Tracker],
     inside the call-back form; assistant/kb/other_reading.py decides)."""
     if tracker is None:
         return []
-    button = other_reading_button(kb, tracker.latest_message, answer,
-                                  in_form=tracker.active_loop_name is not None)
+    try:
+        button = other_reading_button(kb, tracker.latest_message, answer,
+                                      in_form=tracker.active_loop_name is not None)
+    except Exception:  # an extra, never a reason to lose the answer (no message text logged)
+        logger.exception("the other reading's button failed; the answer goes without it")
+        return []
     return [button] if button else []
 
 

@@ -127,6 +127,8 @@ def test_the_generator_puts_the_other_reading_first_under_a_kept_answer(kb: Know
     (RUNNING_LATE, {k: v for k, v in KEPT.items() if k != KEPT_TOPIC_KEY}, "utter_faq/running_late"),
     (RUNNING_LATE, KEPT, "utter_ask_callback_name"),  # another reply in the same turn
     (RUNNING_LATE, {**KEPT, "intent": {"name": "emergency", "confidence": 1.0}}, "utter_emergency"),
+    # a red flag on a message keep_topic had answered: even its kept answer gets no button
+    (RUNNING_LATE, {**KEPT, "intent": {"name": "emergency", "confidence": 1.0}}, "utter_faq/running_late"),
     ([*RUNNING_LATE, ActiveLoop("callback_form")], KEPT, "utter_faq/running_late"),  # in the form
     (RUNNING_LATE, {**KEPT, "intent": {"name": "follow_up", "confidence": 1.0}},  # the action's job
      "utter_faq/running_late"),
@@ -190,3 +192,44 @@ def _sdk_tracker() -> Any:
     from tests.test_follow_up import tracker
 
     return tracker([*SORENESS, {"event": "user", "text": ALONE["text"], "parse_data": ALONE}])
+
+
+def test_the_actions_send_no_button_inside_the_form_and_survive_a_broken_decision(
+        kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """actions/follow_up.py ``other_reading_buttons``, which the follow-up, "Did you mean"
+    and off-topic actions call with their tracker."""
+    import actions.follow_up as follow_up
+
+    sdk = _sdk_tracker()
+    assert follow_up.other_reading_buttons(kb, sdk, "soreness_after") == [
+        other_reading_button(kb, ALONE, "soreness_after")]
+    sdk.active_loop = {"name": "callback_form"}
+    assert follow_up.other_reading_buttons(kb, sdk, "soreness_after") == []
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise ValueError("a broken knowledge file")
+
+    monkeypatch.setattr(follow_up, "other_reading_button", broken)
+    assert follow_up.other_reading_buttons(kb, _sdk_tracker(), "soreness_after") == []
+    messages, _ = run([*SORENESS, {"event": "user", "text": ALONE["text"], "parse_data": ALONE}])
+    assert [(m["response"], m["buttons"]) for m in messages] == [("utter_faq/soreness_after", [])]
+
+
+@pytest.mark.parametrize("action", ["ActionFollowUp", "ActionClarify", "ActionOutOfScope"])
+def test_every_action_that_answers_from_context_passes_its_tracker(action: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import actions.clarify as clarify
+    import actions.follow_up as follow_up
+    from actions.follow_up import Resolution
+
+    seen: List[Any] = []
+    monkeypatch.setattr(follow_up, "other_reading_buttons",
+                        lambda kb, tracker, answer: seen.append(tracker) or [])
+    resolved = lambda *_: Resolution(answer="soreness_after")  # noqa: E731
+    for module, name in ((follow_up, "follow_up_resolution"), (clarify, "unclear_resolution"),
+                         (follow_up, "unclear_resolution"), (follow_up, "overruled_off_topic")):
+        monkeypatch.setattr(module, name, resolved, raising=False)
+    instance = getattr(clarify if action == "ActionClarify" else follow_up, action)()
+    sdk = _sdk_tracker()
+    asyncio.run(instance.run(CollectingDispatcher(), sdk, {}))
+    assert seen == [sdk]

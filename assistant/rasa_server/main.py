@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 
-from assistant.rasa_server import other_reading_button
 from assistant.rasa_server.hardening import apply_hardening
 from assistant.rasa_server.speedups import apply_speedups
 from assistant.shared.patching import exit_if_unsupported
@@ -24,6 +23,8 @@ def main() -> None:
     exit_if_unsupported("rasa", "sanic", "sanic-cors")
     apply_speedups()
     apply_hardening()
+    from assistant.rasa_server import other_reading_button  # after the version check
+
     other_reading_button.install()
     from rasa.__main__ import main as rasa_main
 
