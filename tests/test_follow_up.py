@@ -601,7 +601,7 @@ def test_a_follow_up_answer_offers_the_message_alone_reading_on_the_real_server(
     alternative = {"title": BUTTON_TITLE.format(title=kb.title_of("results_duration")),
                    "payload": "/faq/results_duration"}
     related = [{"title": kb.title_of(t), "payload": f"/faq/{t}"} for t in kb.topics["soreness_after"].related]
-    assert answer["buttons"][:len(related) + 1] == [alternative, *related]
+    assert answer["buttons"][:len(related)] == related and answer["buttons"][-1] == alternative
     duration = " ".join(texts(say_on_website(stack, sender, "/faq/results_duration")))
     assert duration.startswith(filled(kb.subjects["results_duration"].reply).split(". ")[0]), duration
     assert stored_user_texts(stack, sender)[-1] == "/faq/results_duration"

@@ -234,14 +234,14 @@ def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
 def test_a_kept_answer_offers_the_message_alone_reading_on_the_real_server(stack: Any,
                                                                          kb: KnowledgeBase) -> None:
     """The answer keep_topic chose carries "Or did you mean" the model's own reading
-    first (assistant/rasa_server/other_reading_button.py), in the stored bot message,
+    last (assistant/rasa_server/other_reading_button.py), in the stored bot message,
     so the widget's tap on it is followed as the button it is."""
     sender = f"keep-{uuid.uuid4().hex[:8]}"
     say_on_website(stack, sender, "i'm running about 10 minutes late for my appointment")
     [kept] = say_on_website(stack, sender, "will i still get the full session")
     assert kept["text"].startswith(filled(kb.subjects["running_late"].reply).split(". ")[0]), kept
     payloads = [b["payload"] for b in kept["buttons"]]
-    assert kept["buttons"][0] == {"title": BUTTON_TITLE.format(title=kb.title_of("part_of_plan")),
+    assert kept["buttons"][-1] == {"title": BUTTON_TITLE.format(title=kb.title_of("part_of_plan")),
                                   "payload": "/faq/part_of_plan"}
     assert payloads.count("/faq/part_of_plan") == 1 and "/request_callback" in payloads
     tapped = say_on_website(stack, sender, "/faq/part_of_plan")

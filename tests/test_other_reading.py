@@ -23,7 +23,7 @@ from assistant.contracts import KEPT_TOPIC_KEY, STAYS_ON_TOPIC_KEY
 from assistant.kb.knowledge import KnowledgeBase
 from assistant.kb.other_reading import BUTTON_TITLE, message_alone_reading, other_reading_button
 from assistant.paths import PROJECT_ROOT
-from assistant.rasa_server.other_reading_button import OtherReadingGenerator, install, utter_responses
+from assistant.rasa_server.other_reading_button import OtherReadingGenerator
 from tests.test_follow_up import run, user
 
 pytestmark = pytest.mark.unit
@@ -113,14 +113,14 @@ def test_the_generator_is_built_the_way_rasa_loads_one_from_endpoints() -> None:
     assert nlg.responses is DOMAIN.responses
 
 
-def test_the_generator_puts_the_other_reading_first_under_a_kept_answer(kb: KnowledgeBase) -> None:
+def test_the_generator_puts_the_other_reading_after_a_kept_answers_own_buttons(kb: KnowledgeBase) -> None:
     stock = generate(RUNNING_LATE, KEPT, "utter_faq/running_late", TemplatedNaturalLanguageGenerator(
         DOMAIN.responses))
     ours = generate(RUNNING_LATE, KEPT, "utter_faq/running_late")
     assert ours["text"] == stock["text"]
     assert ours["buttons"] == [
-        {"title": BUTTON_TITLE.format(title=kb.title_of("part_of_plan")), "payload": "/faq/part_of_plan"},
-        *stock["buttons"]]
+        *stock["buttons"],
+        {"title": BUTTON_TITLE.format(title=kb.title_of("part_of_plan")), "payload": "/faq/part_of_plan"}]
 
 
 @pytest.mark.parametrize(("events", "parse", "utter_action"), [
@@ -164,28 +164,22 @@ def test_the_follow_up_action_sends_the_button_with_its_answer(kb: KnowledgeBase
     assert [(m["response"], m["buttons"]) for m in messages] == [("utter_faq/soreness_after", [])]
 
 
-def test_an_actions_buttons_come_before_its_responses_own(kb: KnowledgeBase,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the Rasa server makes of the follow-up action's message: the rendered
-    soreness answer, with the other reading first (Rasa itself puts it last)."""
+def test_stock_rasa_puts_an_actions_button_where_the_generator_puts_a_kept_answers(
+        kb: KnowledgeBase) -> None:
+    """What the Rasa server makes of the follow-up action's message, with no patch of
+    Rasa: the rendered soreness answer, its related topics, then the other reading,
+    the order the generator gives a kept answer (so plain `rasa run` answers the same:
+    tests/test_long_replies.py)."""
     from rasa.core.actions.action import RemoteAction
 
     dispatcher = CollectingDispatcher()
     asyncio.run(ActionFollowUp().run(dispatcher, _sdk_tracker(), {}))
     tracker = DialogueStateTracker.from_events("visitor-9", [UserUttered(ALONE["text"], parse_data=ALONE)])
     nlg = OtherReadingGenerator(domain=DOMAIN)
-    stock = asyncio.run(RemoteAction._utter_responses([dict(m) for m in dispatcher.messages],
-                                                      CollectingOutputChannel(), nlg, tracker))
-    ours = asyncio.run(utter_responses([dict(m) for m in dispatcher.messages], CollectingOutputChannel(),
-                                       nlg, tracker))
-    alternative = other_reading_button(kb, ALONE, "soreness_after")
+    [uttered] = asyncio.run(RemoteAction._utter_responses([dict(m) for m in dispatcher.messages],
+                                                          CollectingOutputChannel(), nlg, tracker))
     related = DOMAIN.responses["utter_faq/soreness_after"][0]["buttons"]
-    assert stock[0].data["buttons"] == [*related, alternative]
-    assert ours[0].data["buttons"] == [alternative, *related]
-    assert ours[0].text == stock[0].text and ours[0].metadata == stock[0].metadata
-    monkeypatch.setattr(RemoteAction, "_utter_responses", RemoteAction.__dict__["_utter_responses"])
-    install()
-    assert RemoteAction._utter_responses is utter_responses
+    assert uttered.data["buttons"] == [*related, other_reading_button(kb, ALONE, "soreness_after")]
 
 
 def _sdk_tracker() -> Any:

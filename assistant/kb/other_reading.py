@@ -57,7 +57,7 @@ def other_reading_button(kb: KnowledgeBase, parse: Mapping[str, Any], answer: Op
     no plausible reading, or it is `answer` itself, or the knowledge base has no title
     for it, or the answer already offers it (its related topics, or `shown`: the
     payloads of its buttons), or after a red flag or inside the call-back form.
-    The caller puts it first among the answer's buttons."""
+    The caller puts it after the answer's own buttons, where Rasa puts an action's."""
     intent = str((parse.get("intent") or {}).get("name") or "")
     if in_form or intent in RED_FLAG_INTENTS:
         return None

@@ -1,6 +1,5 @@
 """The Rasa server's entry point: `rasa <command>` with our speed-ups
-(speedups.py) and hardening (hardening.py) applied, and an action's buttons put
-before its response's own (other_reading_button.py).
+(speedups.py) and hardening (hardening.py) applied.
 
     python -m assistant.rasa_server.main run --model ... (the launcher does this)
 
@@ -23,9 +22,6 @@ def main() -> None:
     exit_if_unsupported("rasa", "sanic", "sanic-cors")
     apply_speedups()
     apply_hardening()
-    from assistant.rasa_server import other_reading_button  # after the version check
-
-    other_reading_button.install()
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

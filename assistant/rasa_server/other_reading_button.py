@@ -15,16 +15,17 @@ What the button offers, if anything, is decided by
 assistant/kb/other_reading.py, which the follow-up actions use too.
 
 The follow-up actions (actions/follow_up.py ``answer_follow_up``) send their
-button with the response, and Rasa 3.6.21 puts an action's buttons after the
-response's own. ``install`` (applied by main.py, version-checked like every
-patch: assistant/shared/patching.py) puts them first, so the alternative leads in
-both cases; the response's related topics and "Read more" follow.
+button with the response, and Rasa puts an action's buttons after the
+response's own; the generator does the same, so the alternative comes after the
+related topics and "Read more" in both cases. (An earlier version put it first
+with a patch of Rasa's RemoteAction; plain `rasa run` then answered differently
+from the project's server, which tests/test_long_replies.py rightly refuses.)
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
@@ -34,13 +35,12 @@ from rasa.utils.endpoints import EndpointConfig
 from assistant.contracts import KEPT_TOPIC_KEY, RETRIEVAL_INTENT, selected_answer
 from assistant.kb.knowledge import cached_knowledge
 from assistant.kb.other_reading import other_reading_button
-from assistant.shared.patching import replace
 
 logger = logging.getLogger(__name__)
 
 
 class OtherReadingGenerator(TemplatedNaturalLanguageGenerator):
-    """Rasa's response templates, with the message alone's reading first among the
+    """Rasa's response templates, with the message alone's reading after the
     buttons of an answer assistant/nlu/keep_topic.py chose from context."""
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None,
@@ -61,7 +61,7 @@ class OtherReadingGenerator(TemplatedNaturalLanguageGenerator):
             logger.exception("the other reading's button failed; the answer goes without it")
             button = None
         if button:
-            response["buttons"] = [button, *(response.get("buttons") or [])]
+            response["buttons"] = [*(response.get("buttons") or []), button]
         return response
 
 
@@ -78,38 +78,3 @@ def kept_answer_button(utter_action: str, tracker: DialogueStateTracker,
     shown = [str(b.get("payload")) for b in response.get("buttons") or [] if isinstance(b, dict)]
     return other_reading_button(cached_knowledge(), parse, utter_action.split("/", 1)[1], shown,
                                 in_form=tracker.active_loop_name is not None)
-
-
-async def utter_responses(responses: List[Dict[str, Any]], output_channel: Any, nlg: Any,
-                          tracker: DialogueStateTracker) -> List[Any]:
-    """Rasa 3.6.21's RemoteAction._utter_responses, with the buttons an action sends
-    with a response put before the response's own instead of after them."""
-    from rasa.core.actions.action import create_bot_utterance
-
-    bot_messages = []
-    for response in responses:
-        generated_response = response.pop("response", None)
-        if generated_response:
-            draft = await nlg.generate(generated_response, tracker, output_channel.name(), **response)
-            if not draft:
-                continue
-            draft["utter_action"] = generated_response
-        else:
-            draft = {}
-
-        buttons = response.pop("buttons", []) or []
-        if buttons:
-            draft["buttons"] = [*buttons, *(draft.get("buttons") or [])]
-
-        # Avoid overwriting `draft` values with empty values
-        response = {k: v for k, v in response.items() if v}
-        draft.update(response)
-        bot_messages.append(create_bot_utterance(draft))
-
-    return bot_messages
-
-
-def install() -> None:
-    from rasa.core.actions.action import RemoteAction
-
-    replace(RemoteAction, "_utter_responses", staticmethod(utter_responses))

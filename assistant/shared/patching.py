@@ -33,7 +33,7 @@ TESTED_VERSIONS: Dict[str, Tuple[str, ...]] = {
 # what patches each distribution, for the message
 PATCHED_BY = {
     "rasa": ("assistant/rasa_server/: speedups.py, hardening.py, action_fallback.py, state_cache.py, "
-             "tracker_copy.py, rule_speedups.py, action_payload.py, other_reading_button.py"),
+             "tracker_copy.py, rule_speedups.py, action_payload.py"),
     "rasa-sdk": "assistant/action_server/app.py",
     "sanic": "assistant/shared/transport.py, assistant/rasa_server/worker_pool.py",
     "sanic-cors": "assistant/rasa_server/website_channel.py, which sets its private 'evaluated' flag",
