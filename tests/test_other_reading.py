@@ -1,6 +1,6 @@
 """The message alone's reading under an answer chosen from context: the decision
-(assistant/kb/other_reading.py), the Rasa server's generator and its ordering of an
-action's buttons (assistant/rasa_server/other_reading_button.py), and the follow-up
+(assistant/kb/other_reading.py), the Rasa server's generator, which puts it where
+Rasa puts an action's (assistant/rasa_server/other_reading_button.py), and the follow-up
 actions that send it (actions/follow_up.py). Through the real server:
 tests/test_keep_topic.py and tests/test_follow_up.py."""
 
