@@ -757,8 +757,8 @@ def answer_follow_up(dispatcher: CollectingDispatcher, kb: KnowledgeBase,
                      resolution: Resolution, tracker: Optional[Tracker] = None) -> Optional[List[EventType]]:
     """Send what a resolved follow-up gets; None when it resolved to nothing. Given the
     `tracker`, an answer or reply chosen from context carries the message alone's
-    reading as a button (assistant/kb/other_reading.py), which the Rasa server puts
-    before the response's own (assistant/rasa_server/other_reading_button.py)."""
+    reading as a button (assistant/kb/other_reading.py), which Rasa puts after the
+    response's own, as assistant/rasa_server/other_reading_button.py does for kept answers."""
     if resolution.response:
         dispatcher.utter_message(response=resolution.response,
                                  buttons=other_reading_buttons(kb, tracker, None))

@@ -16,9 +16,13 @@ def filled(answer: str) -> str:
 
 
 def say(stack: Any, sender: str, message: str) -> List[Dict[str, Any]]:
+    return _post(stack, "rest", {"sender": sender, "message": message})
+
+
+def _post(stack: Any, channel: str, body: Dict[str, Any]) -> List[Dict[str, Any]]:
     request = urllib.request.Request(
-        stack.url + "/webhooks/rest/webhook",
-        data=json.dumps({"sender": sender, "message": message}).encode(),
+        f"{stack.url}/webhooks/{channel}/webhook",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -37,17 +41,10 @@ def new_sender(prefix: str) -> str:
 def say_on_website(stack: Any, sender: str, message: str) -> List[Dict[str, Any]]:
     """As the widget sends it: the website channel, with the conversation's token. It
     follows a "/..." payload only when the bot's latest turn offered it as a button."""
-    from assistant.rasa_server.conversation_token import SECRET_FILE_NAME, _read_or_create, token_for
+    from tests.conftest import conversation_token
 
-    token = token_for(sender, _read_or_create(stack.settings.tracker_db.with_name(SECRET_FILE_NAME)))
-    request = urllib.request.Request(
-        stack.url + "/webhooks/website/webhook",
-        data=json.dumps({"sender": sender, "message": message, "token": token}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-        return json.loads(response.read())
+    return _post(stack, "website", {"sender": sender, "message": message,
+                                    "token": conversation_token(stack, sender)})
 
 
 def stored_user_texts(stack: Any, sender: str) -> List[str]:
