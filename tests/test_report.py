@@ -24,6 +24,7 @@ from assistant.insights import cli
 from assistant.insights.analyse import day_of
 from assistant.insights.generate import SCHEMA, Generator, _bot, _turn, _user, generate
 from assistant.kb.knowledge import cached_knowledge
+from assistant.kb.other_reading import BUTTON_TITLE
 from assistant.paths import PROJECT_ROOT
 from assistant.settings.clinic import Clinic, load_clinic
 from tests.conftest import ARTIFACTS, conversation_token, report_figure
@@ -68,6 +69,9 @@ def conversations(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     "my mobile 0498 765 432 has a cracked screen, where can i get it fixed",
                     "quentin.marlowe@example.org here, whats the best pizza in town"],
         "emergency": ["I have crushing chest pain and can't breathe"],
+        # answered from context (running late), then its "Or did you mean" button tapped
+        "other": ["i'm running about 10 minutes late for my appointment", "will i still get the full session",
+                  "/faq/part_of_plan"],
     }
     replies: Dict[str, List[str]] = {}
     offered = set()  # shown the clinic's call / book buttons
@@ -104,7 +108,7 @@ def test_the_figures_match_the_conversations_that_were_held(conversations: Dict[
     assert sum(group["count"] for group in summary["unanswered"]) == 3
     assert "book" in conversations["offered"]
     assert summary["funnel"] == {
-        "conversations": 5, "asked_a_question": 3, "offered_booking": len(conversations["offered"]),
+        "conversations": 6, "asked_a_question": 4, "offered_booking": len(conversations["offered"]),
         "chose_to_call": 1,
         "chose_to_book_online": 0, "requested_callback": 1, "confirmed_callback": 1}
     assert summary["escalations"] == {"emergency": 1, "crisis": 0}
@@ -112,9 +116,12 @@ def test_the_figures_match_the_conversations_that_were_held(conversations: Dict[
     tennis_elbow = cached_knowledge().find_condition("tennis elbow")
     assert tennis_elbow is not None
     assert topics == {"faq:does_it_hurt": 1, "faq:session_length": 1, "faq:soreness_after": 1,
-                      "intent:book": 1, f"condition:{tennis_elbow.id}": 1}
+                      "intent:book": 1, f"condition:{tennis_elbow.id}": 1,
+                      "faq:running_late": 2, "faq:part_of_plan": 1}
+    # the kept answer offered "Or did you mean" once, and the visitor tapped it
+    assert summary["other_readings"] == {"offered": 1, "taken": 1}
     [day] = summary["per_day"]
-    assert day["conversations"] == 5 and day["messages"] == totals["messages"]
+    assert day["conversations"] == 6 and day["messages"] == totals["messages"]
     # Each unclear message got either "Did you mean...?" or the out-of-scope reply
     # (which one is the model's call); the report must count what the bot said.
     unclear = conversations["replies"]["unclear"]
@@ -325,3 +332,22 @@ def test_the_consoles_report_ends_today_at_the_clinic(zone: str, monkeypatch: py
     since, until = routes._period(SimpleNamespace(args={}))  # type: ignore[arg-type]
     today = datetime.now(ZoneInfo(zone)).date()
     assert (since, until) == (today.replace(day=1), today)
+
+
+def test_only_a_tap_on_the_other_reading_counts_as_taken(tmp_path: Path) -> None:
+    """Two kept answers offer "Or did you mean": one visitor taps it, the other types
+    the same payload's words (not a tap) and then taps an older button (not the offer)."""
+    offer = _bot("utter_faq/running_late", "A kept answer.",
+                 [{"title": "Related", "payload": "/faq/session_length"},
+                  {"title": BUTTON_TITLE.format(title="Part of a plan"), "payload": "/faq/part_of_plan"}])
+    kept = _turn(_user("will i still get the full session", "faq", faq="running_late"), "utter_faq", offer)
+    store = write_store(tmp_path / "other.db", [
+        ("tapped", LATE_EVENING, kept + _turn(_user("/faq/part_of_plan", "faq", faq="part_of_plan"),
+                                              "utter_faq", _bot("utter_faq/part_of_plan", "An answer."))),
+        ("typed", LATE_EVENING, kept + _turn(_user("part of a plan", "faq", faq="part_of_plan"), "utter_faq")
+         + _turn(_user("/faq/part_of_plan", "faq", faq="part_of_plan"), "utter_faq")),
+    ])
+    summary = run_report(store, tmp_path / "out")
+    assert summary["other_readings"] == {"offered": 2, "taken": 1}
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "<b>2</b> answer(s) were chosen" in html and "tapped it <b>1</b> time(s) (50%)" in html

@@ -28,6 +28,7 @@ from assistant.contracts import (
 )
 from assistant.insights.events import EventRow
 from assistant.kb.knowledge import KnowledgeBase
+from assistant.kb.other_reading import BUTTON_TITLE
 
 FALLBACK_ACTIONS = {ACTION_CLARIFY, "utter_default"}
 # The off-topic reply: sent as its own action by older conversations, and from
@@ -38,6 +39,9 @@ UTTER_ACTION = re.compile(r'"utter_action":\s*"([^"]+)"')
 # The safety replies (data/rules/safety.yml) and the kind of warning sign each answers.
 SAFETY_REPLIES = {"utter_emergency": "emergency", "utter_crisis": "crisis", "utter_urgent": "urgent"}
 SAFETY_KINDS = tuple(SAFETY_REPLIES.values())
+# The "Or did you mean: ..." button under an answer chosen from context
+# (assistant/kb/other_reading.py): a tap on it says the context was read wrongly.
+OTHER_READING_PREFIX = BUTTON_TITLE.split("{", 1)[0]
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Visitor:
     names: List[str] = field(default_factory=list)  # what the call-back form collected (for redaction)
     last_message: Optional[EventRow] = None  # what a safety reply answers (parsed only then)
     flagged: Optional[EventRow] = None  # the message already listed as a warning sign
+    other_reading: Optional[str] = None  # the payload of the latest "Or did you mean" button
 
 
 def day_of(timestamp: float, zone: tzinfo) -> str:
@@ -117,6 +122,8 @@ class Analyser:
         self.topics: Counter = Counter()
         self.escalations: Counter = Counter()
         self.warning_signs: List[WarningSign] = []
+        # answers chosen from context that offered the message's own reading, and taps on it
+        self.other_readings: Counter = Counter()
         # thumbs up / down from the widget, per answer (its utter action)
         self.feedback: Dict[str, Counter] = defaultdict(Counter)
         self.first_event: Optional[float] = None
@@ -159,6 +166,8 @@ class Analyser:
     def _user(self, visitor: Visitor, row: EventRow) -> None:
         self.daily[day_of(row.timestamp, self.zone)]["messages"] += 1
         visitor.last_message = row
+        if visitor.other_reading is not None:
+            self._other_reading_tapped(visitor, row)
         intent = row.intent_name or ""
         if intent in ("emergency", "crisis"):
             self.escalations[intent] += 1
@@ -204,6 +213,22 @@ class Analyser:
             self._warning_sign(visitor, SAFETY_REPLIES[utter], row)
         if self.phone_link and f'"{self.phone_link}"' in data:
             conversation.offered_booking = True
+        if OTHER_READING_PREFIX in data:
+            self._other_reading_offered(visitor, data)
+
+    def _other_reading_offered(self, visitor: Visitor, data: str) -> None:
+        buttons = (json.loads(data).get("data") or {}).get("buttons") or []
+        payload = next((b.get("payload") for b in buttons
+                        if str(b.get("title", "")).startswith(OTHER_READING_PREFIX)), None)
+        if payload:
+            self.other_readings["offered"] += 1
+            visitor.other_reading = payload
+
+    def _other_reading_tapped(self, visitor: Visitor, row: EventRow) -> None:
+        """The visitor's next message after the button: a tap sends its payload."""
+        if json.loads(row.data or "{}").get("text") == visitor.other_reading:
+            self.other_readings["taken"] += 1
+        visitor.other_reading = None
 
     def _slot(self, visitor: Visitor, row: EventRow) -> None:
         value = json.loads(row.data or "{}").get("value")
@@ -325,6 +350,8 @@ class Analyser:
                 "down": sum(c["down"] for c in self.feedback.values()),
                 "most_thumbs_down": self.most_thumbs_down(),
             },
+            "other_readings": {"offered": self.other_readings["offered"],
+                               "taken": self.other_readings["taken"]},
             "warning_signs": {
                 "counts": {kind: sum(w.kind == kind for w in self.warning_signs) for kind in SAFETY_KINDS},
                 "conversations": len({(w.sender_id, self._conversation_of(w)) for w in self.warning_signs}),

@@ -142,6 +142,7 @@ def render(summary: Dict[str, Any], clinic_name: str) -> str:
                  f"<b>{escalations['emergency']}</b> time(s) and crisis-line details "
                  f"<b>{escalations['crisis']}</b> time(s). Only the counts are shown here.</p>")
     parts.append(_feedback_section(summary.get("feedback") or {}))
+    parts.append(_other_readings_section(summary.get("other_readings") or {}))
     parts.append(_unanswered_section(summary["unanswered"]))
     parts.append("</body></html>")
     return "".join(parts)
@@ -159,6 +160,19 @@ def _feedback_section(feedback: Dict[str, Any]) -> str:
             f"{feedback['up']} time(s) under an answer in the website chat. The answers with the most "
             "thumbs-down come first.</p><table><tr><th>Answer</th><th class='n'>Thumbs-down</th>"
             f"<th class='n'>Thumbs-up</th></tr>{rows}</table>")
+
+
+def _other_readings_section(readings: Dict[str, Any]) -> str:
+    """How often an answer chosen from the conversation's context was the wrong one:
+    the visitor tapped its "Or did you mean" button (assistant/kb/other_reading.py)."""
+    offered, taken = readings.get("offered", 0), readings.get("taken", 0)
+    title = "<h2>Follow-up questions read from the conversation</h2>"
+    if not offered:
+        return title + "<p>No answer in this period offered another reading.</p>"
+    return (title + f"<p><b>{offered}</b> answer(s) were chosen from what the visitor had asked before "
+            "and offered the message's other meaning as an \"Or did you mean\" button. Visitors "
+            f"tapped it <b>{taken}</b> time(s) ({100 * taken / offered:.0f}%): each tap is a "
+            "follow-up the assistant read wrongly at first.</p>")
 
 
 def _unanswered_section(groups: List[Dict[str, Any]]) -> str:
