@@ -59,7 +59,7 @@ from assistant.contracts import (
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
 from assistant.kb.other_reading import other_reading_button
-from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
+from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
 from assistant.paths import KNOWLEDGE_DIR
 

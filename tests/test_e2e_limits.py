@@ -42,6 +42,24 @@ def test_a_crisis_message_gets_the_crisis_line_and_emergency_number(stack: Any) 
     assert CLINIC.crisis_line in reply["text"] and CLINIC.emergency_number in reply["text"]
 
 
+OVERDOSE_PLAN = "got my pills lined up, thinking I'll take the lot and not wake up"
+
+
+def test_an_emergency_and_a_crisis_at_once_get_both_the_emergency_number_and_the_crisis_line(
+        stack: Any) -> None:
+    [reply] = say(stack, new_sender("both"), OVERDOSE_PLAN)
+    assert f"call {CLINIC.emergency_number} now" in reply["text"] and CLINIC.crisis_line in reply["text"]
+    assert [b["payload"] for b in reply["buttons"]] == [CLINIC.emergency_link]
+
+
+def test_an_emergency_and_a_crisis_in_the_middle_of_the_form_end_the_form(stack: Any) -> None:
+    sender = new_sender("midform-both")
+    say(stack, sender, "/request_callback")
+    [reply] = say(stack, sender, OVERDOSE_PLAN)
+    assert CLINIC.crisis_line in reply["text"] and CLINIC.emergency_number in reply["text"]
+    assert "30 minutes" in texts(say(stack, sender, "how long is a session"))[0]
+
+
 def test_an_emergency_in_the_middle_of_the_form_comes_first_and_ends_the_form(stack: Any) -> None:
     sender = new_sender("midform")
     say(stack, sender, "/request_callback")

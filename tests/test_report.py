@@ -296,6 +296,20 @@ def test_warning_sign_times_are_the_clinics_local_times(sydney_clinic: Clinic, a
     assert "2026-12-01 09:30 AEDT" in html and "UTC" not in html
 
 
+def test_an_emergency_and_a_crisis_at_once_count_as_one_of_each(tmp_path: Path) -> None:
+    both = "emergency_and_crisis"
+    db = write_store(tmp_path / "both.db", [("both", NEXT_MORNING, _turn(
+        _user("pills lined up, going to take the lot", both, 1.0), f"utter_{both}",
+        _bot(f"utter_{both}", "Call 000. Lifeline."))),
+    ])
+    summary = run_report(db, tmp_path / "out")
+    assert summary["escalations"] == {"emergency": 1, "crisis": 1}
+    [sign] = summary["warning_signs"]["items"]
+    assert sign["kind"] == both and summary["warning_signs"]["counts"][both] == 1
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "emergency number and crisis line</td>" in html
+
+
 def test_since_and_until_are_the_clinics_days(sydney_clinic: Clinic, around_midnight: Path,
                                               tmp_path: Path) -> None:
     """--since 2026-12-01 starts at Sydney's midnight (13:00 UTC on 30 November):

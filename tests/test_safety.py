@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from assistant.nlu.red_flag_rules import (
+    EMERGENCY_AND_CRISIS,
     URGENCY,
+    RedFlag,
     RedFlagConfigError,
     RedFlagDetector,
     detector_for,
@@ -153,6 +155,18 @@ def test_a_report_of_warning_signs_fires_and_a_question_about_them_does_not() ->
 def test_the_most_urgent_sign_wins() -> None:
     flag = detector_for().detect("the needle spot is hot and swollen and now i cant get a full breath")
     assert flag is not None and flag.category == "emergency"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("got my pills lined up, thinking I'll take the lot and not wake up",
+     RedFlag(EMERGENCY_AND_CRISIS, "collapse+suicide")),
+    ("i want to kill myself", RedFlag("crisis", "suicide")),
+    ("my dad just collapsed and wont wake up", RedFlag("emergency", "collapse")),
+])
+def test_an_emergency_and_a_crisis_at_once_get_one_reply_with_both(text: str, expected: RedFlag) -> None:
+    """Neither reply alone is enough: the emergency one has no crisis line, the
+    crisis one tells a person with pills set out to ring a helpline first."""
+    assert detector_for().detect(text) == expected
 
 
 # dev84 and dev85 (round 30) tuned the patterns but are not read by the learned model, and

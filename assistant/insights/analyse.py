@@ -29,6 +29,7 @@ from assistant.contracts import (
 from assistant.insights.events import EventRow
 from assistant.kb.knowledge import KnowledgeBase
 from assistant.kb.other_reading import BUTTON_TITLE
+from assistant.nlu.red_flag_rules import EMERGENCY_AND_CRISIS
 
 FALLBACK_ACTIONS = {ACTION_CLARIFY, "utter_default"}
 # The off-topic reply: sent as its own action by older conversations, and from
@@ -37,7 +38,11 @@ OUT_OF_SCOPE_ACTION = "utter_out_of_scope"
 FORM = "callback_form"
 UTTER_ACTION = re.compile(r'"utter_action":\s*"([^"]+)"')
 # The safety replies (data/rules/safety.yml) and the kind of warning sign each answers.
-SAFETY_REPLIES = {"utter_emergency": "emergency", "utter_crisis": "crisis", "utter_urgent": "urgent"}
+SAFETY_REPLIES = {"utter_emergency": "emergency", "utter_crisis": "crisis", "utter_urgent": "urgent",
+                  f"utter_{EMERGENCY_AND_CRISIS}": EMERGENCY_AND_CRISIS}
+# The escalations each red-flag intent counts as: both at once is one of each.
+ESCALATIONS = {"emergency": ("emergency",), "crisis": ("crisis",),
+               EMERGENCY_AND_CRISIS: ("emergency", "crisis")}
 SAFETY_KINDS = tuple(SAFETY_REPLIES.values())
 # The "Or did you mean: ..." button under an answer chosen from context
 # (assistant/kb/other_reading.py): a tap on it says the context was read wrongly.
@@ -169,8 +174,8 @@ class Analyser:
         if visitor.other_reading is not None:
             self._other_reading_tapped(visitor, row)
         intent = row.intent_name or ""
-        if intent in ("emergency", "crisis"):
-            self.escalations[intent] += 1
+        for kind in ESCALATIONS.get(intent, ()):
+            self.escalations[kind] += 1
         if intent == "request_callback":
             visitor.conversations[-1].requested_callback = True
         if intent in HANDOFF_INTENTS:

@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from assistant.nlu.red_flag_rules import EMERGENCY_AND_CRISIS  # noqa: E402
+
 ACCENT = "#0b6e69"
 MUTED = "#9bb8b6"
 WARN = "#b5541c"
@@ -33,7 +35,8 @@ img { max-width: 100%; } .note { color: #555; font-size: .92rem; }
 .warnings { border-left: 4px solid #b5541c; padding: .2rem 1rem; margin: 1rem 0; background: #fdf6f2; }
 """
 # The safety replies, in the words of the report.
-WARNING_KINDS = {"emergency": "emergency number", "crisis": "crisis line", "urgent": "see someone today"}
+WARNING_KINDS = {"emergency": "emergency number", "crisis": "crisis line",
+                 EMERGENCY_AND_CRISIS: "emergency number and crisis line", "urgent": "see someone today"}
 
 
 def _png(figure: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 
 from assistant.contracts import KEPT_TOPIC_KEY, RETRIEVAL_INTENT, faq_selection, selected_answer
 from assistant.kb.knowledge import KnowledgeBase, topic_payload
-from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
+from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
 
 # The answer selector's confidence from which its reading of the message is a
 # plausible alternative: the bar at which a follow-up names a subject of its own

@@ -7,7 +7,8 @@ as unknown word pieces, and a word n-gram learnt from "how much" says nothing
 about "hw much". Spelling the shorthand out, in training and at run time alike,
 lets one training phrasing stand for both spellings.
 
-Only whole words whose meaning in a clinic chat is not in doubt are here. Left
+Voice dictation's mishearings of our own words ("dry kneeling") are spelled
+right the same way. Only whole words whose meaning in a clinic chat is not in doubt are here. Left
 as written: numbers ("2", "4"); every single letter but "u" ("y" and "n" are
 also yes and no in the call-back form, "r" and "k" a right knee and K-tape);
 abbreviations with a second meaning ("hr" is also HR, "rn" a registered nurse,
@@ -39,6 +40,10 @@ SHORTHAND: Dict[str, str] = {
     "yrs": "years",
     # whole phrases
     "idk": "i don't know", "tbh": "to be honest", "ngl": "not going to lie", "nvm": "never mind",
+    # voice dictation's mishearings of our own words (a blind set in that style, dev98):
+    # only phrases with no other reading in a clinic chat
+    "dry kneeling": "dry needling", "a cue puncture": "acupuncture", "acu puncture": "acupuncture",
+    "tricker point": "trigger point", "tricker points": "trigger points", "my grains": "my migraines",
 }
 # An apostrophe, straight or curly, joins a letter to its word: "y'all", "u’s".
 _SHORTHAND = re.compile(r"(?<![\w'\u2019])(" + "|".join(map(re.escape, SHORTHAND)) + r")(?![\w'\u2019])",

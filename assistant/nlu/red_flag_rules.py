@@ -34,8 +34,14 @@ DEFAULT_PATTERNS = PROJECT_ROOT / "knowledge" / "red_flags.yml"
 PAYLOAD = re.compile(r"^/[a-z_/]+(\{.*\})?$")
 # Also the intent names they trigger, highest urgency first: the first that fires wins.
 CATEGORIES = ("emergency", "crisis", "urgent")
+# A message with an emergency and a crisis sign at once ("my pills are lined up and I'll take
+# the lot and not wake up") gets one reply with both the emergency number and the crisis
+# line: either alone leaves out help the person needs.
+EMERGENCY_AND_CRISIS = "emergency_and_crisis"
+# Every intent a red flag can set.
+INTENTS = (*CATEGORIES, EMERGENCY_AND_CRISIS)
 # How urgent each is: an answer at least as urgent as a report needs counts as caught.
-URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2}
+URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2, EMERGENCY_AND_CRISIS: 2}
 FRAMING_KEYS = ("question_frames", "report_markers", "hypotheticals", "present_markers")
 SPELLINGS_KEY = "spellings"
 WORD = re.compile(r"^[a-z0-9]+( [a-z0-9]+)*$")
@@ -47,7 +53,7 @@ class RedFlagConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RedFlag:
-    category: str  # one of CATEGORIES
+    category: str  # one of INTENTS
     flag_id: str  # e.g. "chest_pain"
 
 
@@ -212,7 +218,17 @@ class RedFlagDetector:
             return None
         normalised = respell(normalise(text), self.spellings)
         question_only = self.framing.is_question_only(normalised)
-        for flag in self.flags:
+        first = self._first(normalised, question_only, self.flags)
+        if first is None or first.category != "emergency":
+            return first
+        crisis = self._first(normalised, question_only, [f for f in self.flags if f.category == "crisis"])
+        if crisis is None:
+            return first
+        return RedFlag(EMERGENCY_AND_CRISIS, f"{first.flag_id}+{crisis.flag_id}")
+
+    @staticmethod
+    def _first(normalised: str, question_only: bool, flags: List[_Flag]) -> Optional[RedFlag]:
+        for flag in flags:
             if flag.report_only and question_only:
                 continue
             if flag.fires_on(normalised):

@@ -33,8 +33,8 @@ from assistant.contracts import (
     RETRIEVAL_INTENT,
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
-from assistant.nlu.red_flag_rules import CATEGORIES as RED_FLAG_INTENTS
-from assistant.nlu.red_flag_rules import URGENCY
+from assistant.nlu.red_flag_rules import EMERGENCY_AND_CRISIS, URGENCY
+from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide
 from assistant.paths import PROJECT_ROOT
 
@@ -43,7 +43,7 @@ CLARIFY = "clarify"  # "Did you mean...?" or "please rephrase": not a confident 
 THREAD_BROKEN = "-"  # after this turn no message is a follow-up
 # What ends the call-back form (data/rules/booking.yml, safety.yml): "stop", "forget me",
 # an emergency or a crisis; after an urgent warning the form carries on.
-FORM_ENDERS = (INTENT_STOP, INTENT_FORGET_ME, "emergency", "crisis")
+FORM_ENDERS = (INTENT_STOP, INTENT_FORGET_ME, "emergency", "crisis", EMERGENCY_AND_CRISIS)
 
 
 def sealed_label(decided: str, kb: KnowledgeBase) -> str:
