@@ -25,6 +25,7 @@ from assistant.insights.analyse import day_of
 from assistant.insights.generate import SCHEMA, Generator, _bot, _turn, _user, generate
 from assistant.kb.knowledge import cached_knowledge
 from assistant.kb.other_reading import BUTTON_TITLE
+from assistant.nlu.red_flag_rules import EMERGENCY_AND_CRISIS
 from assistant.paths import PROJECT_ROOT
 from assistant.settings.clinic import Clinic, load_clinic
 from tests.conftest import ARTIFACTS, conversation_token, report_figure
@@ -297,7 +298,7 @@ def test_warning_sign_times_are_the_clinics_local_times(sydney_clinic: Clinic, a
 
 
 def test_an_emergency_and_a_crisis_at_once_count_as_one_of_each(tmp_path: Path) -> None:
-    both = "emergency_and_crisis"
+    both = EMERGENCY_AND_CRISIS
     db = write_store(tmp_path / "both.db", [("both", NEXT_MORNING, _turn(
         _user("pills lined up, going to take the lot", both, 1.0), f"utter_{both}",
         _bot(f"utter_{both}", "Call 000. Lifeline."))),

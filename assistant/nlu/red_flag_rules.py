@@ -201,6 +201,7 @@ class RedFlagDetector:
     def __init__(self, flags: List[_Flag], framing: Framing = Framing(),
                  spellings: Optional[Dict[str, str]] = None) -> None:
         self.flags = flags  # in CATEGORIES order: the most urgent wins
+        self.crisis_flags = [flag for flag in flags if flag.category == "crisis"]  # read after an emergency
         self.framing = framing
         self.spellings = spellings or {}
 
@@ -221,7 +222,7 @@ class RedFlagDetector:
         first = self._first(normalised, question_only, self.flags)
         if first is None or first.category != "emergency":
             return first
-        crisis = self._first(normalised, question_only, [f for f in self.flags if f.category == "crisis"])
+        crisis = self._first(normalised, question_only, self.crisis_flags)
         if crisis is None:
             return first
         return RedFlag(EMERGENCY_AND_CRISIS, f"{first.flag_id}+{crisis.flag_id}")
