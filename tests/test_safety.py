@@ -128,6 +128,17 @@ def test_an_entry_anchored_at_the_start_of_the_message_matches_there_only() -> N
     assert flag is not None and flag.flag_id == "chest"
 
 
+def test_an_entry_made_only_of_look_aheads_can_match() -> None:
+    """Such an entry matches nothing at position 0, before the normalised text's
+    leading space; a \b appended there silently killed four of them in round 35."""
+    flags = parse_flags({"crisis": [{"id": "goodbye", "match": [
+        "^(?=.*\\bsaid my goodbyes\\b)(?=.*\\bsorted my affairs\\b)"]}]})
+    detector = RedFlagDetector(flags)
+    flag = detector.detect("sorted my affairs and said my goodbyes")
+    assert flag is not None and flag.flag_id == "goodbye"
+    assert detector.detect("said my goodbyes at the airport") is None
+
+
 @pytest.mark.parametrize(
     ("spellings", "message"),
     [
@@ -198,8 +209,8 @@ def dev_set(name: str) -> Dict[str, List[str]]:
 
 
 def test_every_blind_report_set_is_found() -> None:
-    """All 95 (dev to dev95), none of them in both folders (one would hide the other)."""
-    assert len(DEV_FILES) >= 95 and len(DEV_PATHS) == len(REPORT_SET_PATHS), REPORT_SET_PATHS
+    """All 96 (dev to dev96), none of them in both folders (one would hide the other)."""
+    assert len(DEV_FILES) >= 96 and len(DEV_PATHS) == len(REPORT_SET_PATHS), REPORT_SET_PATHS
 
 
 @pytest.mark.parametrize("name", DEV_FILES)

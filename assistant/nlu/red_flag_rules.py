@@ -91,8 +91,11 @@ def _compile(expression: Any, where: str, bounded: bool = True) -> Pattern[str]:
         raise RedFlagConfigError(f"{where}: expected a regular expression")
     if bounded:
         # The normalised text starts with a space, where a leading \b can never
-        # match: an entry anchored at the start ("^ has anyone...") gets no \b there.
-        expression = (rf"(?:{expression})\b" if expression.startswith("^")
+        # match: an entry anchored at the start ("^ has anyone...") gets no \b
+        # there, and ends on "not followed by a letter" rather than \b, so that an
+        # entry made only of look-aheads (which matches nothing at position 0,
+        # before that space) can still match.
+        expression = (rf"(?:{expression})(?!\w)" if expression.startswith("^")
                       else rf"\b(?:{expression})\b")
     try:
         return re.compile(expression)
