@@ -272,6 +272,12 @@ def test_a_short_follow_up_is_reread_in_context(kb: KnowledgeBase, previous: Opt
     ("condition:sciatica", "how long is a dn treatment", "session_length", None),
     ("pain_relief", "how quick will the needling help", "session_length", "results_timeline"),  # asks it
     ("condition:tennis_elbow", "how quick does dn help", "session_length", "results_timeline"),
+    # round 36: how late, after running late, read alone as the session's length (3 writers)
+    ("running_late", "like 15 min", "session_length", "running_late"),
+    ("running_late", "about 15 mins.", "session_length", "running_late"),
+    ("running_late", "about 15 mins, is the session still on?", "session_length", None),  # not only a time
+    ("running_late", "a 15 min session?", "session_length", None),
+    (None, "like 15 min", "session_length", None),
 ])
 def test_a_misread_follow_up_gets_its_kinds_answer(kb: KnowledgeBase, previous: Optional[str], text: str,
                                                    model: str, expected: Optional[str]) -> None:
