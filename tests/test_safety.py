@@ -130,7 +130,7 @@ def test_an_entry_anchored_at_the_start_of_the_message_matches_there_only() -> N
 
 def test_an_entry_made_only_of_look_aheads_can_match() -> None:
     """Such an entry matches nothing at position 0, before the normalised text's
-    leading space; a \b appended there silently killed four of them in round 35."""
+    leading space; a \\b appended there silently killed four of them in round 35."""
     flags = parse_flags({"crisis": [{"id": "goodbye", "match": [
         "^(?=.*\\bsaid my goodbyes\\b)(?=.*\\bsorted my affairs\\b)"]}]})
     detector = RedFlagDetector(flags)
