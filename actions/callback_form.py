@@ -45,7 +45,9 @@ COURTESY_WORDS = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope",
                   "hey", "bye", "goodbye", "great", "perfect", "cool", "lovely", "awesome", "worries",
                   # greetings: "Good morning", "g'day", "bye now", "hi there"
                   "good", "morning", "afternoon", "evening", "night", "day", "g", "now", "there",
-                  "hiya", "howdy", "yo", "mate"}
+                  "hiya", "howdy", "yo", "mate",
+                  # a kiss and text-speak thanks: "thanks so much x", "tysm" (a dev102 writer, round 37)
+                  "x", "xx", "xxx", "xo", "xoxo", "ty", "tysm", "thankyou", "thanx", "thnx"}
 # Words a short "<name>, <time>" opening never has as its name ("my number is 0412...").
 NOT_NAME_WORDS = {"my", "number", "phone", "mobile", "cell", "email", "is", "best", "please", "pls", "call",
                   "ring", "text", "me", "on", "at", "the", "it", "its", "and", "or", "but", "so", "i", "im",

@@ -71,6 +71,9 @@ INTENT_ASK_CONDITION = "ask_condition"
 INTENT_REQUEST_CALLBACK = "request_callback"
 INTENT_STOP = "stop"
 INTENT_FORGET_ME = "forget_me"
+# "delete my data" is asked first; a reply asking for "all of it" asks again
+# (data/rules/safety.yml, assistant/nlu/deletion_reply.py).
+UTTER_CONFIRM_FORGET_ME = "utter_confirm_forget_me"
 # "cheers" in the middle of the form is thanked, not taken as an answer (actions/callback_form.py).
 INTENT_THANKS = "thanks"
 

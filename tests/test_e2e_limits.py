@@ -181,7 +181,10 @@ def test_forget_me_deletes_the_conversation_and_its_call_back_request(stack: Any
 DELETION_ANSWERS = [("/deny", "haven't deleted anything"), ("no", "haven't deleted anything"),
                     ("no keep it", "haven't deleted anything"), ("no don't delete my data", None),
                     ("how long do you keep my data", None),
-                    ("yes", "deleted this conversation"), ("yes please", "deleted this conversation")]
+                    ("yes", "deleted this conversation"), ("yes please", "deleted this conversation"),
+                    # "all of it" asks for all of it, but only a yes deletes: the question again
+                    # (assistant/nlu/deletion_reply.py; 7 blind-set writers' answer)
+                    ("all of it", "can't be undone"), ("everything please", "can't be undone")]
 
 
 @pytest.mark.parametrize(("index", "answer", "said"), [(i, *case) for i, case in enumerate(DELETION_ANSWERS)])

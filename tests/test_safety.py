@@ -145,12 +145,24 @@ def test_an_entry_made_only_of_look_aheads_can_match() -> None:
         (["breth"], "must map a word to its misspellings"),
         ({"breath": "breth"}, "spellings: breath: expected a lower-case word"),
         ({"breath": ["breth"], "breathe": ["breth"]}, "'breth' is listed twice"),
-        ({"breath": ["two words"]}, "'two words' must be one lower-case word"),
+        ({"breath": ["two words"]}, "'two words' must be one lower-case word or a symbol"),
+        ({"needle": ["x🪡"]}, "'x🪡' must be one lower-case word or a symbol"),
     ],
 )
 def test_a_malformed_spellings_list_names_the_entry(spellings: Any, message: str) -> None:
     with pytest.raises(RedFlagConfigError, match=re.escape(message)):
         parse_spellings({"spellings": spellings})
+
+
+def test_a_symbol_the_spellings_list_is_read_as_its_word() -> None:
+    """The normalisation drops emoji: "🪡 still stuck in my back" named no needle
+    (round 37, after_session_dev101)."""
+    flags = parse_flags({"urgent": [{"id": "retained", "match": ["needle still stuck"]}]})
+    detector = RedFlagDetector(flags, spellings=parse_spellings({"spellings": {"needle": ["neddle", "🪡"]}}))
+    assert detector.normalised("🪡still stuck") == " needle still stuck "
+    flag = detector.detect("📍🪡 still stuck in my back, found it getting changed")
+    assert flag is not None and flag.flag_id == "retained"
+    assert RedFlagDetector(flags).detect("📍🪡 still stuck in my back") is None
 
 
 def test_a_report_of_warning_signs_fires_and_a_question_about_them_does_not() -> None:

@@ -12,7 +12,9 @@ therefore skip a message framed as a question (``question_frames``) unless it
 also carries a report marker (``report_markers``: "since", "now", "i feel",
 "my chest is"...). A question with a real report inside it still fires.
 Misspelt sign words ("brethe", "sweling", "neddle") are put right first, word by
-word, from the file's ``spellings``, so every pattern reads them.
+word, from the file's ``spellings``, so every pattern reads them; so are the
+symbols listed there ("🪡 still stuck in my back": the needle emoji is "needle"),
+which the normalisation would otherwise drop.
 It is run as the last NLU component (``assistant/nlu/red_flags.py``), so a red
 flag overrides whatever the trained model predicted, and by the tests directly.
 """
@@ -45,6 +47,7 @@ URGENCY = {"urgent": 1, "crisis": 2, "emergency": 2, EMERGENCY_AND_CRISIS: 2}
 FRAMING_KEYS = ("question_frames", "report_markers", "hypotheticals", "present_markers")
 SPELLINGS_KEY = "spellings"
 WORD = re.compile(r"^[a-z0-9]+( [a-z0-9]+)*$")
+SYMBOL = re.compile(r"^[^\w\s]+$")  # an emoji or another symbol: no letter, digit or space
 
 
 class RedFlagConfigError(ValueError):
@@ -141,7 +144,8 @@ def parse_framing(raw: Any, source: str = "red_flags.yml") -> Framing:
 
 
 def parse_spellings(raw: Any, source: str = "red_flags.yml") -> Dict[str, str]:
-    """`spellings: {breath: [breth, brethe]}` -> {"breth": "breath", "brethe": "breath"}."""
+    """`spellings: {breath: [breth, brethe]}` -> {"breth": "breath", "brethe": "breath"}.
+    A misspelling may also be a symbol (`needle: [🪡]`), read before the normalisation."""
     entries = raw.get(SPELLINGS_KEY) or {}
     if not isinstance(entries, dict):
         raise RedFlagConfigError(f"{source}: '{SPELLINGS_KEY}' must map a word to its misspellings")
@@ -151,12 +155,21 @@ def parse_spellings(raw: Any, source: str = "red_flags.yml") -> Dict[str, str]:
         if not isinstance(word, str) or not WORD.match(word) or not isinstance(wrong, list) or not wrong:
             raise RedFlagConfigError(f"{where}: expected a lower-case word and a list of its misspellings")
         for misspelt in wrong:
-            if not isinstance(misspelt, str) or not WORD.match(misspelt) or " " in misspelt:
-                raise RedFlagConfigError(f"{where}: '{misspelt}' must be one lower-case word")
+            if not isinstance(misspelt, str) or not (WORD.match(misspelt) and " " not in misspelt
+                                                     or SYMBOL.match(misspelt)):
+                raise RedFlagConfigError(f"{where}: '{misspelt}' must be one lower-case word or a symbol")
             if misspelt in spellings or misspelt in entries:
                 raise RedFlagConfigError(f"{where}: '{misspelt}' is listed twice or is itself a word here")
             spellings[misspelt] = word
     return spellings
+
+
+def with_symbols_as_words(text: str, spellings: Dict[str, str]) -> str:
+    """The symbols ``spellings`` lists as words ("🪡 stuck" -> " needle  stuck")."""
+    for symbol, word in spellings.items():
+        if SYMBOL.match(symbol) and symbol in text:
+            text = text.replace(symbol, f" {word} ")
+    return text
 
 
 def respell(normalised: str, spellings: Dict[str, str]) -> str:
@@ -220,7 +233,7 @@ class RedFlagDetector:
     def detect(self, text: Optional[str]) -> Optional[RedFlag]:
         if text is None or is_payload_or_empty(text):
             return None
-        normalised = respell(normalise(text), self.spellings)
+        normalised = self.normalised(text)
         question_only = self.framing.is_question_only(normalised)
         first = self._first(normalised, question_only, self.flags)
         if first is None or first.category != "emergency":
@@ -229,6 +242,10 @@ class RedFlagDetector:
         if crisis is None:
             return first
         return RedFlag(EMERGENCY_AND_CRISIS, f"{first.flag_id}+{crisis.flag_id}")
+
+    def normalised(self, text: str) -> str:
+        """The text every pattern reads: symbols and misspellings put right, normalised."""
+        return respell(normalise(with_symbols_as_words(text, self.spellings)), self.spellings)
 
     @staticmethod
     def _first(normalised: str, question_only: bool, flags: List[_Flag]) -> Optional[RedFlag]:

@@ -33,6 +33,7 @@ from assistant.contracts import (
     RETRIEVAL_INTENT,
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
+from assistant.nlu.deletion_reply import answers_the_question
 from assistant.nlu.red_flag_rules import EMERGENCY_AND_CRISIS, URGENCY
 from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import FALLBACK, Thresholds, decide
@@ -141,13 +142,14 @@ class SealedEvaluator:
         self.thresholds = thresholds or Thresholds.from_config()
         self.follow_ups = cached_follow_ups()
 
-    async def reply(self, text: str, previous: Optional[str],
-                    in_form: bool = False) -> Tuple[str, List[str], Optional[str]]:
+    async def reply(self, text: str, previous: Optional[str], in_form: bool = False,
+                    asked_deletion: bool = False) -> Tuple[str, List[str], Optional[str]]:
         """What the bot would answer, as a sealed label, the conditions it answers
         about and, for an intent's reply, what a follow-up refers to (``intent_marker``).
         The same decisions the bot makes: red flags, the fallback, and what
         actions/follow_up.py makes of follow-ups, unclear and off-topic messages; and,
-        ``in_form`` (after a call-back request), what the call-back form makes of it."""
+        ``in_form`` (after a call-back request), what the call-back form makes of it;
+        ``asked_deletion`` (after a forget_me turn), what assistant/nlu/deletion_reply.py does."""
         from actions.follow_up import (
             answer_in_context,
             condition_answer,
@@ -163,6 +165,8 @@ class SealedEvaluator:
         intent = (parse.get("intent") or {}).get("name")
         if intent in RED_FLAG_INTENTS:
             return str(intent), [], None
+        if asked_deletion and answers_the_question(text):
+            return INTENT_FORGET_ME, [], None
         if in_form and intent not in FORM_ENDERS:
             return self._form_reply(text, parse), [], None
         label = sealed_label(decide(parse, self.thresholds), self.kb)
@@ -234,13 +238,15 @@ class SealedEvaluator:
         # (the bot says honestly that the articles don't cover it).
         return wanted is None or wanted.id in answered
 
-    async def turn(self, item: Dict[str, Any], previous: Optional[str],
-                   in_form: bool = False) -> Tuple[Turn, Optional[str]]:
+    async def turn(self, item: Dict[str, Any], previous: Optional[str], in_form: bool = False,
+                   asked_deletion: bool = False) -> Tuple[Turn, Optional[str]]:
         """The turn and what a follow-up after it would refer to: its answer, or the
         previous referent after a reply with no topic (a greeting, a booking), or
         nothing after a red flag or "Did you mean" (actions/follow_up.THREAD_BREAKERS)."""
-        got, answered, marker = await self.reply(item["text"], previous, in_form)
-        expected = [item["expect"], *(item.get("also") or [])]
+        got, answered, marker = await self.reply(item["text"], previous, in_form, asked_deletion)
+        # one label, or a list of acceptable ones (as `also` lists them)
+        expect = item["expect"] if isinstance(item["expect"], list) else [item["expect"]]
+        expected = [*expect, *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
         referent = marker or answer_id(got)
         if got == INTENT_ASK_CONDITION:
@@ -261,8 +267,10 @@ class SealedEvaluator:
             turns: List[Turn] = []
             previous: Optional[str] = None
             in_form = False  # the call-back form, from a request until one of FORM_ENDERS
+            asked_deletion = False  # "delete this conversation?" was the last reply
             for item in conversation["turns"]:
-                turn, referent = await self.turn(item, previous, in_form)
+                turn, referent = await self.turn(item, previous, in_form, asked_deletion)
+                asked_deletion = turn.got == INTENT_FORGET_ME
                 turns.append(turn)
                 previous = None if referent == THREAD_BROKEN else referent or previous
                 in_form = turn.got == INTENT_REQUEST_CALLBACK or (in_form and turn.got not in FORM_ENDERS)
