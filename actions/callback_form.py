@@ -47,7 +47,8 @@ COURTESY_WORDS = {"ok", "okay", "k", "yes", "yep", "yeah", "sure", "no", "nope",
                   "good", "morning", "afternoon", "evening", "night", "day", "g", "now", "there",
                   "hiya", "howdy", "yo", "mate",
                   # a kiss and text-speak thanks: "thanks so much x", "tysm" (a dev102 writer, round 37)
-                  "x", "xx", "xxx", "xo", "xoxo", "ty", "tysm", "thankyou", "thanx", "thnx"}
+                  # (not "ty": a name)
+                  "x", "xx", "xxx", "xo", "xoxo", "tysm", "thankyou", "thanx", "thnx"}
 # Words a short "<name>, <time>" opening never has as its name ("my number is 0412...").
 NOT_NAME_WORDS = {"my", "number", "phone", "mobile", "cell", "email", "is", "best", "please", "pls", "call",
                   "ring", "text", "me", "on", "at", "the", "it", "its", "and", "or", "but", "so", "i", "im",

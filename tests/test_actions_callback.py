@@ -72,7 +72,8 @@ def test_a_good_contact_resets_the_failure_count() -> None:
     [("Sam", "Sam"), ("  my name is   Priya Patel ", "Priya Patel"), ("Zoë O'Neill", "Zoë O'Neill"),
      ("", None), ("😀", None), ("x" * 5000, None), ("12345", None), ("thanks", None), ("OK.", None),
      ("thank you so much!", None), ("Good morning", None), ("bye now", None), ("g'day", None),
-     ("hi there", None), ("Sam here", "Sam"), ("Ty", "Ty"), ("Олег", "Олег"), ("李明", "李明"),
+     ("hi there", None), ("thanks so much x", None), ("tysm xx", None),
+     ("Sam here", "Sam"), ("Ty", "Ty"), ("Олег", "Олег"), ("李明", "李明"),
      ("Sam\x00\x07", "Sam")],
 )
 def test_names(text: str, expected: Optional[str]) -> None:

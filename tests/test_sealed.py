@@ -45,7 +45,8 @@ DEV_SETS = {"dev": True, "dev2": True, "dev3": True, "dev4": True, "dev5": True,
             "dev81": False, "dev82": False, "dev83": False, "dev84": False,
             "dev90": False, "dev91": False, "dev92": False, "dev93": False,
             "dev94": False, "dev95": False, "dev96": False, "dev97": False,
-            "dev98": False, "dev99": False, "dev100": False, "dev101": False, "dev102": False, "dev103": False, "dev104": False}
+            "dev98": False, "dev99": False, "dev100": False, "dev101": False, "dev102": False,
+            "dev103": False, "dev104": False}
 
 # Floors measured on 2026-12-02 (issue bars in brackets): never lower these.
 FAQ_FLOOR = 0.97  # [0.95] (0.993 with the sentence embedding)
@@ -147,6 +148,10 @@ def test_the_development_set_figures(agent: Any) -> None:
     # round-35 model, every message right; read (0.980 after it).
     # dev101, written at the end of round 36 and held out, never read: 0.980 (49 of 50)
     # with the round-36 model, every message right.
+    # dev102, written at the start of round 37 (young adults' text-speak): 0.880 with the
+    # round-36 model; read (0.920 after it). dev103, written at its end (shopping around)
+    # and held out, never read: 0.820 (41 of 50), every message right; dev104, its brief
+    # again, read: 0.920 before its tuning, 0.960 after.
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
