@@ -164,10 +164,10 @@ def parse_spellings(raw: Any, source: str = "red_flags.yml") -> Dict[str, str]:
     return spellings
 
 
-def with_symbols_as_words(text: str, spellings: Dict[str, str]) -> str:
+def with_symbols_as_words(text: str, symbols: Dict[str, str]) -> str:
     """The symbols ``spellings`` lists as words ("🪡 stuck" -> " needle  stuck")."""
-    for symbol, word in spellings.items():
-        if SYMBOL.match(symbol) and symbol in text:
+    for symbol, word in symbols.items():
+        if symbol in text:
             text = text.replace(symbol, f" {word} ")
     return text
 
@@ -220,6 +220,7 @@ class RedFlagDetector:
         self.crisis_flags = [flag for flag in flags if flag.category == "crisis"]  # read after an emergency
         self.framing = framing
         self.spellings = spellings or {}
+        self.symbols = {symbol: word for symbol, word in self.spellings.items() if SYMBOL.match(symbol)}
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_PATTERNS) -> RedFlagDetector:
@@ -245,7 +246,7 @@ class RedFlagDetector:
 
     def normalised(self, text: str) -> str:
         """The text every pattern reads: symbols and misspellings put right, normalised."""
-        return respell(normalise(with_symbols_as_words(text, self.spellings)), self.spellings)
+        return respell(normalise(with_symbols_as_words(text, self.symbols)), self.spellings)
 
     @staticmethod
     def _first(normalised: str, question_only: bool, flags: List[_Flag]) -> Optional[RedFlag]:
