@@ -22,11 +22,11 @@ applies ``answers_the_question`` after its own forget_me turns.
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional
+from typing import List, Optional
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
-from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.events import ActionExecuted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -55,14 +55,6 @@ def answers_the_question(text: str) -> bool:
     return bool(EVERYTHING.search(lowered) or WHEN_DONE.search(lowered))
 
 
-def last_bot_action(events: Iterable[Event]) -> Optional[str]:
-    """The bot's last action before this message (events newest first)."""
-    for event in events:
-        if isinstance(event, ActionExecuted) and event.action_name != ACTION_LISTEN_NAME:
-            return event.action_name
-    return None
-
-
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class DeletionReplyReader(WithoutSettings):
     def process(self, messages: List[Message],
@@ -70,7 +62,8 @@ class DeletionReplyReader(WithoutSettings):
         replies = [m for m in messages if answers_the_question(m.get(TEXT) or "")]
         if tracker is None or not replies:
             return messages
-        if last_bot_action(reversed(tracker.events)) != UTTER_CONFIRM_FORGET_ME:
+        last = tracker.get_last_event_for(ActionExecuted, action_names_to_exclude=[ACTION_LISTEN_NAME])
+        if last is None or last.action_name != UTTER_CONFIRM_FORGET_ME:
             return messages
         for message in replies:
             asked = {"name": INTENT_FORGET_ME, "confidence": 1.0}

@@ -244,9 +244,7 @@ class SealedEvaluator:
         previous referent after a reply with no topic (a greeting, a booking), or
         nothing after a red flag or "Did you mean" (actions/follow_up.THREAD_BREAKERS)."""
         got, answered, marker = await self.reply(item["text"], previous, in_form, asked_deletion)
-        # one label, or a list of acceptable ones (as `also` lists them)
-        expect = item["expect"] if isinstance(item["expect"], list) else [item["expect"]]
-        expected = [*expect, *(item.get("also") or [])]
+        expected = [item["expect"], *(item.get("also") or [])]
         turn = Turn(item["text"], expected, got, item.get("condition"))
         referent = marker or answer_id(got)
         if got == INTENT_ASK_CONDITION:
