@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Pattern, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Pattern, Set, Tuple
 
 import yaml
 from rasa_sdk import Action, Tracker
@@ -59,9 +59,10 @@ from assistant.contracts import (
 )
 from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
 from assistant.kb.other_reading import other_reading_button
+from assistant.nlu.question_after_report import ReportStories
 from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
-from assistant.paths import KNOWLEDGE_DIR
+from assistant.paths import KNOWLEDGE_DIR, PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +185,9 @@ class FollowUps:
     # intent -> kinds that, after its reply, are a follow-up whatever intent the model
     # gave ("morning?" after the free slots, read alone as a greeting): ``intent_in_context``
     intent_rereads: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    # other readings of such a report, the words that tell of a past session, and the
+    # intents a question after a report may be answered with (``ReportStories``)
+    report_stories: ReportStories = field(default_factory=ReportStories)
 
     def is_short_follow_up(self, text: str) -> bool:
         """An unclear message that reads like a follow-up: short, and starting like one
@@ -314,7 +318,7 @@ def condition_answer(follow_ups: FollowUps, previous: Optional[str], conditions:
 
 
 FOLLOW_UPS_KEYS = frozenset(["kinds", "amounts", "stays_on", "subjects", "topics", "intents",
-                             "short_follow_up", "rereads", "misreads", "reports"])
+                             "short_follow_up", "rereads", "misreads", "reports", "report_stories"])
 
 
 def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml") -> FollowUps:
@@ -378,7 +382,34 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
                      short_starts, short_refers, _rereads(raw.get("rereads") or {}, names, source),
                      _intent_then(intents.get("then") or {}, names, set(replies), source),
                      tuple(check(a, "reports") for a in raw.get("reports") or []),
-                     _misreads(raw.get("misreads") or {}, names, check, source), intent_rereads)
+                     _misreads(raw.get("misreads") or {}, names, check, source), intent_rereads,
+                     _report_stories(raw.get("report_stories") or {}, source))
+
+
+REPORT_STORY_KEYS = frozenset(["intents", "told", "answers"])
+
+
+def _report_stories(raw: Any, source: str) -> ReportStories:
+    where = f"{source}: report_stories"
+    unknown = sorted(set(_mapping(raw, where)) - REPORT_STORY_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}")
+    try:
+        told = re.compile(raw["told"]) if raw.get("told") else None
+    except re.error as error:
+        raise ValueError(f"{where}: 'told' is not a valid expression ({error})") from None
+    known = domain_intents()
+    listed = {key: frozenset(str(i) for i in raw.get(key) or []) for key in ("intents", "answers")}
+    for key, intents in listed.items():
+        if intents - known:
+            raise ValueError(f"{where}: {key}: unknown intent(s) {sorted(intents - known)}")
+    return ReportStories(listed["intents"], told, listed["answers"])
+
+
+@cache
+def domain_intents() -> FrozenSet[str]:
+    """The intents domain.yml declares, which the bot can answer."""
+    return frozenset(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))["intents"])
 
 
 def _mapping(raw: Any, where: str) -> Dict[Any, Any]:

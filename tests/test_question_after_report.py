@@ -99,6 +99,55 @@ def test_the_decision(whole: Dict[str, Any], alone: Dict[str, Any], answered: Op
     assert got == (f"faq/{answered}" if answered else None)
 
 
+STORY = "had 2 sessions on my IT band and my knee is basically fine now. "
+
+
+def reading(found: Optional[Any]) -> Optional[str]:
+    if found is None:
+        return None
+    alone = found[1]
+    name = alone["intent"]["name"]
+    return alone["response_selector"]["faq"]["response"]["intent_response_key"] if name == "faq" else name
+
+
+@pytest.mark.parametrize(("whole", "question", "alone", "answered"), [
+    # a session told, read as asking about the knee: the question's own answer, even
+    # when it points back ("will it come back" is about the relief, not the knee)
+    (parse(STORY + "will it come back tho?", "what_is", intent="ask_condition"), "will it come back tho?",
+     parse("", "results_duration"), "faq/results_duration"),
+    (parse(STORY + "how much is the next one?", "what_is", intent="ask_condition"),
+     "how much is the next one?", parse("", "cost"), "faq/cost"),
+    # no session told: a question about the knee
+    (parse("my knee is sore. will it come back?", "what_is", intent="ask_condition"), "will it come back?",
+     parse("", "results_duration"), None),
+    # the question alone asks about a condition too: the whole message's reading stands
+    (parse(STORY + "could it help my back?", "what_is", intent="ask_condition"), "could it help my back?",
+     parse("", "what_is", intent="ask_condition"), None),
+    # an intent the file allows after any report, not one it doesn't
+    (parse(REPORT + "what time do you open saturday?", "soreness_after"), "what time do you open saturday?",
+     parse("", "what_is", intent="ask_hours"), "ask_hours"),
+    (parse(REPORT + "is it safe when pregnant?", "soreness_after"), "is it safe when pregnant?",
+     parse("", "what_is", intent="ask_personal_medical"), None),
+])
+def test_a_story_the_model_read_otherwise(whole: Dict[str, Any], question: str, alone: Dict[str, Any],
+                                          answered: Optional[str]) -> None:
+    follow_ups = cached_follow_ups()
+    found = question_reading(whole, REPORTS, follow_ups.refers_back, reader({question: alone}), THRESHOLDS,
+                             follow_ups.report_stories)
+    assert reading(found) == answered
+
+
+def test_the_follow_ups_file_checks_its_report_stories(kb: KnowledgeBase) -> None:
+    from actions.follow_up import parse_follow_ups
+
+    with pytest.raises(ValueError, match=r"report_stories: unknown key\(s\) \['told_by'\]"):
+        parse_follow_ups({"report_stories": {"told_by": "x"}}, kb)
+    with pytest.raises(ValueError, match="report_stories: 'told' is not a valid expression"):
+        parse_follow_ups({"report_stories": {"told": "(had"}}, kb)
+    with pytest.raises(ValueError, match=r"report_stories: answers: unknown intent\(s\) \['ask_price'\]"):
+        parse_follow_ups({"report_stories": {"answers": ["ask_hours", "ask_price"]}}, kb)
+
+
 def test_a_question_pointing_back_at_the_report_is_not_read_alone() -> None:
     read = reader({})
     whole = parse(REPORT + "how long will that last?", "soreness_after")
