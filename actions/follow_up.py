@@ -62,7 +62,7 @@ from assistant.kb.other_reading import other_reading_button
 from assistant.nlu.question_after_report import ReportStories
 from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
 from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
-from assistant.paths import KNOWLEDGE_DIR, PROJECT_ROOT
+from assistant.paths import DOMAIN_FILE, KNOWLEDGE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -409,7 +409,7 @@ def _report_stories(raw: Any, source: str) -> ReportStories:
 @cache
 def domain_intents() -> FrozenSet[str]:
     """The intents domain.yml declares, which the bot can answer."""
-    return frozenset(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))["intents"])
+    return frozenset(yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8"))["intents"])
 
 
 def _mapping(raw: Any, where: str) -> Dict[Any, Any]:

@@ -14,6 +14,7 @@ from typing import Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"
+DOMAIN_FILE = PROJECT_ROOT / "domain.yml"
 # After-session reports and look-alikes the learned warning-sign model is trained on.
 REPORT_SETS = PROJECT_ROOT / "data" / "safety"
 MODEL = PROJECT_ROOT / "models" / "dry-needling.tar.gz"

@@ -20,9 +20,8 @@ import textstat
 import yaml
 
 from assistant.kb.knowledge import KnowledgeBase, load_knowledge
-from assistant.paths import PROJECT_ROOT
+from assistant.paths import DOMAIN_FILE
 
-DOMAIN_FILE = PROJECT_ROOT / "domain.yml"
 MAX_GRADE = 8.0  # every answer
 MAX_AVERAGE_GRADE = 7.0  # all answers together
 

@@ -50,7 +50,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from assistant.nlu.uncertainty import Thresholds
 from assistant.ops.launcher import DEFAULT_WORKERS, Settings, Stack, free_port, process_tree
 from assistant.ops.train import record_path, train, training_seconds
-from assistant.paths import MODEL, PROJECT_ROOT, REPORT_SETS
+from assistant.paths import DOMAIN_FILE, MODEL, PROJECT_ROOT, REPORT_SETS
 from assistant.quality.bench.load import LoadResult, run_load
 from assistant.quality.bench.long_conversation import (
     QUICK_TURNS,
@@ -103,7 +103,7 @@ def training_inputs(candidate: Candidate) -> List[Path]:
     else:  # our models also read the blind sets config.yml names, and the sets never to learn
         files += [path for pattern in ("dev*/*.yml", "sealed/*.yml", "nlu/*.yml")
                   for path in sorted((PROJECT_ROOT / "tests").glob(pattern))]
-    return [candidate.config, PROJECT_ROOT / "domain.yml", *files]
+    return [candidate.config, DOMAIN_FILE, *files]
 
 
 def ensure_model(candidate: Candidate) -> Optional[float]:
