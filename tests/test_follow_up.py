@@ -325,6 +325,9 @@ def test_misreads_and_intent_rereads_are_validated(kb: KnowledgeBase) -> None:
                           ({"ask_slots": ["when"]}, "intents.reread: 'ask_slots' is not in intents.replies")]:
         with pytest.raises(ValueError, match=error):
             parse_follow_ups({"kinds": kinds, "intents": {"replies": replies, "reread": reread}}, kb)
+    misread = {"replies": replies, "misread_after_answer": ["ask_slots"]}
+    with pytest.raises(ValueError, match=r"misread_after_answer: \['ask_slots'\] not in intents.replies"):
+        parse_follow_ups({"kinds": kinds, "intents": misread}, kb)
 
 
 def user(text: str, intent: str, topic: Optional[str] = None) -> Dict[str, Any]:

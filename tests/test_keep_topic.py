@@ -12,7 +12,12 @@ from rasa.shared.core.events import ActionExecuted, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.message import Message
 
-from actions.follow_up import cached_follow_ups, follow_up_resolution, keeps_previous
+from actions.follow_up import (
+    answer_again_after_misread,
+    cached_follow_ups,
+    follow_up_resolution,
+    keeps_previous,
+)
 from assistant.contracts import KEPT_TOPIC_KEY, STAYS_ON_TOPIC_KEY, selected_answer
 from assistant.kb.knowledge import KnowledgeBase
 from assistant.kb.other_reading import BUTTON_TITLE
@@ -155,6 +160,45 @@ def test_a_day_that_works_after_the_opening_hours_is_a_follow_up_not_an_faq_answ
     # another FAQ answer is no misreading of a day or a time: it stands
     other = keeper_on(HOURS, {**parse(top=0.9), "text": "saturday works"})
     assert other["intent"]["name"] == "faq" and KEPT_TOPIC_KEY not in other
+
+
+DRIVING = [UserUttered("can i drive home after", parse_data={
+    "intent": {"name": "faq", "confidence": 0.97}, "entities": [],
+    "response_selector": {"faq": {"response": {"intent_response_key": "faq/driving_after"}}}}),
+    ActionExecuted("utter_faq"), ActionExecuted("action_listen")]
+
+
+def hours_reading(text: str, stays: float, intent: str = "ask_hours") -> Dict[str, Any]:
+    ranking = [{"intent_response_key": "faq/session_length", "confidence": 0.64}]
+    return {"text": text, "intent": {"name": intent, "confidence": 0.49}, "entities": [],
+            STAYS_ON_TOPIC_KEY: stays, "response_selector": {"all_retrieval_intents": ["faq"], "faq": {
+                "ranking": ranking, "response": {**ranking[0], "utter_action": "utter_faq/session_length"}}}}
+
+
+@pytest.mark.parametrize(("data", "previous", "again"), [
+    (hours_reading("its 2 hrs tho", 0.82), "driving_after", "driving_after"),  # dev106, round 38
+    (hours_reading("i have a night shift straight after", 0.7, "ask_availability"), "other_side_effects",
+     "other_side_effects"),
+    (hours_reading("are you open weekends? I work weekdays", 0.13), "vs_acupuncture", None),  # a question
+    (hours_reading("its 2 hrs tho", 0.82), None, None),  # nothing answered before
+    (hours_reading("its 2 hrs tho", 0.82), "intent:ask_hours", None),  # after an intent: intents.reread
+    (hours_reading("its 2 hrs tho", 0.82), "condition:sciatica", None),
+    (hours_reading("its 2 hrs tho", 0.82, "ask_location"), "driving_after", None),  # not listed
+    (hours_reading("saturdays?", 0.78), "session_frequency", None),  # a day alone asks the hours (dev36)
+])
+def test_an_intent_misread_after_an_answer_gets_that_answer_again(data: Dict[str, Any],
+                                                                  previous: Optional[str],
+                                                                  again: Optional[str]) -> None:
+    assert answer_again_after_misread(cached_follow_ups(), data, previous) == again
+
+
+def test_the_component_answers_again_instead_of_the_opening_hours() -> None:
+    after = keeper_on(DRIVING, hours_reading("its 2 hrs tho", 0.82))
+    assert after["intent"]["name"] == "faq"
+    assert selected_answer(after)["utter_action"] == "utter_faq/driving_after"
+    assert after[KEPT_TOPIC_KEY] == {"instead_of": "ask_hours"}
+    real = keeper_on(DRIVING, hours_reading("what time do you close on fridays", 0.04))
+    assert real["intent"]["name"] == "ask_hours" and KEPT_TOPIC_KEY not in real
 
 
 @pytest.mark.parametrize(("events", "data"), [

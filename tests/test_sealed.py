@@ -158,6 +158,9 @@ def test_the_development_set_figures(agent: Any) -> None:
     # next): 0.660, 0.740, 0.740 and 0.680 with the round-37 model. dev105 held out, never
     # read: 0.740 (37 of 50) after the round, every message right; the others read (0.840
     # to 0.860 after it).
+    # dev109 and dev110, written in round 39 (follow-ups that lean on the previous answer):
+    # 0.920 and 0.940 with the round-38 model. dev109 held out, never read: 0.920 (46 of
+    # 50) after the round too; dev110 read (0.960 after it).
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):

@@ -38,6 +38,11 @@ model gave another intent: a bare day or time after the opening hours or the fre
 slots ("saturday?", "morning?", read as free slots and a greeting) goes to the
 follow-up action (``intents.reread``). Over the conversations of every blind set:
 22 more right and none lost (7,091 to 7,113 of 7,759, before the round's retraining).
+
+Round 39 added ``answer_again_after_misread``: a message the model gave the opening
+hours or the free slots (follow_ups.yml ``intents.misread_after_answer``) after an FAQ
+or long-tail answer gets that answer again when it reads like more about it ("its 2
+hrs tho" after driving home). Measured in actions/follow_up.py (AGAIN_STAYS_MIN).
 """
 
 from __future__ import annotations
@@ -50,7 +55,13 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from actions.follow_up import answer_in_context, cached_follow_ups, intent_in_context, topic_before
+from actions.follow_up import (
+    answer_again_after_misread,
+    answer_in_context,
+    cached_follow_ups,
+    intent_in_context,
+    topic_before,
+)
 from assistant.contracts import (
     INTENT_FOLLOW_UP,
     KEPT_TOPIC_KEY,
@@ -77,7 +88,9 @@ class PreviousTopicKeeper(WithoutSettings):
         # Not in the call-back form: "saturday morning" there answers when to call.
         in_form = tracker.active_loop_name is not None
         rereads = [m for m in messages if not in_form and follow_ups.intent_reread_kind(m.get(TEXT) or "")]
-        if not answered and not rereads:  # most messages: no need to read the conversation
+        misread = [m for m in messages if not in_form
+                   and (m.get(INTENT) or {}).get("name") in follow_ups.misread_after_answer]
+        if not answered and not rereads and not misread:  # most messages: no need to read the conversation
             return messages
         try:
             previous = topic_before((event.as_dict() for event in reversed(tracker.events)),
@@ -91,6 +104,9 @@ class PreviousTopicKeeper(WithoutSettings):
                     follow_ups, cached_knowledge(), parse, previous)
                 if answer:
                     self._keep(message, parse, answer)
+            for message in misread:
+                again = answer_again_after_misread(follow_ups, message.as_dict(), previous)
+                self._answer_again(message, again)
         except Exception:  # an improvement, never a reason to fail the message (or its red flag)
             logger.exception("keeping the previous topic failed; the model's answer stands")
         return messages
@@ -104,8 +120,17 @@ class PreviousTopicKeeper(WithoutSettings):
         message.set(INTENT, {"name": INTENT_FOLLOW_UP, "confidence": 1.0}, add_to_output=True)
         message.set(KEPT_TOPIC_KEY, {"instead_of": replaced}, add_to_output=True)
 
+    @classmethod
+    def _answer_again(cls, message: Message, answer: Optional[str]) -> None:
+        """The FAQ intent, with `answer` selected, instead of the intent the model gave."""
+        if not answer:
+            return
+        replaced = (message.get(INTENT) or {}).get("name")
+        message.set(INTENT, {"name": RETRIEVAL_INTENT, "confidence": 1.0}, add_to_output=True)
+        cls._keep(message, message.as_dict(), answer, replaced)
+
     @staticmethod
-    def _keep(message: Message, parse: Dict[str, Any], answer: str) -> None:
+    def _keep(message: Message, parse: Dict[str, Any], answer: str, replaced: Optional[str] = None) -> None:
         """That answer (the previous topic, or the follow-up's in context) becomes the
         selected one. The ranking keeps the model's
         scores, with the kept answer moved first (as the selected answer always is), so
@@ -115,7 +140,7 @@ class PreviousTopicKeeper(WithoutSettings):
         # Not among the selector's candidates only when follow_ups.yml `stays_on` keeps it.
         kept = next((a for a in ranking if a.get("intent_response_key") == key),
                     {"intent_response_key": key, "confidence": 0.0})
-        replaced = ranking[0].get("intent_response_key")
+        replaced = replaced or ranking[0].get("intent_response_key")
         selector = answer_selection(message.get(RESPONSE_SELECTOR), RETRIEVAL_INTENT,
                                     [kept, *(a for a in ranking if a is not kept)], [],
                                     (message.get(RESPONSE_SELECTOR) or {}).get("all_retrieval_intents")

@@ -54,6 +54,15 @@ saturdays?" after the opening hours (0.99 urgent), "and swelling?" or "and
 neck pain" got alarms; the 7 of the 8,755 blind reports that short ("lips
 swelling", "cant breath") are all caught by patterns.
 
+Round 39: the words a denial reaches count apart ("no numbness or tingling" ->
+"no neg_numbness neg_or neg_tingling", ``marked_denials``), as one more set of word
+features next to the others. The n-grams alone read "numbness" in "no numbness since"
+as they read it in "numbness since", and the model alarmed on such after-effects told
+with a denial. Leave-one-set-out over the 104 sets, with the settings above: 8,996 of
+9,219 reports caught and 30 alarms on 9,606 quiet messages before, 9,011 and 29 with
+them (a reach of 2 words: 9,007 and 32; 5: 9,005 and 27; the marked words instead of
+the plain ones, not beside them: 9,002 and 29).
+
 Like the patterns, it is deterministic: the same text always gets the same answer.
 """
 
@@ -118,6 +127,15 @@ CONTEXT_WORDS = frozenset([
     "tue", "tues", "wed", "thu", "thurs", "fri", "sat", "sun", "hi", "hey", "hello", "hiya", "there",
     "again"
 ])
+
+# Words that deny what follows them, and the words that end a denial's reach ("no fever
+# but the redness is spreading"): ``marked_denials``. Not "cant" or "unable": "cant get a
+# full breath" is the sign itself.
+DENIALS = frozenset(["no", "not", "never", "without", "nothing", "none", "nor", "neither", "didnt", "dont",
+                     "doesnt", "hasnt", "havent", "wasnt", "werent", "isnt", "arent", "aint", "wont", "nope"])
+DENIAL_ENDS = frozenset(["but", "tho", "though", "although", "however", "except", "just", "only", "now",
+                         "still", "and"])
+DENIAL_REACH = 3  # words
 
 Example = Tuple[str, int]  # (text, level)
 QUESTION_SET_FILES = ("messages.yml", "conversations.yml")
@@ -217,11 +235,29 @@ def decided_level(assessed: Tuple[float, int], thresholds: Thresholds) -> int:
     return level if probability >= thresholds.for_level(level) else 0
 
 
+def marked_denials(normalised: str) -> str:
+    """The words a denial reaches (DENIAL_REACH, up to DENIAL_ENDS) marked as denied:
+    "bit sore no numbness or anything" -> "bit sore no neg_numbness neg_or neg_anything"."""
+    words: List[str] = []
+    reach = 0
+    for word in normalised.split():
+        if word in DENIALS:
+            words.append(word)
+            reach = DENIAL_REACH
+            continue
+        if word in DENIAL_ENDS:
+            reach = 0
+        words.append(f"neg_{word}" if reach else word)
+        reach = max(reach - 1, 0)
+    return " ".join(words)
+
+
 class WarningSignModel:
     def __init__(self, c: float = 32.0, body: FrozenSet[str] = OTHER_BODY_WORDS) -> None:
         self.features = NgramFeatures([
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True),
             TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
+            TfidfVectorizer(analyzer="word", sublinear_tf=True, preprocessor=marked_denials),
         ])
         # Balanced: the quiet messages outnumber the reports about two to one.
         # Newton-CG reaches the same optimum as sklearn's default (lbfgs) in 17

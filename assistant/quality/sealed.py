@@ -151,6 +151,7 @@ class SealedEvaluator:
         ``in_form`` (after a call-back request), what the call-back form makes of it;
         ``asked_deletion`` (after a forget_me turn), what assistant/nlu/deletion_reply.py does."""
         from actions.follow_up import (
+            answer_again_after_misread,
             answer_in_context,
             condition_answer,
             follow_up_resolution,
@@ -172,7 +173,8 @@ class SealedEvaluator:
         label = sealed_label(decide(parse, self.thresholds), self.kb)
         if intent_in_context(self.follow_ups, parse, previous):  # assistant/nlu/keep_topic.py
             label = INTENT_FOLLOW_UP
-        in_context = answer_id(label) and answer_in_context(self.follow_ups, self.kb, parse, previous)
+        in_context = (answer_again_after_misread(self.follow_ups, parse, previous)
+                      or answer_id(label) and answer_in_context(self.follow_ups, self.kb, parse, previous))
         if in_context:  # assistant/nlu/keep_topic.py
             label = sealed_label(f"{RETRIEVAL_INTENT}/{in_context}", self.kb)
         if label == INTENT_ASK_CONDITION and condition_answer(self.follow_ups, previous, [], text).answer:
