@@ -273,6 +273,15 @@ def test_on_the_real_server(stack: Any, kb: KnowledgeBase) -> None:
     price = " ".join(texts(say(stack, sender, "and the initial assessment?")))
     assert price.startswith(filled(kb.subjects["cost"].reply)), price
 
+    # follow_ups.yml intents.misread_after_answer: read alone as the opening hours (round 39)
+    driving = filled(kb.subjects["driving_after"].reply)
+    sender = f"keep-{uuid.uuid4().hex[:8]}"
+    say(stack, sender, "can i drive home after a session")
+    again = " ".join(texts(say(stack, sender, "its 2 hrs tho")))
+    assert again.startswith(driving), again
+    alone = " ".join(texts(say(stack, f"keep-{uuid.uuid4().hex[:8]}", "its 2 hrs tho")))
+    assert not alone.startswith(driving), alone
+
 
 @pytest.mark.services
 def test_a_kept_answer_offers_the_message_alone_reading_on_the_real_server(stack: Any,
