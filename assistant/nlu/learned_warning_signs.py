@@ -58,7 +58,7 @@ Round 39: the words a denial reaches count apart ("no numbness or tingling" ->
 "no neg_numbness neg_or neg_tingling", ``marked_denials``), as one more set of word
 features next to the others. The n-grams alone read "numbness" in "no numbness since"
 as they read it in "numbness since", and the model alarmed on such after-effects told
-with a denial. Leave-one-set-out over the 104 sets, with the settings above: 8,996 of
+with a denial. Leave-one-set-out over the 83 sets, with the settings above: 8,996 of
 9,219 reports caught and 30 alarms on 9,606 quiet messages before, 9,011 and 29 with
 them (a reach of 2 words: 9,007 and 32; 5: 9,005 and 27; the marked words instead of
 the plain ones, not beside them: 9,002 and 29).
