@@ -44,6 +44,11 @@ SHORTHAND: Dict[str, str] = {
     # only phrases with no other reading in a clinic chat
     "dry kneeling": "dry needling", "a cue puncture": "acupuncture", "acu puncture": "acupuncture",
     "tricker point": "trigger point", "tricker points": "trigger points", "my grains": "my migraines",
+    # round 40 (dev112, dictated): "dry needle in" is how a phone hears "dry needling" (as a verb,
+    # "can physios dry needle in nz", the spelling reads the same to the model); words run together
+    "dry needle in": "dry needling", "trigger pints": "trigger points", "acupuncher": "acupuncture",
+    "need les": "needles", "plant are fasciitis": "plantar fasciitis",
+    "howmuch": "how much", "howlong": "how long", "howmany": "how many",
 }
 # An apostrophe, straight or curly, joins a letter to its word: "y'all", "u’s".
 _SHORTHAND = re.compile(r"(?<![\w'\u2019])(" + "|".join(map(re.escape, SHORTHAND)) + r")(?![\w'\u2019])",
