@@ -97,8 +97,11 @@ def parse_contact(value: Any, region: str) -> Optional[Tuple[str, str]]:
 
 
 # "..., would like to discuss" states a wish; "would it help?" asks.
+# After "and", "so", "oh"...: "and what are your hours of a Monday" at the name step had been
+# taken as the visitor's name (dev112, round 40).
 QUESTION_START = re.compile(
-    r"^(what|whats|what's|how|does|do|is|are|can|could|will|would(?! (like|love|prefer|appreciate)\b)"
+    r"^((and|so|but|also|oh|ok|okay|um|umm|sorry)\s+)*"
+    r"(what|whats|what's|how|does|do|is|are|can|could|will|would(?! (like|love|prefer|appreciate)\b)"
     r"|why|when|where|who|should)\b", re.I
 )
 

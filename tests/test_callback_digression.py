@@ -17,13 +17,15 @@ from actions.callback_form import (
 
 
 @pytest.mark.parametrize("text", ["does it hurt?", "how long is a session", "What are the needles like",
-                                  "thanks! do i need to bring anything", "would it help my neck"])
+                                  "thanks! do i need to bring anything", "would it help my neck",
+                                  "and what are your hours of a Monday", "so how long does it take"])
 def test_questions_are_recognised(text: str) -> None:
     assert looks_like_question(text)
 
 
 @pytest.mark.parametrize("text", ["Robin Example", "0412 345 678", "Weekday mornings", "Sam", "thanks!",
-                                  "Stiff neck after a long drive, would like to discuss"])
+                                  "Stiff neck after a long drive, would like to discuss",
+                                  "and mornings are best", "so Tuesday after 3"])
 def test_answers_are_not_questions(text: str) -> None:
     assert not looks_like_question(text)
 
