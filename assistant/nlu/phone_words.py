@@ -44,8 +44,9 @@ SHORTHAND: Dict[str, str] = {
     # only phrases with no other reading in a clinic chat
     "dry kneeling": "dry needling", "a cue puncture": "acupuncture", "acu puncture": "acupuncture",
     "tricker point": "trigger point", "tricker points": "trigger points", "my grains": "my migraines",
-    # round 40 (dev112, dictated): "dry needle in" is how a phone hears "dry needling" (as a verb,
-    # "can physios dry needle in nz", the spelling reads the same to the model); words run together
+    # round 40 (dev112, dictated): "dry needle in" is how a phone hears "dry needling"; the verb
+    # ("can physios dry needle in nz") is spelt out the same way in training and at run time;
+    # and words run together
     "dry needle in": "dry needling", "trigger pints": "trigger points", "acupuncher": "acupuncture",
     "need les": "needles", "plant are fasciitis": "plantar fasciitis",
     "howmuch": "how much", "howlong": "how long", "howmany": "how many",
