@@ -61,7 +61,7 @@ from assistant.kb.knowledge import KnowledgeBase, cached_knowledge
 from assistant.kb.other_reading import other_reading_button
 from assistant.nlu.question_after_report import ReportStories
 from assistant.nlu.red_flag_rules import INTENTS as RED_FLAG_INTENTS
-from assistant.nlu.uncertainty import answer_ranking, raw_intent_ranking, top_answers
+from assistant.nlu.uncertainty import FALLBACK, answer_ranking, raw_intent_ranking, top_answers
 from assistant.paths import DOMAIN_FILE, KNOWLEDGE_DIR
 
 logger = logging.getLogger(__name__)
@@ -415,9 +415,10 @@ def _report_stories(raw: Any, source: str) -> ReportStories:
         told = re.compile(raw["told"]) if raw.get("told") else None
     except re.error as error:
         raise ValueError(f"{where}: 'told' is not a valid expression ({error})") from None
-    known = domain_intents()
     listed = {key: frozenset(str(i) for i in raw.get(key) or []) for key in ("intents", "answers")}
     for key, intents in listed.items():
+        # a story the model was unsure of ("Did you mean") may count as a report; never an answer
+        known = domain_intents() | ({FALLBACK} if key == "intents" else set())
         if intents - known:
             raise ValueError(f"{where}: {key}: unknown intent(s) {sorted(intents - known)}")
     return ReportStories(listed["intents"], told, listed["answers"])

@@ -117,6 +117,15 @@ def reading(found: Optional[Any]) -> Optional[str]:
      parse("", "results_duration"), "faq/results_duration"),
     (parse(STORY + "how much is the next one?", "what_is", intent="ask_condition"),
      "how much is the next one?", parse("", "cost"), "faq/cost"),
+    # a session told that the model was unsure of ("Did you mean"): the question's own
+    # answer when it alone is sure (dev106: "had my 2nd session yesterday ... how soon can
+    # i do a third?"); with no session told, "Did you mean" stands
+    (parse(STORY + "how soon can i do a third?", "session_frequency", 0.3), "how soon can i do a third?",
+     parse("", "session_frequency"), "faq/session_frequency"),
+    (parse("my knee is sore. how soon can i do a third?", "session_frequency", 0.3),
+     "how soon can i do a third?", parse("", "session_frequency"), None),
+    (parse(STORY + "how soon can i do a third?", "session_frequency", 0.3), "how soon can i do a third?",
+     parse("", "session_frequency", 0.3), None),
     # no session told: a question about the knee
     (parse("my knee is sore. will it come back?", "what_is", intent="ask_condition"), "will it come back?",
      parse("", "results_duration"), None),
@@ -146,6 +155,11 @@ def test_the_follow_ups_file_checks_its_report_stories(kb: KnowledgeBase) -> Non
         parse_follow_ups({"report_stories": {"told": "(had"}}, kb)
     with pytest.raises(ValueError, match=r"report_stories: answers: unknown intent\(s\) \['ask_price'\]"):
         parse_follow_ups({"report_stories": {"answers": ["ask_hours", "ask_price"]}}, kb)
+    # an unsure reading may count as a story, but "Did you mean" is never the question's answer
+    unsure = parse_follow_ups({"report_stories": {"intents": ["nlu_fallback"]}}, kb)
+    assert "nlu_fallback" in unsure.report_stories.intents
+    with pytest.raises(ValueError, match=r"report_stories: answers: unknown intent\(s\) \['nlu_fallback'\]"):
+        parse_follow_ups({"report_stories": {"answers": ["nlu_fallback"]}}, kb)
 
 
 def test_a_question_pointing_back_at_the_report_is_not_read_alone() -> None:
