@@ -162,6 +162,9 @@ def test_the_development_set_figures(agent: Any) -> None:
     # dev109 and dev110, written in round 39 (follow-ups that lean on the previous answer):
     # 0.920 and 0.940 with the round-38 model. dev109 held out, never read: 0.920 (46 of
     # 50) after the round too; dev110 read (0.960 after it).
+    # dev113 and dev114, written at the start of round 41 (returning patients between
+    # sessions): 0.760 and 0.880 with the round-40 model. dev113 held out, never read: 0.760
+    # (38 of 50) after the round, every message right; dev114 read (0.920 after it).
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
