@@ -52,6 +52,10 @@ from tests.helpers.rest import filled, say, say_on_website, stored_user_texts, t
     ("session_length", "how quick is it", "session_length"),
     ("evidence", "for what tho", "conditions"),
     ("results_timeline", "and will they stay away", "results_duration"),
+    # how long the relief lasts, whatever came before (dev107, round 41); a bruise's how long stays
+    ("exercise_after", "And how long will the improvement last?", "results_duration"),
+    ("soreness_after", "how long does the relief last tho", "results_duration"),
+    ("other_side_effects", "how long will the bruise last", "other_side_effects"),
     ("needle_count_size", "will i feel them", "does_it_hurt"),
     ("water_after", "how much tho, like litres?", "water_after"),  # a quantity after water, not the price
     ("water_after", "and the price?", "cost"),
