@@ -415,10 +415,11 @@ def _report_stories(raw: Any, source: str) -> ReportStories:
         told = re.compile(raw["told"]) if raw.get("told") else None
     except re.error as error:
         raise ValueError(f"{where}: 'told' is not a valid expression ({error})") from None
+    declared = domain_intents()
     listed = {key: frozenset(str(i) for i in raw.get(key) or []) for key in ("intents", "answers")}
     for key, intents in listed.items():
         # a story the model was unsure of ("Did you mean") may count as a report; never an answer
-        known = domain_intents() | ({FALLBACK} if key == "intents" else set())
+        known = declared | ({FALLBACK} if key == "intents" else set())
         if intents - known:
             raise ValueError(f"{where}: {key}: unknown intent(s) {sorted(intents - known)}")
     return ReportStories(listed["intents"], told, listed["answers"])
