@@ -91,7 +91,7 @@ pytest: setup model browser axe services  ## every test group (what make test ru
 
 # One group of tests at a time (markers in tests/conftest.py); each installs only
 # what its group needs. PYTEST_ARGS="-k name" narrows further.
-test-unit: $(STAMP)  ## the unit tests alone: seconds, no model, no servers
+test-unit: setup  ## the unit tests alone: no model, no servers
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-model: setup model  ## the tests that load the trained model

@@ -56,6 +56,13 @@ from tests.helpers.rest import filled, say, say_on_website, stored_user_texts, t
     ("exercise_after", "And how long will the improvement last?", "results_duration"),
     ("soreness_after", "how long does the relief last tho", "results_duration"),
     ("other_side_effects", "how long will the bruise last", "other_side_effects"),
+    # whether the soreness is normal, after a bruise (dev116, round 42); the bruise itself stays,
+    # and so do referred pain and a painkiller
+    ("other_side_effects", "and the achiness, thats normal too?", "soreness_after"),
+    ("other_side_effects", "and the pain, is that normal too?", "soreness_after"),
+    ("other_side_effects", "is that normal", "other_side_effects"),
+    ("referred_pain", "is it normal to feel the pain there", "referred_pain"),
+    ("painkillers_after", "and the pain tablet, is ok?", "painkillers_after"),
     ("needle_count_size", "will i feel them", "does_it_hurt"),
     ("water_after", "how much tho, like litres?", "water_after"),  # a quantity after water, not the price
     ("water_after", "and the price?", "cost"),

@@ -19,6 +19,7 @@ from tests.helpers.processes import Launched
 from tests.helpers.rest import say, texts
 
 
+@pytest.mark.services  # real Rasa workers on the trained model
 def test_make_run_serves_with_two_workers_and_replaces_a_lost_one(tmp_path: Path) -> None:
     launched = Launched(tmp_path)
     started: List[int] = []
@@ -48,6 +49,7 @@ def test_make_run_serves_with_two_workers_and_replaces_a_lost_one(tmp_path: Path
     assert not alive, f"processes left running after SIGTERM: {alive}"
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_shutdown_kills_a_worker_that_ignores_sigterm(tmp_path: Path, signum: int) -> None:
     """A worker stuck in a busy loop never handles SIGTERM (issue 16: orphaned

@@ -5,6 +5,7 @@ it next to the n-grams."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,3 +80,48 @@ def test_without_the_embedding_a_model_reads_the_ngrams_alone() -> None:
     labels = [label for label, examples in EXAMPLES.items() for _ in examples]
     model: Any = TextModel(0.5, 6.0, [1, 4], [1, 2]).fit(texts, labels)
     assert model.svm.coef_.shape[1] == model.features.transform(["x"]).shape[1]
+
+
+def test_stored_training_embeddings_are_read_back_only_for_the_same_weights(tmp_path: Path) -> None:
+    """The store training writes (build/sentence_embeddings.npz) is a cache: a stored
+    row equals the text encoded afresh, and a store from other weights, or a damaged
+    one, is ignored rather than trusted."""
+    texts = ["does dry needling hurt?", "had my 2nd session tues, still a bit sore. normal?"]
+    writer = SentenceEncoder(model_directory())
+    writer.encode(texts, remember=True)
+    store = tmp_path / "build" / "sentence_embeddings.npz"
+    writer.save_remembered(store)
+    assert sorted(p.name for p in store.parent.iterdir()) == [store.name]  # no temporary left behind
+
+    reader = SentenceEncoder(model_directory())
+    assert reader.load_remembered(store) == 2
+    assert set(reader._cache) == set(texts)
+    fresh = np.vstack([reader._forward([text]) for text in texts])
+    assert np.allclose(reader.encode(texts), fresh, atol=1e-5)
+
+    other = SentenceEncoder(model_directory())
+    other.__dict__["fingerprint"] = "other weights"
+    assert other.load_remembered(store) == 0 and not other._cache
+    store.write_bytes(b"not a store")
+    assert reader.load_remembered(store) == 0
+    assert SentenceEncoder(model_directory()).load_remembered(tmp_path / "missing.npz") == 0
+
+
+def test_saving_keeps_what_an_earlier_training_stored(tmp_path: Path) -> None:
+    store = tmp_path / "sentence_embeddings.npz"
+    first, second = SentenceEncoder(model_directory()), SentenceEncoder(model_directory())
+    first.encode(["how long is a session"], remember=True)
+    first.save_remembered(store)
+    second.encode(["is it safe in pregnancy"], remember=True)
+    second.save_remembered(store)
+    reader = SentenceEncoder(model_directory())
+    assert reader.load_remembered(store) == 2
+
+
+def test_a_store_that_cannot_be_written_does_not_stop_training(tmp_path: Path) -> None:
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_text("")
+    encoder = SentenceEncoder(model_directory())
+    encoder.encode(["how much is it"], remember=True)
+    encoder.save_remembered(blocked / "sentence_embeddings.npz")  # logs a warning, raises nothing
+    assert list(tmp_path.iterdir()) == [blocked]

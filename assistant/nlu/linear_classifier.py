@@ -223,6 +223,10 @@ class LinearIntentClassifier(ComponentSettings, GraphComponent, IntentClassifier
         lookups = {table["name"]: list(table["elements"]) for table in training_data.lookup_tables
                    if isinstance(table.get("elements"), list)}
         self._model = TextModel.from_config(self._config, lookups).fit(texts, labels)
+        if self._model.embedding_weight:
+            from assistant.nlu import sentence_embeddings
+
+            sentence_embeddings.shared_encoder().save_remembered(sentence_embeddings.STORE)
         self._responses = {k: v for k, v in training_data.responses.items()
                            if k.startswith(f"utter_{RETRIEVAL_INTENT}/")}
         with self._model_storage.write_to(self._resource) as directory:

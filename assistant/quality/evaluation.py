@@ -156,6 +156,7 @@ def cross_validate(folds: int = 5, seed: int = 0) -> float:
     from assistant.nlu.linear_classifier import LinearIntentClassifier, TextModel
     from assistant.nlu.visitor_examples import with_visitor_examples
 
+    remember_training_embeddings()
     data = load_data(str(PROJECT_ROOT / "data" / "nlu"))
     config = LinearIntentClassifier.configured()
     examples = with_visitor_examples([(m.get("text"), m.get("intent_response_key") or m.get("intent"))
@@ -174,10 +175,21 @@ def cross_validate(folds: int = 5, seed: int = 0) -> float:
     return correct / len(texts)
 
 
+def remember_training_embeddings() -> int:
+    """The training examples' sentence embeddings, as training stored them: an
+    evaluation that encodes them again (cross-validation, the tuned-on sets' first
+    turns) reads them instead (assistant/nlu/sentence_embeddings.py)."""
+    from assistant.nlu.sentence_embeddings import STORE, shared_encoder
+
+    return shared_encoder().load_remembered(STORE)
+
+
 def load_agent(model: Path = DEFAULT_MODEL) -> Any:
     from rasa.core.agent import Agent
 
-    return Agent.load(str(model))
+    agent = Agent.load(str(model))
+    remember_training_embeddings()
+    return agent
 
 
 def main(argv: Optional[List[str]] = None) -> int:
