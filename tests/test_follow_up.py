@@ -56,6 +56,7 @@ from tests.helpers.rest import filled, say, say_on_website, stored_user_texts, t
     ("exercise_after", "And how long will the improvement last?", "results_duration"),
     ("soreness_after", "how long does the relief last tho", "results_duration"),
     ("other_side_effects", "how long will the bruise last", "other_side_effects"),
+    ("exercise_after", "the relief only lasted about 3 days, is that normal?", "results_duration"),
     # whether the soreness is normal, after a bruise (dev116, round 42); the bruise itself stays,
     # and so do referred pain and a painkiller
     ("other_side_effects", "and the achiness, thats normal too?", "soreness_after"),
@@ -633,3 +634,10 @@ def test_a_follow_up_answer_offers_the_message_alone_reading_on_the_real_server(
     [normal] = say_on_website(stack, sender, "is that normal?")
     assert all(not b["title"].startswith("Or did you mean") for b in normal.get("buttons", [])), normal
 
+
+
+def test_the_last_session_is_no_question_of_how_long_results_last() -> None:
+    """`relief_lasts` reads "last" as a verb, not "the results of the last session" (round 42)."""
+    kinds = cached_follow_ups()
+    assert getattr(kinds.kind_of("and the results of the last session?"), "name", None) != "relief_lasts"
+    assert getattr(kinds.kind_of("will the results last"), "name", None) == "relief_lasts"
