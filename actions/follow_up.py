@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 FOLLOW_UPS_FILE = KNOWLEDGE_DIR / "follow_ups.yml"
 SAME = "same"
+# where a long message breaks into clauses (``FollowUps.follow_up_clause``)
+CLAUSE_BREAK = re.compile(r"[.,;:!?\n]+|\s+-+\s+")
 # How far back a follow-up may refer: the visitor's last few messages.
 LOOKBACK_USER_TURNS = 3
 # The answer selector's confidence above which a follow-up names its own subject:
@@ -209,6 +211,21 @@ class FollowUps:
             return False
         starts = self.short_starts is not None and bool(self.short_starts.search(text.lower()))
         return starts or self.refers_back(text)
+
+    def follow_up_clause(self, text: str) -> Optional[str]:
+        """The part of a message that is the short follow-up: the message itself when it is
+        short; in a longer one, its only clause with a kind when that clause is short and
+        points back ("That's a relief. How long does it generally hang about for, only I've
+        got a walking holiday booked": "How long does it generally hang about for"). None
+        when no clause, or more than one, has a kind: a message with two questions is left
+        to the model."""
+        if len(text.split()) <= self.short_max_words:
+            return text
+        with_kind = [clause for clause in CLAUSE_BREAK.split(text) if self.kind_of(clause) is not None]
+        if len(with_kind) != 1:
+            return None
+        clause = with_kind[0].strip()
+        return clause if len(clause.split()) <= self.short_max_words and self.refers_back(clause) else None
 
     def intent_reread_kind(self, text: str) -> Optional[str]:
         """The message's kind if ``intent_in_context`` rereads it, else None (a cheap
@@ -655,8 +672,8 @@ def reread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any
     follow_ups.yml ``rereads`` lists, mapped for the previous topic there (``topics``),
     and not when the message names that reading in the kind's own words ("how many
     sessions"). assistant/nlu/keep_topic.py applies it; the evaluation too."""
-    text = str(parse.get("text") or "")
-    if previous is None or ":" in previous or len(text.split()) > follow_ups.short_max_words:
+    text = follow_ups.follow_up_clause(str(parse.get("text") or ""))
+    if previous is None or ":" in previous or text is None:
         return None
     kind = follow_ups.kind_of(text)
     mapped = follow_ups.topics.get(previous, {})
@@ -678,9 +695,9 @@ def misread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, An
     model said how long a session is; "and before?" after drinking water afterwards asks
     the same of before, where it said the first assessment. The kind's answer is the one
     this file gives it after `previous` (``kind_answer``)."""
-    text = str(parse.get("text") or "")
-    kind = follow_ups.kind_of(text)
-    if kind is None or len(text.split()) > follow_ups.short_max_words:
+    text = follow_ups.follow_up_clause(str(parse.get("text") or ""))
+    kind = follow_ups.kind_of(text) if text is not None else None
+    if text is None or kind is None:
         return None
     chosen = selected_topic(parse)
     if not follow_ups.misread(kind, chosen, text):

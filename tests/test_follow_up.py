@@ -273,8 +273,18 @@ def test_a_short_follow_up_is_reread_in_context(kb: KnowledgeBase, previous: Opt
     (None, "how long will it last", "session_length", None),
     ("does_it_hurt", "and before?", "first_assessment", None),
     ("water_after", "and before?", "needle_fear", None),  # the model read something else
+    # round 43: in a longer message, its only clause with a kind, when short and pointing back (dev118)
     ("condition:tennis_elbow", "how quick would it be for me, i've got a wedding in two weeks",
-     "session_length", None),  # too long for a follow-up
+     "session_length", "results_timeline"),
+    ("soreness_after", "That's a relief, I was starting to fret. How long does it generally hang about for, "
+     "only I've got a walking holiday booked", "session_length", "soreness_after"),
+    # ...not two clauses with kinds, a long one, or one that doesn't point back
+    ("soreness_after", "ok thanks. how long does it hang about for, and is it normal to bruise?",
+     "session_length", None),
+    ("soreness_after", "ok thanks so much for that, how long would you say it normally tends to hang "
+     "about for", "session_length", None),
+    ("soreness_after", "Lovely thanks, my husband was wondering, how long does a first appointment "
+     "usually take", "session_length", None),
     # ...nor when it names the needling itself, whatever came before (a reviewer's, round 28)
     (None, "how quick is dry needling", "session_length", None),
     (None, "how quick is a treatment", "session_length", None),
@@ -634,6 +644,18 @@ def test_a_follow_up_answer_offers_the_message_alone_reading_on_the_real_server(
     [normal] = say_on_website(stack, sender, "is that normal?")
     assert all(not b["title"].startswith("Or did you mean") for b in normal.get("buttons", [])), normal
 
+
+
+@pytest.mark.parametrize(("previous", "text", "expected"), [
+    # round 43: whether insurance pays, though "it" points back at the session (dev118)
+    ("cost", "ok and does discovery pay out for it", "insurance"),
+    ("first_assessment", "can i claim it?", "insurance"),
+    ("cost", "and my health fund, does it cover it", "insurance"),
+    (None, "does medical aid cover it", "insurance"),
+])
+def test_a_follow_up_about_insurance_asks_about_insurance(kb: KnowledgeBase, previous: Optional[str],
+                                                           text: str, expected: str) -> None:
+    assert resolve_follow_up(cached_follow_ups(), kb, text, previous, []).answer == expected
 
 
 def test_the_last_session_is_no_question_of_how_long_results_last() -> None:
