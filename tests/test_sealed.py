@@ -170,6 +170,9 @@ def test_the_development_set_figures(agent: Any) -> None:
     # dev115 and dev116, written at the start of round 42 (follow-ups that lean on the turn
     # before): 0.900 and 0.940 with the round-41 model, every message right. dev115 held
     # out, never read: 0.900 (45 of 50) after the round; dev116 read (0.960 after it).
+    # dev117 and dev118, written at the start of round 43 (long follow-ups that still lean on
+    # the turn before): 0.960 and 0.840 with the round-42 model, every message right. dev117
+    # held out, never read: 0.960 (48 of 50) after the round; dev118 read (0.900 after it).
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
