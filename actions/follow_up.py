@@ -672,8 +672,10 @@ def reread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, Any
     follow_ups.yml ``rereads`` lists, mapped for the previous topic there (``topics``),
     and not when the message names that reading in the kind's own words ("how many
     sessions"). assistant/nlu/keep_topic.py applies it; the evaluation too."""
+    if previous is None or ":" in previous:
+        return None
     text = follow_ups.follow_up_clause(str(parse.get("text") or ""))
-    if previous is None or ":" in previous or text is None:
+    if text is None:
         return None
     kind = follow_ups.kind_of(text)
     mapped = follow_ups.topics.get(previous, {})
@@ -696,8 +698,10 @@ def misread_answer(follow_ups: FollowUps, kb: KnowledgeBase, parse: Dict[str, An
     the same of before, where it said the first assessment. The kind's answer is the one
     this file gives it after `previous` (``kind_answer``)."""
     text = follow_ups.follow_up_clause(str(parse.get("text") or ""))
-    kind = follow_ups.kind_of(text) if text is not None else None
-    if text is None or kind is None:
+    if text is None:
+        return None
+    kind = follow_ups.kind_of(text)
+    if kind is None:
         return None
     chosen = selected_topic(parse)
     if not follow_ups.misread(kind, chosen, text):
