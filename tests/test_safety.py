@@ -197,6 +197,12 @@ def test_an_emergency_and_a_crisis_at_once_get_one_reply_with_both(text: str, ex
 # retrained with them, it gave a normal after-effect of the held-out set below ("...but i
 # never passed out and i'm fine now") 0.906 instead of 0.898, over its 0.9 threshold.
 # Kept out rather than re-tuned on a held-out message.
+# Round 45 measured all of them (dev84 to dev118) as training sets: leave-one-set-out the
+# learned model caught 9,015 of data/safety's 9,219 reports instead of 9,011 (24 alarms of
+# 9,606 instead of 29), and 3,395 of these sets' 3,490 instead of 3,375 (14 alarms of 3,510
+# instead of 18); but it alarmed on 7 of the 15,771 messages of the readable blind question
+# sets it does not learn from instead of 2, and on 5 of the sealed set's 117 quiet after-session
+# messages instead of 4. Visitors ask far more than they report, so they stay out.
 PATTERNS_ONLY_SETS = PROJECT_ROOT / "tests" / "safety" / "patterns_only"
 REPORT_SET_PATHS = [path for directory in (REPORT_SETS, PATTERNS_ONLY_SETS)
                     for path in sorted(directory.glob("after_session_dev*.yml"))]

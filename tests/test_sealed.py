@@ -178,6 +178,10 @@ def test_the_development_set_figures(agent: Any) -> None:
     # dev119 and dev120, written at the start of round 44 (returning patients between
     # sessions): 0.900 and 0.780 with the round-43 model, every message right. dev119 held
     # out, never read: 0.900 (45 of 50) after the round; dev120 read (0.820 after it).
+    # dev121 and dev122, written at the start of round 45 (nervous patients, and the ordinary
+    # marks returning patients mention before their question): 0.920 and 0.880 with the
+    # round-44 model, 4 confident wrong of 40 messages in each. dev121 held out, never read:
+    # 0.960 (48 of 50) after the round, 2 confident wrong; dev122 read (0.900 after it).
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
