@@ -417,13 +417,13 @@ def parse_follow_ups(raw: Any, kb: KnowledgeBase, source: str = "follow_ups.yml"
                      _intent_then(intents.get("then") or {}, names, set(replies), source),
                      tuple(check(a, "reports") for a in raw.get("reports") or []),
                      _misreads(raw.get("misreads") or {}, names, check, source), intent_rereads,
-                     _report_stories(raw.get("report_stories") or {}, source), misread_after_answer)
+                     _report_stories(raw.get("report_stories") or {}, source, check), misread_after_answer)
 
 
-REPORT_STORY_KEYS = frozenset(["intents", "told", "answers"])
+REPORT_STORY_KEYS = frozenset(["intents", "told", "answers", "aftercare"])
 
 
-def _report_stories(raw: Any, source: str) -> ReportStories:
+def _report_stories(raw: Any, source: str, check: Callable[[Any, str], str]) -> ReportStories:
     where = f"{source}: report_stories"
     unknown = sorted(set(_mapping(raw, where)) - REPORT_STORY_KEYS)
     if unknown:
@@ -439,7 +439,8 @@ def _report_stories(raw: Any, source: str) -> ReportStories:
         known = declared | ({FALLBACK} if key == "intents" else set())
         if intents - known:
             raise ValueError(f"{where}: {key}: unknown intent(s) {sorted(intents - known)}")
-    return ReportStories(listed["intents"], told, listed["answers"])
+    aftercare = frozenset(check(a, "report_stories.aftercare") for a in raw.get("aftercare") or [])
+    return ReportStories(listed["intents"], told, listed["answers"], aftercare)
 
 
 @cache

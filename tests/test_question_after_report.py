@@ -29,7 +29,13 @@ REPORTS = ("soreness_after", "other_side_effects")
      "can i still do my 10k on sunday"),
     ("just had my hammy needled, feels heavy! spa pool ok tonight?", "spa pool ok tonight?"),
     ("sore today\nwhen should i book the next one", "when should i book the next one"),
-    ("sore after the needling yesterday can i go to the gym", None),  # one sentence
+    ("sore after the needling yesterday can i go to the gym", None),  # one sentence, no comma
+    # one sentence: the clause after the last comma that starts as a question (round 46)
+    ("calf still a bit tender from the needles on tues, how much is the next session",
+     "how much is the next session"),
+    ("got a small bruise from the needling, no bother, but whats the best thing to wear next week",
+     "whats the best thing to wear next week"),
+    ("and the soreness, how many days is normal", None),  # too short to be a report
     ("can i go to the gym?", None),
     ("had it done yesterday. feeling a bit sore today.", None),  # no question at the end
 ])
@@ -169,6 +175,33 @@ def test_a_question_pointing_back_at_the_report_is_not_read_alone() -> None:
     assert read.read == []
 
 
+BRUISE = "got a small bruise from the needles yesterday. "
+
+
+@pytest.mark.parametrize(("question", "alone", "answered"), [
+    # read alone it asks about aftercare: its answer, though "it" points back (round 46)
+    ("should i ice it?", parse("", "heat_or_ice"), "faq/heat_or_ice"),
+    ("is it ok to go for a swim?", parse("", "bath_sauna"), "faq/bath_sauna"),
+    # ...but a question about the report itself keeps the report's answer
+    ("how long will that last?", parse("", "results_duration"), None),
+    ("is that a side effect?", parse("", "side_effects"), None),
+])
+def test_an_aftercare_question_pointing_back_is_still_answered(question: str, alone: Dict[str, Any],
+                                                              answered: Optional[str]) -> None:
+    follow_ups = cached_follow_ups()
+    whole = parse(BRUISE + question, "other_side_effects")
+    found = question_reading(whole, REPORTS, follow_ups.refers_back, reader({question: alone}), THRESHOLDS,
+                             follow_ups.report_stories)
+    assert reading(found) == answered
+
+
+def test_the_aftercare_subjects_are_checked(kb: KnowledgeBase) -> None:
+    from actions.follow_up import parse_follow_ups
+
+    with pytest.raises(ValueError, match="report_stories.aftercare: 'icing' is not a topic or subject id"):
+        parse_follow_ups({"report_stories": {"aftercare": ["heat_or_ice", "icing"]}}, kb)
+
+
 def test_the_message_gets_the_questions_reading_and_says_so() -> None:
     text = REPORT + "can i go to the gym"
     message = Message(parse(text, "soreness_after"))
@@ -207,6 +240,9 @@ OWN_QUESTIONS = [
      "faq/session_frequency"),
     ("so sore and achy after the needles yesterday, like i did a huge leg day. can i have a hot bath?",
      "faq/bath_sauna"),
+    # one sentence: the clause after the comma (round 46)
+    ("really sore and stiff and achy after my needling this morning, can i still go to the gym tonight",
+     "faq/exercise_after"),
 ]
 ABOUT_THE_REPORT = [
     "had it done yesterday and im a bit sore. is that normal?",
@@ -226,6 +262,10 @@ def test_through_the_trained_pipeline(agent: Any) -> None:
             read_alone += 1
     # a retrained model may read a whole message right by itself, but not most of them
     assert read_alone >= len(OWN_QUESTIONS) // 2
+    # an aftercare question pointing back at a mark (round 46)
+    text = "got a little bruise and a sore spot where the needle went in yesterday. should i put ice on it?"
+    parse_data = asyncio.run(agent.parse_message(text))
+    assert selected_answer(parse_data).get("intent_response_key") == "faq/heat_or_ice"
     for text in ABOUT_THE_REPORT:
         parse_data = asyncio.run(agent.parse_message(text))
         assert selected_answer(parse_data).get("intent_response_key") == "faq/soreness_after"

@@ -33,6 +33,16 @@ conversations of 87 readable blind sets: 2 more right in dev106-dev108 and none
 lost elsewhere; without the "asks nothing before" check one was lost (a
 sister-in-law's needling, then "does it help with sciatica? And could I claim
 it?").
+
+Round 46: a one-sentence message ("had my second session tuesday and my hamstring
+still feels a bit bruised, is it ok if i go to the gym tomorrow") has its question
+after the last comma, and an aftercare question after a mark ("got a small bruise,
+should i ice it?") points back yet asks about ice (follow_ups.yml
+``report_stories.aftercare``). With the round-45 model, over every blind set: the
+98 readable ones 8,933 to 8,936 of 9,625 conversations (none lost), the 20
+never-read ones 957 to 959 of 1,050, their single messages 651 to 654 of 660 and
+confident wrong answers 7 to 5. With three words of report before the comma rather
+than five, "and the soreness, how many days is normal" was read alone (dev8).
 """
 
 from __future__ import annotations
@@ -68,6 +78,12 @@ QUESTION_START = re.compile(
     r"^\W*(can|could|will|would|is|are|am|do|does|did|how|what|whats|when|where|why|who|should|shall"
     r"|any|anything|so|and|ok|but)\b")
 
+CLAUSE_QUESTION = re.compile(
+    r",\s*(?:(?:and|but|so|also|just|ok|okay)\s+)?(?=(?:can|could|will|would|is|are|am|do|does|how|what|whats"
+    r"|when|where|why|should|shall|any)\b)", re.IGNORECASE)
+
+MIN_REPORT_WORDS = 5
+
 Parse = Dict[str, Any]
 
 
@@ -81,6 +97,9 @@ class ReportStories:
     intents: FrozenSet[str] = frozenset()
     told: Optional[Pattern[str]] = None
     answers: FrozenSet[str] = frozenset()
+    # subjects a question after a report is answered with even when it points back: "got a
+    # small bruise from the needles, should i ice it?" asks about ice, not about the bruise
+    aftercare: FrozenSet[str] = frozenset()
 
     def tells_of_a_session(self, intent: str, text: str) -> bool:
         """Whether ``text``, read as ``intent``, is a story of a session. Not when it asks a
@@ -91,12 +110,24 @@ class ReportStories:
 
 
 def last_question(text: str) -> Optional[str]:
-    """The message's last sentence when it is a question and something comes before it."""
+    """The message's last sentence when it is a question and something comes before it;
+    in a message of one sentence, its last clause after a comma that starts as a
+    question does ("calf still tender from the needles, how much is the next session")."""
     sentences = [s.strip() for s in SENTENCE_BREAK.split(text) if s.strip()]
     if len(sentences) < 2:
-        return None
+        return question_clause(text)
     last = sentences[-1]
     return last if "?" in last or QUESTION_START.match(last.lower()) else None
+
+
+def question_clause(text: str) -> Optional[str]:
+    """The text from the last comma followed by a question's first word (an "and", "but"
+    or "so" between them dropped), when a report of at least ``MIN_REPORT_WORDS`` words
+    comes before it ("and the soreness, how many days is normal" asks about the soreness)."""
+    starts = list(CLAUSE_QUESTION.finditer(text))
+    if not starts or len(text[:starts[-1].start()].split()) < MIN_REPORT_WORDS:
+        return None
+    return text[starts[-1].end():].strip() or None
 
 
 def question_reading(parse: Parse, reports: Tuple[str, ...], refers_back: Callable[[str], bool],
@@ -116,11 +147,17 @@ def question_reading(parse: Parse, reports: Tuple[str, ...], refers_back: Callab
     if decided not in report_labels and other is None and not story:
         return None
     # A question that points back is about the report ("how long will that last?"), but
-    # not when the model read the report as something else: "will it come back tho?"
-    if question is None or (refers_back(question) and not story):
+    # not when the model read the report as something else: "will it come back tho?", nor
+    # when read alone it asks about aftercare ("should i ice it?")
+    if question is None:
+        return None
+    points_back = refers_back(question) and not story
+    if points_back and not stories.aftercare:
         return None
     alone = read(question)
     answer = decide(alone, thresholds)
+    if points_back and answer.split("/", 1)[-1] not in stories.aftercare:
+        return None
     if answer in report_labels or answer == decided:
         return None
     if not answer.startswith(f"{RETRIEVAL_INTENT}/") and answer not in stories.answers:
