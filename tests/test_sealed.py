@@ -183,6 +183,10 @@ def test_the_development_set_figures(agent: Any) -> None:
     # marks returning patients mention before their question): 0.920 and 0.880 with the
     # round-44 model, 4 confident wrong of 40 messages in each. dev121 held out, never read:
     # 0.960 (48 of 50) after the round, 2 confident wrong; dev122 read (0.900 after it).
+    # dev123 and dev124, written at the start of round 46 (returning patients who mention an
+    # ordinary mark or soreness, then ask a practical question): 0.880 and 0.860 with the
+    # round-45 model. dev123 held out, never read: 0.920 after the round, 1 confident wrong of
+    # 40; dev124 read (0.900 after it).
     # The floors are the figures less a few conversations in a hundred, not the
     # bar: visitors' own follow-ups miss it, see docs/testing.md.
     for held_out in (as_written, unambiguous):
